@@ -1,0 +1,214 @@
+//! The one trait every database crate implements. It gives the engine primitives only
+//! (connect, lock, run a statement, query, inspect, scratch databases); the algorithms that use
+//! them live once, in core.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tidemark_schema::Schema;
+
+use crate::error::Result;
+use crate::url::DatabaseUrl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    Postgres,
+    /// MySQL and MariaDB; [`Capabilities::flavor`] tells which.
+    MySql,
+    Sqlite,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::MySql => "mysql",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Ok(Dialect::Postgres),
+            "mysql" | "mariadb" => Ok(Dialect::MySql),
+            "sqlite" | "sqlite3" => Ok(Dialect::Sqlite),
+            other => Err(format!("unknown dialect `{other}` (expected postgres, mysql or sqlite)")),
+        }
+    }
+}
+
+/// What the connected server can do. Explicit, so the engine never guesses from the dialect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// DDL can be rolled back with the transaction it ran in (PostgreSQL, SQLite; not MySQL).
+    pub transactional_ddl: bool,
+    /// `PostgreSQL`, `MariaDB`, `MySQL` or `SQLite`.
+    pub flavor: String,
+    /// The server's version string as it reports it.
+    pub server_version: String,
+}
+
+/// A parameter or result value of the small neutral query API that history and journal use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Value {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Text(t) => t.parse().ok(),
+            Value::Null => None,
+        }
+    }
+
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(t) => Some(t),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Null => None,
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(Value::Null)
+    }
+}
+
+/// An error as the database reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbError {
+    pub message: String,
+    /// SQLSTATE (PostgreSQL, MySQL) or the SQLite result code.
+    pub code: Option<String>,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// 1-based character position in the statement, when the database reports one.
+    pub position: Option<usize>,
+}
+
+impl DbError {
+    pub fn new(message: impl Into<String>) -> Self {
+        DbError { message: message.into(), ..Default::default() }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, "\n  detail: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// The migration lock. It lives on a connection of its own (never a pooled one), so when the
+/// holder dies, the database (or, for SQLite, the kernel) releases it with the connection.
+#[async_trait]
+pub trait LockGuard: Send {
+    /// Release on the happy path. Dropping the guard instead closes its connection, which
+    /// releases the lock too.
+    async fn release(self: Box<Self>) -> Result<()>;
+}
+
+/// Options for [`Driver::inspect`].
+#[derive(Debug, Clone, Default)]
+pub struct InspectOptions {
+    /// PostgreSQL schemas to inspect; empty means every schema but the system ones.
+    pub schemas: Vec<String>,
+}
+
+#[async_trait]
+pub trait Driver: Send {
+    fn dialect(&self) -> Dialect;
+    fn caps(&self) -> &Capabilities;
+    fn url(&self) -> &DatabaseUrl;
+
+    /// Take the migration lock, waiting at most `timeout`. `waiting` is called once, with a
+    /// description of the holder, if the lock is not free at once.
+    async fn lock(&mut self, timeout: Duration, waiting: &mut (dyn FnMut(&str) + Send)) -> Result<Box<dyn LockGuard>>;
+
+    /// Run one statement of a migration script as it is written (simple protocol, no
+    /// parameters).
+    async fn run(&mut self, sql: &str) -> Result<(), DbError>;
+
+    /// Run a statement with positional parameters (`$1` on PostgreSQL, `?` elsewhere); returns
+    /// the affected rows.
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+
+    /// Run a query with positional parameters; integer columns come back as [`Value::Int`],
+    /// text as [`Value::Text`].
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError>;
+
+    async fn begin(&mut self) -> Result<(), DbError> {
+        self.run("BEGIN").await
+    }
+
+    async fn commit(&mut self) -> Result<(), DbError> {
+        self.run("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), DbError> {
+        self.run("ROLLBACK").await
+    }
+
+    /// Inspect the live schema into the neutral model.
+    async fn inspect(&mut self, opts: &InspectOptions) -> Result<Schema>;
+
+    /// Open another connection of the same kind (a scratch or shadow database).
+    async fn connect_other(&self, url: &DatabaseUrl) -> Result<Box<dyn Driver>>;
+
+    /// Create an empty database on the same server and return its URL. For SQLite, `name` is
+    /// a file path (or `:memory:`).
+    async fn create_database(&mut self, name: &str) -> Result<DatabaseUrl>;
+
+    /// Drop a database made by [`Driver::create_database`].
+    async fn drop_database(&mut self, name: &str) -> Result<()>;
+
+    /// Close the connection cleanly.
+    async fn close(self: Box<Self>);
+}

@@ -1,0 +1,490 @@
+//! The apply algorithm, written once for every database.
+//!
+//! With transactional DDL a migration's statements, its history row and its journal line
+//! commit together. Without it (MySQL/MariaDB, or a `no-transaction` file) the history row is
+//! written first as `failed` and the number of statements that succeeded is kept up to date, so
+//! a migration that dies half way is recorded as `failed` with that index, and `up` refuses to
+//! go on until it is resolved.
+
+use std::time::{Duration, Instant};
+
+use crate::driver::{DbError, Driver, InspectOptions};
+use crate::error::{Error, Result, StatementFailure};
+use crate::history::{self, HistoryState, HistoryWrite, JournalWrite};
+use crate::migration::MigrationSet;
+use crate::plan::{self, Direction, DownTarget, Plan, Step, UpTarget};
+use crate::split::Stmt;
+use crate::status::{DriftState, MigrationState, Status};
+
+/// What the engine tells whoever shows progress (the CLI's progress bar, a deploy journal).
+#[derive(Debug)]
+pub enum Event<'a> {
+    LockWaiting { holder: &'a str },
+    LockAcquired { waited: Duration },
+    Planned { plan: &'a Plan },
+    StepStarted { step: &'a Step, position: usize, of: usize },
+    StatementFinished { step: &'a Step, stmt: &'a Stmt },
+    StepFinished { step: &'a Step, ms: i64 },
+    Warning(String),
+}
+
+pub trait Observer: Send {
+    fn event(&mut self, event: Event<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&mut self, _: Event<'_>) {}
+}
+
+/// What may be overridden before `up` starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    pub modified: bool,
+    pub missing: bool,
+    pub drift: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub lock_timeout: Duration,
+    pub inspect: InspectOptions,
+    /// Identifies this run in the journal.
+    pub run_id: String,
+    /// Who runs it (`user@host`).
+    pub actor: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lock_timeout: Duration::from_secs(60),
+            inspect: InspectOptions::default(),
+            run_id: new_run_id(),
+            actor: history::actor(),
+        }
+    }
+}
+
+pub fn new_run_id() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    format!("{ms}-{}", std::process::id())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Done {
+    pub version: i64,
+    pub name: String,
+    pub direction: Direction,
+    pub execution_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub done: Vec<Done>,
+    /// Fingerprint of the schema after the run, when it changed anything and inspection worked.
+    pub fingerprint: Option<String>,
+    pub run_id: String,
+}
+
+/// Read status without changing anything (no lock, no table created): the fingerprint is
+/// taken when `with_drift` is set.
+pub async fn status(driver: &mut dyn Driver, set: &MigrationSet, settings: &Settings, with_drift: bool) -> Result<Status> {
+    let history = history::read(driver).await?;
+    let mut st = Status::compute(set, &history);
+    if with_drift {
+        let schema = driver.inspect(&settings.inspect).await?;
+        st.set_live_fingerprint(schema.fingerprint().0, schema.is_empty());
+    }
+    Ok(st)
+}
+
+/// Refuse to go on when history and files (or the live schema) disagree; the message names the
+/// way out.
+pub fn check_consistent(st: &Status, allow: Allow) -> Result<()> {
+    for e in st.problems() {
+        match e.state {
+            MigrationState::Failed => {
+                let progress = e.statements_applied.map(|n| format!(" after {n} statement(s) succeeded")).unwrap_or_default();
+                let why = e.error.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+                return Err(Error::Inconsistent(format!(
+                    "migration {} ({}) is recorded as failed{progress}{why}\n\
+                     its effects may be partly in place; run `tidemark repair` to see which objects exist and decide",
+                    e.version, e.name
+                )));
+            }
+            MigrationState::Modified if !allow.modified => {
+                return Err(Error::Inconsistent(format!(
+                    "migration {} ({}) was changed after it was applied (checksum {} recorded, file has {})\n\
+                     restore the file, or run `tidemark repair` to accept the new checksum if its effect is unchanged (or pass --allow-modified)",
+                    e.version,
+                    e.name,
+                    short(e.checksum.as_deref()),
+                    short(e.file_checksum.as_deref())
+                )));
+            }
+            MigrationState::Missing if !allow.missing => {
+                return Err(Error::Inconsistent(format!(
+                    "migration {} ({}) is recorded as applied but its file is gone\n\
+                     restore the file, or run `tidemark repair` (or pass --allow-missing)",
+                    e.version, e.name
+                )));
+            }
+            _ => {}
+        }
+    }
+    if st.drift.status == DriftState::Drifted && !allow.drift {
+        return Err(Error::Inconsistent(format!(
+            "the live schema has drifted from the history ({})\n\
+             run `tidemark drift` to see the differences and `tidemark repair` to reconcile them (or pass --allow-drift)",
+            st.drift.reason.as_deref().unwrap_or("fingerprints differ")
+        )));
+    }
+    Ok(())
+}
+
+fn short(s: Option<&str>) -> &str {
+    s.map(|s| &s[..s.len().min(12)]).unwrap_or("?")
+}
+
+/// Plan `up` without changing anything: what `--dry-run` prints.
+pub async fn plan_up(driver: &mut dyn Driver, set: &MigrationSet, target: &UpTarget) -> Result<(Status, Plan)> {
+    set.validate(driver.dialect())?;
+    let history = history::read(driver).await?;
+    let st = Status::compute(set, &history);
+    let p = plan::plan_up(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    Ok((st, p))
+}
+
+pub async fn plan_down(driver: &mut dyn Driver, set: &MigrationSet, target: DownTarget) -> Result<(Status, Plan)> {
+    set.validate(driver.dialect())?;
+    let history = history::read(driver).await?;
+    let st = Status::compute(set, &history);
+    let p = plan::plan_down(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    Ok((st, p))
+}
+
+/// Apply pending migrations under the lock.
+pub async fn up(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    target: &UpTarget,
+    allow: Allow,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+) -> Result<RunReport> {
+    set.validate(driver.dialect())?;
+    let guard = acquire(driver, settings, obs).await?;
+    history::ensure(driver).await?;
+    let history = history::read(driver).await?;
+    let mut st = Status::compute(set, &history);
+    if !allow.drift {
+        take_fingerprint(driver, settings, &mut st, obs).await;
+    }
+    check_consistent(&st, allow)?;
+    let p = plan::plan_up(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    let report = execute(driver, set, &p, settings, obs).await?;
+    guard.release().await?;
+    Ok(report)
+}
+
+/// Revert applied migrations with their down scripts, newest first, under the lock.
+pub async fn down(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    target: DownTarget,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+) -> Result<RunReport> {
+    set.validate(driver.dialect())?;
+    let guard = acquire(driver, settings, obs).await?;
+    history::ensure(driver).await?;
+    let history = history::read(driver).await?;
+    let st = Status::compute(set, &history);
+    if let Some(e) = st.entries.iter().find(|e| e.state == MigrationState::Failed) {
+        return Err(Error::Inconsistent(format!(
+            "migration {} ({}) is recorded as failed; run `tidemark repair` before reverting anything",
+            e.version, e.name
+        )));
+    }
+    let p = plan::plan_down(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    let report = execute(driver, set, &p, settings, obs).await?;
+    guard.release().await?;
+    Ok(report)
+}
+
+async fn acquire(driver: &mut dyn Driver, settings: &Settings, obs: &mut dyn Observer) -> Result<Box<dyn crate::driver::LockGuard>> {
+    let started = Instant::now();
+    let mut waited_for: Option<String> = None;
+    let guard = driver
+        .lock(settings.lock_timeout, &mut |holder: &str| waited_for = Some(holder.to_string()))
+        .await;
+    if let Some(h) = &waited_for {
+        obs.event(Event::LockWaiting { holder: h });
+    }
+    let guard = guard?;
+    obs.event(Event::LockAcquired { waited: started.elapsed() });
+    Ok(guard)
+}
+
+async fn take_fingerprint(driver: &mut dyn Driver, settings: &Settings, st: &mut Status, obs: &mut dyn Observer) {
+    match driver.inspect(&settings.inspect).await {
+        Ok(schema) => st.set_live_fingerprint(schema.fingerprint().0, schema.is_empty()),
+        Err(e) => obs.event(Event::Warning(format!("could not inspect the schema, drift not checked: {e}"))),
+    }
+}
+
+/// Execute a plan. The caller holds the lock.
+pub async fn execute(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    p: &Plan,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+) -> Result<RunReport> {
+    obs.event(Event::Planned { plan: p });
+    let mut done: Vec<Done> = Vec::new();
+    if p.single_transaction && !p.steps.is_empty() {
+        driver.begin().await.map_err(|e| Error::db("could not begin the transaction", e))?;
+        for (i, step) in p.steps.iter().enumerate() {
+            obs.event(Event::StepStarted { step, position: i + 1, of: p.steps.len() });
+            let started = Instant::now();
+            if let Err(f) = run_statements(driver, step, obs).await {
+                let _ = driver.rollback().await;
+                return Err(failed(driver, settings, step, f, Vec::new(), false).await);
+            }
+            let ms = started.elapsed().as_millis() as i64;
+            record_done(driver, step, ms, settings).await?;
+            obs.event(Event::StepFinished { step, ms });
+            done.push(Done { version: step.version, name: step.name.clone(), direction: step.direction, execution_ms: ms });
+        }
+        driver.commit().await.map_err(|e| Error::db("could not commit the migrations", e))?;
+    } else {
+        for (i, step) in p.steps.iter().enumerate() {
+            obs.event(Event::StepStarted { step, position: i + 1, of: p.steps.len() });
+            let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
+            let ms = if step.transactional {
+                apply_transactional(driver, step, settings, obs, applied).await?
+            } else {
+                apply_stepwise(driver, step, settings, obs, applied).await?
+            };
+            obs.event(Event::StepFinished { step, ms });
+            done.push(Done { version: step.version, name: step.name.clone(), direction: step.direction, execution_ms: ms });
+        }
+    }
+    let fingerprint = if done.is_empty() { None } else { record_fingerprint(driver, set, settings, obs).await };
+    Ok(RunReport { done, fingerprint, run_id: settings.run_id.clone() })
+}
+
+async fn apply_transactional(
+    driver: &mut dyn Driver,
+    step: &Step,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    applied: Vec<i64>,
+) -> Result<i64> {
+    let started = Instant::now();
+    driver.begin().await.map_err(|e| Error::db("could not begin the transaction", e))?;
+    if let Err(f) = run_statements(driver, step, obs).await {
+        let _ = driver.rollback().await;
+        return Err(failed(driver, settings, step, f, applied, false).await);
+    }
+    let ms = started.elapsed().as_millis() as i64;
+    if let Err(e) = record_done(driver, step, ms, settings).await {
+        let _ = driver.rollback().await;
+        return Err(e);
+    }
+    driver
+        .commit()
+        .await
+        .map_err(|e| Error::db(format!("could not commit migration {} ({})", step.version, step.name), e))?;
+    Ok(ms)
+}
+
+/// Statement by statement, with progress in the history row.
+async fn apply_stepwise(
+    driver: &mut dyn Driver,
+    step: &Step,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    applied: Vec<i64>,
+) -> Result<i64> {
+    let started = Instant::now();
+    let total = step.statements.len();
+    let mut row = HistoryWrite {
+        version: step.version,
+        name: &step.name,
+        checksum: &step.checksum,
+        state: HistoryState::Failed,
+        execution_ms: 0,
+        applied_by: &settings.actor,
+        error: Some("in progress (or its process died)"),
+        statements_applied: Some(0),
+    };
+    match step.direction {
+        Direction::Up => history::insert(driver, &row).await?,
+        Direction::Down => {
+            row.error = Some("revert in progress (or its process died)");
+            row.statements_applied = None;
+            history::update(driver, &row).await?;
+        }
+    }
+    for (i, stmt) in step.statements.iter().enumerate() {
+        if let Err(db) = driver.run(&stmt.text).await {
+            let failure = statement_failure(step, stmt, db);
+            let msg = format!("statement {} of {total} failed at {}:{}: {}", stmt.index, step.path.display(), failure.line, failure.db.message);
+            row.error = Some(&msg);
+            row.execution_ms = started.elapsed().as_millis() as i64;
+            if step.direction == Direction::Up {
+                row.statements_applied = Some(i as i64);
+            }
+            if let Err(e) = history::update(driver, &row).await {
+                obs.event(Event::Warning(format!("could not record the failure in history: {e}")));
+            }
+            return Err(failed(driver, settings, step, failure, applied, true).await);
+        }
+        obs.event(Event::StatementFinished { step, stmt });
+        if step.direction == Direction::Up && i + 1 < total {
+            row.statements_applied = Some(i as i64 + 1);
+            history::update(driver, &row).await?;
+        }
+    }
+    let ms = started.elapsed().as_millis() as i64;
+    match step.direction {
+        Direction::Up => {
+            row.state = HistoryState::Applied;
+            row.error = None;
+            row.statements_applied = Some(total as i64);
+            row.execution_ms = ms;
+            history::update(driver, &row).await?;
+        }
+        Direction::Down => history::delete(driver, step.version).await?,
+    }
+    journal_step(driver, step, ms, settings).await?;
+    Ok(ms)
+}
+
+async fn run_statements(driver: &mut dyn Driver, step: &Step, obs: &mut dyn Observer) -> Result<(), StatementFailure> {
+    for stmt in &step.statements {
+        driver.run(&stmt.text).await.map_err(|db| statement_failure(step, stmt, db))?;
+        obs.event(Event::StatementFinished { step, stmt });
+    }
+    Ok(())
+}
+
+/// The history row (or its removal) and the journal line of a finished step, in the caller's
+/// transaction when there is one.
+async fn record_done(driver: &mut dyn Driver, step: &Step, ms: i64, settings: &Settings) -> Result<()> {
+    match step.direction {
+        Direction::Up => {
+            history::insert(
+                driver,
+                &HistoryWrite {
+                    version: step.version,
+                    name: &step.name,
+                    checksum: &step.checksum,
+                    state: HistoryState::Applied,
+                    execution_ms: ms,
+                    applied_by: &settings.actor,
+                    error: None,
+                    statements_applied: None,
+                },
+            )
+            .await?
+        }
+        Direction::Down => history::delete(driver, step.version).await?,
+    }
+    journal_step(driver, step, ms, settings).await
+}
+
+async fn journal_step(driver: &mut dyn Driver, step: &Step, ms: i64, settings: &Settings) -> Result<()> {
+    let action = match step.direction {
+        Direction::Up => "apply",
+        Direction::Down => "revert",
+    };
+    let detail = serde_json::json!({
+        "name": step.name,
+        "checksum": step.checksum,
+        "execution_ms": ms,
+        "statements": step.statements.len(),
+        "transactional": step.transactional,
+    });
+    history::journal(
+        driver,
+        &JournalWrite { run_id: &settings.run_id, action, version: Some(step.version), detail: Some(detail.to_string()), actor: &settings.actor },
+    )
+    .await
+}
+
+fn statement_failure(step: &Step, stmt: &Stmt, db: DbError) -> StatementFailure {
+    // PostgreSQL reports a 1-based character position inside the statement: turn it into the
+    // line of the file.
+    let line = match db.position {
+        Some(pos) => stmt.line + stmt.text.chars().take(pos.saturating_sub(1)).filter(|&c| c == '\n').count(),
+        None => stmt.line,
+    };
+    StatementFailure {
+        version: step.version,
+        name: step.name.clone(),
+        path: step.path.clone(),
+        line,
+        index: stmt.index,
+        statement: stmt.text.clone(),
+        db,
+    }
+}
+
+/// Journal the failure (outside any transaction) and build the error.
+async fn failed(
+    driver: &mut dyn Driver,
+    settings: &Settings,
+    step: &Step,
+    f: StatementFailure,
+    applied: Vec<i64>,
+    recorded_failed: bool,
+) -> Error {
+    let action = match step.direction {
+        Direction::Up => "apply_failed",
+        Direction::Down => "revert_failed",
+    };
+    let detail = serde_json::json!({
+        "name": step.name,
+        "file": f.path.display().to_string(),
+        "line": f.line,
+        "statement_index": f.index,
+        "error": f.db.to_string(),
+        "recorded_failed": recorded_failed,
+    });
+    let _ = history::journal(
+        driver,
+        &JournalWrite { run_id: &settings.run_id, action, version: Some(step.version), detail: Some(detail.to_string()), actor: &settings.actor },
+    )
+    .await;
+    Error::MigrationFailed { failure: Box::new(f), applied, recorded_failed }
+}
+
+/// Inspect after a run and record the fingerprint on the head of history, so that `status` can
+/// tell drift cheaply later.
+async fn record_fingerprint(driver: &mut dyn Driver, set: &MigrationSet, settings: &Settings, obs: &mut dyn Observer) -> Option<String> {
+    let schema = match driver.inspect(&settings.inspect).await {
+        Ok(s) => s,
+        Err(e) => {
+            obs.event(Event::Warning(format!("could not inspect the schema to record its fingerprint: {e}")));
+            return None;
+        }
+    };
+    let fp = schema.fingerprint().0;
+    // The head in order of application, the row `status` reads the recorded fingerprint from.
+    let head = match history::read(driver).await {
+        Ok(h) => Status::compute(set, &h).current_version,
+        Err(_) => None,
+    };
+    if let Some(v) = head
+        && let Err(e) = history::set_fingerprint(driver, v, &fp).await
+    {
+        obs.event(Event::Warning(format!("could not record the schema fingerprint: {e}")));
+    }
+    Some(fp)
+}

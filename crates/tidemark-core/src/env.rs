@@ -1,0 +1,15 @@
+//! Every environment variable tidemark reads, in one place.
+
+/// The database URL when `--database-url` is not given.
+pub const DATABASE_URL: &str = "TIDEMARK_DATABASE_URL";
+/// Read after [`DATABASE_URL`], as sqlx, diesel and dbmate users already set it.
+pub const GENERIC_DATABASE_URL: &str = "DATABASE_URL";
+/// Backup directory, overriding `[backup] dir`.
+pub const BACKUP_DIR: &str = "TIDEMARK_BACKUP_DIR";
+/// Disables colour, as everywhere (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Test servers (tests only).
+pub const TEST_PG_URL: &str = "TIDEMARK_TEST_PG_URL";
+pub const TEST_MYSQL_URL: &str = "TIDEMARK_TEST_MYSQL_URL";
+/// When set, a database test without its URL fails instead of being skipped (CI).
+pub const TEST_REQUIRE_DB: &str = "TIDEMARK_TEST_REQUIRE_DB";

@@ -1,0 +1,345 @@
+//! The history table (`tidemark_history`: one row per applied or failed migration) and the
+//! journal (`tidemark_journal`: an append-only log of every apply, revert, adopt, repair,
+//! backup and deploy step). The SQL is written once here, per dialect where the dialects
+//! differ, and runs through the neutral [`Driver`] query API.
+
+use serde::Serialize;
+
+use crate::driver::{Dialect, Driver, Value};
+use crate::error::{Error, Result};
+
+pub const HISTORY_TABLE: &str = "tidemark_history";
+pub const JOURNAL_TABLE: &str = "tidemark_journal";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryState {
+    Applied,
+    /// Failed half way, or still running when its process died. Blocks `up` until resolved.
+    Failed,
+}
+
+impl HistoryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryState::Applied => "applied",
+            HistoryState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub state: HistoryState,
+    /// RFC 3339, UTC.
+    pub applied_at: String,
+    pub execution_ms: i64,
+    pub applied_by: String,
+    pub schema_fingerprint: Option<String>,
+    pub error: Option<String>,
+    /// For a migration run statement by statement: how many statements succeeded.
+    pub statements_applied: Option<i64>,
+}
+
+/// The history, ordered by version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub entries: Vec<HistoryEntry>,
+    /// False when the history table does not exist yet.
+    pub exists: bool,
+}
+
+impl History {
+    pub fn get(&self, version: i64) -> Option<&HistoryEntry> {
+        self.entries.iter().find(|e| e.version == version)
+    }
+}
+
+fn ph(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    }
+}
+
+/// Current UTC time as the database computes it, so hosts with skewed clocks agree.
+fn now_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "(clock_timestamp() AT TIME ZONE 'UTC')",
+        Dialect::MySql => "UTC_TIMESTAMP(6)",
+        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    }
+}
+
+fn time_as_text(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"),
+        Dialect::MySql => format!("CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')"),
+        Dialect::Sqlite => column.to_string(),
+    }
+}
+
+fn create_sql(dialect: Dialect) -> [String; 2] {
+    let (ts, big_id, text, suffix) = match dialect {
+        Dialect::Postgres => ("TIMESTAMP", "BIGSERIAL PRIMARY KEY", "TEXT", ""),
+        Dialect::MySql => ("DATETIME(6)", "BIGINT AUTO_INCREMENT PRIMARY KEY", "TEXT", " DEFAULT CHARSET=utf8mb4"),
+        Dialect::Sqlite => ("TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", ""),
+    };
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (\n\
+             version BIGINT PRIMARY KEY,\n\
+             name {text} NOT NULL,\n\
+             checksum {text} NOT NULL,\n\
+             state {text} NOT NULL,\n\
+             applied_at {ts} NOT NULL,\n\
+             execution_ms BIGINT NOT NULL,\n\
+             applied_by {text} NOT NULL,\n\
+             schema_fingerprint {text} NULL,\n\
+             error {text} NULL,\n\
+             statements_applied BIGINT NULL\n)\
+             {suffix}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (\n\
+             id {big_id},\n\
+             at {ts} NOT NULL,\n\
+             run_id {text} NOT NULL,\n\
+             action {text} NOT NULL,\n\
+             version BIGINT NULL,\n\
+             detail {text} NULL,\n\
+             actor {text} NOT NULL\n)\
+             {suffix}"
+        ),
+    ]
+}
+
+fn db_err(context: &str) -> impl FnOnce(crate::driver::DbError) -> Error + '_ {
+    move |e| Error::db(context, e)
+}
+
+/// Does the history table exist? (Read-only commands must not create it.)
+pub async fn exists(driver: &mut dyn Driver) -> Result<bool> {
+    let sql = match driver.dialect() {
+        Dialect::Postgres => format!("SELECT CASE WHEN to_regclass('{HISTORY_TABLE}') IS NULL THEN 0 ELSE 1 END"),
+        Dialect::MySql => format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}'"
+        ),
+        Dialect::Sqlite => format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{HISTORY_TABLE}'"),
+    };
+    let rows = driver.query(&sql, &[]).await.map_err(db_err("could not look for the history table"))?;
+    Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_i64).unwrap_or(0) > 0)
+}
+
+/// Create the history and journal tables if they are missing. Call under the migration lock:
+/// concurrent `CREATE TABLE IF NOT EXISTS` is not safe on every database.
+pub async fn ensure(driver: &mut dyn Driver) -> Result<()> {
+    for sql in create_sql(driver.dialect()) {
+        driver.run(&sql).await.map_err(db_err("could not create tidemark's history tables"))?;
+    }
+    Ok(())
+}
+
+pub async fn read(driver: &mut dyn Driver) -> Result<History> {
+    if !exists(driver).await? {
+        return Ok(History { entries: Vec::new(), exists: false });
+    }
+    let d = driver.dialect();
+    let sql = format!(
+        "SELECT version, name, checksum, state, {}, execution_ms, applied_by, schema_fingerprint, error, statements_applied \
+         FROM {HISTORY_TABLE} ORDER BY version",
+        time_as_text(d, "applied_at")
+    );
+    let rows = driver.query(&sql, &[]).await.map_err(db_err("could not read the history"))?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut it = row.into_iter();
+        let mut next = || it.next().unwrap_or(Value::Null);
+        let version = next().as_i64().ok_or_else(|| Error::Inconsistent(format!("{HISTORY_TABLE} has a row without a version")))?;
+        let name = next().into_text().unwrap_or_default();
+        let checksum = next().into_text().unwrap_or_default();
+        let state = match next().into_text().as_deref() {
+            Some("applied") => HistoryState::Applied,
+            // Anything else (including a state written by a newer tidemark) is not trusted.
+            _ => HistoryState::Failed,
+        };
+        entries.push(HistoryEntry {
+            version,
+            name,
+            checksum,
+            state,
+            applied_at: next().into_text().unwrap_or_default(),
+            execution_ms: next().as_i64().unwrap_or(0),
+            applied_by: next().into_text().unwrap_or_default(),
+            schema_fingerprint: next().into_text(),
+            error: next().into_text(),
+            statements_applied: next().as_i64(),
+        });
+    }
+    Ok(History { entries, exists: true })
+}
+
+/// The row to write for a migration.
+#[derive(Debug, Clone)]
+pub struct HistoryWrite<'a> {
+    pub version: i64,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub state: HistoryState,
+    pub execution_ms: i64,
+    pub applied_by: &'a str,
+    pub error: Option<&'a str>,
+    pub statements_applied: Option<i64>,
+}
+
+pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()> {
+    let d = driver.dialect();
+    let sql = format!(
+        "INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+        ph(d, 1),
+        ph(d, 2),
+        ph(d, 3),
+        ph(d, 4),
+        now_sql(d),
+        ph(d, 5),
+        ph(d, 6),
+        ph(d, 7),
+        ph(d, 8)
+    );
+    let params = [
+        Value::Int(w.version),
+        w.name.into(),
+        w.checksum.into(),
+        w.state.as_str().into(),
+        Value::Int(w.execution_ms),
+        w.applied_by.into(),
+        w.error.into(),
+        w.statements_applied.map(Value::Int).unwrap_or(Value::Null),
+    ];
+    driver.execute(&sql, &params).await.map_err(db_err("could not write the history row"))?;
+    Ok(())
+}
+
+/// Update a row's state, progress and error (statement-by-statement migrations).
+pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()> {
+    let d = driver.dialect();
+    let sql = format!(
+        "UPDATE {HISTORY_TABLE} SET state = {}, execution_ms = {}, error = {}, statements_applied = {}, checksum = {}, applied_at = {} \
+         WHERE version = {}",
+        ph(d, 1),
+        ph(d, 2),
+        ph(d, 3),
+        ph(d, 4),
+        ph(d, 5),
+        now_sql(d),
+        ph(d, 6)
+    );
+    let params = [
+        w.state.as_str().into(),
+        Value::Int(w.execution_ms),
+        w.error.into(),
+        w.statements_applied.map(Value::Int).unwrap_or(Value::Null),
+        w.checksum.into(),
+        Value::Int(w.version),
+    ];
+    driver.execute(&sql, &params).await.map_err(db_err("could not update the history row"))?;
+    Ok(())
+}
+
+pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
+    let sql = format!("DELETE FROM {HISTORY_TABLE} WHERE version = {}", ph(driver.dialect(), 1));
+    driver.execute(&sql, &[Value::Int(version)]).await.map_err(db_err("could not delete the history row"))?;
+    Ok(())
+}
+
+pub async fn set_fingerprint(driver: &mut dyn Driver, version: i64, fingerprint: &str) -> Result<()> {
+    let d = driver.dialect();
+    let sql = format!("UPDATE {HISTORY_TABLE} SET schema_fingerprint = {} WHERE version = {}", ph(d, 1), ph(d, 2));
+    driver
+        .execute(&sql, &[fingerprint.into(), Value::Int(version)])
+        .await
+        .map_err(db_err("could not record the schema fingerprint"))?;
+    Ok(())
+}
+
+/// One journal line.
+#[derive(Debug, Clone)]
+pub struct JournalWrite<'a> {
+    pub run_id: &'a str,
+    pub action: &'a str,
+    pub version: Option<i64>,
+    /// JSON text with whatever the action needs to say.
+    pub detail: Option<String>,
+    pub actor: &'a str,
+}
+
+pub async fn journal(driver: &mut dyn Driver, j: &JournalWrite<'_>) -> Result<()> {
+    let d = driver.dialect();
+    let sql = format!(
+        "INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) VALUES ({}, {}, {}, {}, {}, {})",
+        now_sql(d),
+        ph(d, 1),
+        ph(d, 2),
+        ph(d, 3),
+        ph(d, 4),
+        ph(d, 5)
+    );
+    let params = [j.run_id.into(), j.action.into(), j.version.map(Value::Int).unwrap_or(Value::Null), j.detail.clone().into(), j.actor.into()];
+    driver.execute(&sql, &params).await.map_err(db_err("could not append to the journal"))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalEntry {
+    pub id: i64,
+    pub at: String,
+    pub run_id: String,
+    pub action: String,
+    pub version: Option<i64>,
+    pub detail: Option<String>,
+    pub actor: String,
+}
+
+/// The newest `limit` journal entries, oldest first.
+pub async fn read_journal(driver: &mut dyn Driver, limit: i64) -> Result<Vec<JournalEntry>> {
+    let d = driver.dialect();
+    let sql = format!(
+        "SELECT id, {}, run_id, action, version, detail, actor FROM {JOURNAL_TABLE} ORDER BY id DESC LIMIT {limit}",
+        time_as_text(d, "at")
+    );
+    let rows = driver.query(&sql, &[]).await.map_err(db_err("could not read the journal"))?;
+    let mut out: Vec<JournalEntry> = rows
+        .into_iter()
+        .map(|row| {
+            let mut it = row.into_iter();
+            let mut next = || it.next().unwrap_or(Value::Null);
+            JournalEntry {
+                id: next().as_i64().unwrap_or(0),
+                at: next().into_text().unwrap_or_default(),
+                run_id: next().into_text().unwrap_or_default(),
+                action: next().into_text().unwrap_or_default(),
+                version: next().as_i64(),
+                detail: next().into_text(),
+                actor: next().into_text().unwrap_or_default(),
+            }
+        })
+        .collect();
+    out.reverse();
+    Ok(out)
+}
+
+/// Who is applying: `user@host`, as people recognise it in the history.
+pub fn actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}

@@ -1,0 +1,22 @@
+//! The migration engine: migration files and their layouts, the statement splitter, the
+//! `Driver` trait the database crates implement, history, status, plans and the one apply
+//! algorithm that every database shares.
+//!
+//! Core never names a driver: it sees databases only through [`driver::Driver`].
+
+pub mod config;
+pub mod driver;
+pub mod engine;
+pub mod env;
+pub mod error;
+pub mod history;
+pub mod migration;
+pub mod plan;
+pub mod split;
+pub mod status;
+pub mod url;
+
+pub use driver::{Capabilities, DbError, Dialect, Driver, LockGuard, Value};
+pub use error::{Error, ExitClass, Location, Result};
+pub use migration::{Layout, Migration, MigrationSet, Script};
+pub use url::DatabaseUrl;
