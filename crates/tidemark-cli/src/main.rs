@@ -1,1 +1,102 @@
-fn main() {}
+//! The `tidemark` binary: a thin layer over the library. It parses flags, resolves settings,
+//! renders output and maps errors to the exit codes of the contract (SPEC.md).
+
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
+mod cli;
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tidemark::Error;
+
+use crate::cli::{Cli, Format};
+use crate::context::Context;
+use crate::output::json::{ErrorBody, ErrorDoc, FailedMigration};
+use crate::output::{Out, RED, paint};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if cli.global.no_color || std::env::var_os(tidemark::env::NO_COLOR).is_some_and(|v| !v.is_empty()) {
+        anstream::ColorChoice::Never.write_global();
+    }
+    init_tracing(cli.global.verbose);
+    let out = Out { format: cli.global.format, quiet: cli.global.quiet, verbose: cli.global.verbose };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let ctx = Context::new(cli.global.clone(), out)?;
+        commands::dispatch(cli.command, ctx).await
+    });
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            report(&out, &e);
+            ExitCode::from(e.class().code() as u8)
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "tidemark=debug,warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEMARK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}
+
+/// Print an error: one JSON document on stdout in JSON mode, a message on stderr otherwise.
+fn report(out: &Out, e: &Error) {
+    let class = e.class();
+    if out.format == Format::Json {
+        let (file, line) = match e {
+            Error::BadInput { location, .. } => (Some(location.path.display().to_string()), location.line),
+            Error::MigrationFailed { failure, .. } => (Some(failure.path.display().to_string()), Some(failure.line)),
+            _ => (None, None),
+        };
+        let migration = match e {
+            Error::MigrationFailed { failure, applied, recorded_failed } => Some(FailedMigration {
+                version: failure.version,
+                name: failure.name.clone(),
+                statement_index: failure.index,
+                statement: failure.statement.clone(),
+                database_message: failure.db.message.clone(),
+                sqlstate: failure.db.code.clone(),
+                applied_before_failure: applied.clone(),
+                recorded_failed: *recorded_failed,
+            }),
+            _ => None,
+        };
+        out.json(&ErrorDoc { error: ErrorBody { code: class.name(), exit_code: class.code(), message: e.to_string(), file, line, migration } });
+        return;
+    }
+    anstream::eprintln!("{} {e}", paint(RED.bold(), "error:"));
+    if let Error::MigrationFailed { failure, applied, recorded_failed } = e {
+        if !applied.is_empty() {
+            let list: Vec<String> = applied.iter().map(i64::to_string).collect();
+            anstream::eprintln!("  applied before the failure: {}", list.join(", "));
+        }
+        if *recorded_failed {
+            anstream::eprintln!(
+                "  migration {} ran outside a transaction: statements before {} took effect and it is recorded as failed.\n  \
+                 `tidemark up` refuses until it is resolved; `tidemark repair` shows which of its objects exist.",
+                failure.version, failure.index
+            );
+        } else {
+            anstream::eprintln!("  nothing of migration {} remains (rolled back), and it is not recorded as applied.", failure.version);
+        }
+    }
+}

@@ -155,6 +155,16 @@ pub trait LockGuard: Send {
     async fn release(self: Box<Self>) -> Result<()>;
 }
 
+/// Told who holds the lock when [`Driver::lock`] has to wait.
+pub trait LockWait: Send {
+    fn waiting(&mut self, holder: &str);
+}
+
+/// Ignores waiting.
+impl LockWait for () {
+    fn waiting(&mut self, _: &str) {}
+}
+
 /// Options for [`Driver::inspect`].
 #[derive(Debug, Clone, Default)]
 pub struct InspectOptions {
@@ -168,9 +178,9 @@ pub trait Driver: Send {
     fn caps(&self) -> &Capabilities;
     fn url(&self) -> &DatabaseUrl;
 
-    /// Take the migration lock, waiting at most `timeout`. `waiting` is called once, with a
-    /// description of the holder, if the lock is not free at once.
-    async fn lock(&mut self, timeout: Duration, waiting: &mut (dyn FnMut(&str) + Send)) -> Result<Box<dyn LockGuard>>;
+    /// Take the migration lock, waiting at most `timeout`. `waiting` is told, once, who holds
+    /// the lock if it is not free at once.
+    async fn lock(&mut self, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>>;
 
     /// Run one statement of a migration script as it is written (simple protocol, no
     /// parameters).

@@ -217,11 +217,15 @@ pub async fn down(
 
 async fn acquire(driver: &mut dyn Driver, settings: &Settings, obs: &mut dyn Observer) -> Result<Box<dyn crate::driver::LockGuard>> {
     let started = Instant::now();
-    let mut waited_for: Option<String> = None;
-    let guard = driver
-        .lock(settings.lock_timeout, &mut |holder: &str| waited_for = Some(holder.to_string()))
-        .await;
-    if let Some(h) = &waited_for {
+    struct Capture(Option<String>);
+    impl crate::driver::LockWait for Capture {
+        fn waiting(&mut self, holder: &str) {
+            self.0 = Some(holder.to_string());
+        }
+    }
+    let mut waited_for = Capture(None);
+    let guard = driver.lock(settings.lock_timeout, &mut waited_for).await;
+    if let Some(h) = &waited_for.0 {
         obs.event(Event::LockWaiting { holder: h });
     }
     let guard = guard?;
@@ -326,24 +330,44 @@ async fn apply_stepwise(
     match step.direction {
         Direction::Up => history::insert(driver, &row).await?,
         Direction::Down => {
-            row.error = Some("revert in progress (or its process died)");
-            row.statements_applied = None;
-            history::update(driver, &row).await?;
+            history::set_state(driver, step.version, HistoryState::Failed, Some("revert in progress (or its process died)")).await?
         }
     }
     for (i, stmt) in step.statements.iter().enumerate() {
         if let Err(db) = driver.run(&stmt.text).await {
             let failure = statement_failure(step, stmt, db);
-            let msg = format!("statement {} of {total} failed at {}:{}: {}", stmt.index, step.path.display(), failure.line, failure.db.message);
-            row.error = Some(&msg);
-            row.execution_ms = started.elapsed().as_millis() as i64;
-            if step.direction == Direction::Up {
-                row.statements_applied = Some(i as i64);
-            }
-            if let Err(e) = history::update(driver, &row).await {
+            // Nothing of this step took effect when its first statement failed: put history
+            // back as it was, as a rolled-back transaction would.
+            let nothing_done = i == 0;
+            let undo = match (nothing_done, step.direction) {
+                (true, Direction::Up) => history::delete(driver, step.version).await,
+                (true, Direction::Down) => history::set_state(driver, step.version, HistoryState::Applied, None).await,
+                (false, _) => {
+                    let msg = format!(
+                        "statement {} of {total} failed at {}:{}: {}",
+                        stmt.index,
+                        step.path.display(),
+                        failure.line,
+                        failure.db.message
+                    );
+                    match step.direction {
+                        Direction::Up => {
+                            row.error = Some(&msg);
+                            row.execution_ms = started.elapsed().as_millis() as i64;
+                            row.statements_applied = Some(i as i64);
+                            history::update(driver, &row).await
+                        }
+                        Direction::Down => {
+                            let msg = format!("revert {msg}");
+                            history::set_state(driver, step.version, HistoryState::Failed, Some(&msg)).await
+                        }
+                    }
+                }
+            };
+            if let Err(e) = undo {
                 obs.event(Event::Warning(format!("could not record the failure in history: {e}")));
             }
-            return Err(failed(driver, settings, step, failure, applied, true).await);
+            return Err(failed(driver, settings, step, failure, applied, !nothing_done).await);
         }
         obs.event(Event::StatementFinished { step, stmt });
         if step.direction == Direction::Up && i + 1 < total {

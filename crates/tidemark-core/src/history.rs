@@ -250,6 +250,17 @@ pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
     Ok(())
 }
 
+/// Change a row's state and error only (its time and checksum stay as recorded).
+pub async fn set_state(driver: &mut dyn Driver, version: i64, state: HistoryState, error: Option<&str>) -> Result<()> {
+    let d = driver.dialect();
+    let sql = format!("UPDATE {HISTORY_TABLE} SET state = {}, error = {} WHERE version = {}", ph(d, 1), ph(d, 2), ph(d, 3));
+    driver
+        .execute(&sql, &[state.as_str().into(), error.into(), Value::Int(version)])
+        .await
+        .map_err(db_err("could not update the history row"))?;
+    Ok(())
+}
+
 pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
     let sql = format!("DELETE FROM {HISTORY_TABLE} WHERE version = {}", ph(driver.dialect(), 1));
     driver.execute(&sql, &[Value::Int(version)]).await.map_err(db_err("could not delete the history row"))?;

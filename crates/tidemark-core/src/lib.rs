@@ -16,7 +16,7 @@ pub mod split;
 pub mod status;
 pub mod url;
 
-pub use driver::{Capabilities, DbError, Dialect, Driver, LockGuard, Value};
+pub use driver::{Capabilities, DbError, Dialect, Driver, LockGuard, LockWait, Value};
 pub use error::{Error, ExitClass, Location, Result};
 pub use migration::{Layout, Migration, MigrationSet, Script};
 pub use url::DatabaseUrl;

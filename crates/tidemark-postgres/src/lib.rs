@@ -1,0 +1,8 @@
+//! The PostgreSQL driver: one dedicated connection for migrations, another for the advisory
+//! lock, catalog inspection into the neutral schema model, scratch databases.
+
+mod driver;
+mod inspect;
+mod lock;
+
+pub use driver::{PgDriver, connect};

@@ -1,0 +1,8 @@
+//! The SQLite driver: the database is a file (or memory), the lock is an OS file lock beside it
+//! that the kernel drops with the process, and inspection reads sqlite_schema and pragmas.
+
+mod driver;
+mod inspect;
+mod lock;
+
+pub use driver::{SqliteDriver, connect};

@@ -1,0 +1,89 @@
+use tidemark::Result;
+use tidemark::engine;
+use tidemark::status::{DriftState, MigrationState, Status};
+
+use crate::cli::StatusArgs;
+use crate::context::Context;
+use crate::output::json::StatusDoc;
+use crate::output::{BOLD, DIM, GREEN, RED, YELLOW, paint};
+
+fn state_style(s: MigrationState) -> anstyle::Style {
+    match s {
+        MigrationState::Applied => GREEN,
+        MigrationState::Pending => YELLOW,
+        _ => RED.bold(),
+    }
+}
+
+pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
+    let set = ctx.migrations()?;
+    let settings = ctx.settings(None)?;
+    let mut db = ctx.connect().await?;
+    let st = engine::status(db.as_mut(), &set, &settings, true).await;
+    let caps = db.caps().clone();
+    let url = db.url().redacted();
+    db.close().await;
+    let st = st?;
+    if ctx.out.is_json() {
+        ctx.out.json(&StatusDoc::new(url.clone(), &st));
+    } else {
+        print_text(ctx, &url, &caps, &set, &st);
+    }
+    Ok(if !args.exit_code {
+        0
+    } else if st.problems().next().is_some() || st.drift.status == DriftState::Drifted {
+        20
+    } else if st.pending().next().is_some() {
+        10
+    } else {
+        0
+    })
+}
+
+fn print_text(ctx: &Context, url: &str, caps: &tidemark::Capabilities, set: &tidemark::MigrationSet, st: &Status) {
+    let out = &ctx.out;
+    let pending = st.count(MigrationState::Pending);
+    out.line(format!("{} {url} {}", paint(BOLD, "Database  "), paint(DIM, format!("({} {})", caps.flavor, caps.server_version))));
+    out.line(format!("{} {} {}", paint(BOLD, "Migrations"), set.dir.display(), paint(DIM, format!("({} layout, {} files)", set.layout, set.migrations.len()))));
+    let at = st.current_version.map(|v| v.to_string()).unwrap_or_else(|| "nothing applied".into());
+    let latest = st.latest_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let pend = if pending > 0 { paint(YELLOW, format!(" · {pending} pending")) } else { String::new() };
+    out.line(format!("{} {at} of {latest}{pend}", paint(BOLD, "Version   ")));
+    let drift = match st.drift.status {
+        DriftState::Clean => paint(GREEN, "clean"),
+        DriftState::Drifted => paint(RED.bold(), "drifted"),
+        DriftState::Unknown => paint(YELLOW, "unknown"),
+    };
+    let fp = st.drift.live_fingerprint.as_deref().map(|f| paint(DIM, format!(" (fingerprint {})", &f[..12.min(f.len())]))).unwrap_or_default();
+    let reason = st.drift.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    out.line(format!("{} {drift}{reason}{fp}", paint(BOLD, "Drift     ")));
+    if st.entries.is_empty() {
+        out.line("\nno migrations yet: `tidemark new NAME` creates one");
+        return;
+    }
+    let vw = st.entries.iter().map(|e| e.version.to_string().len()).max().unwrap_or(7).max(7);
+    let nw = st.entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(4).clamp(4, 48);
+    out.line("");
+    out.line(paint(DIM, format!("  {:<vw$}  {:<nw$}  {:<9}  {}", "VERSION", "NAME", "STATE", "APPLIED AT")));
+    for e in &st.entries {
+        let name: String = if e.name.chars().count() > nw { e.name.chars().take(nw - 1).chain(['…']).collect() } else { e.name.clone() };
+        let state = format!("{:<9}", e.state.as_str());
+        let when = e.applied_at.as_deref().map(|a| a.replace('T', " ").trim_end_matches('Z').to_string()).unwrap_or_default();
+        let mut note = String::new();
+        if e.out_of_order {
+            note.push_str("  out of order");
+        }
+        if e.state == MigrationState::Failed {
+            let n = e.statements_applied.map(|n| format!("{n} statement(s) ran; ")).unwrap_or_default();
+            note.push_str(&format!("  {n}{}", e.error.as_deref().unwrap_or("")));
+        }
+        if e.state == MigrationState::Modified {
+            note.push_str("  file changed since it was applied");
+        }
+        out.line(format!("  {:<vw$}  {:<nw$}  {}  {}{}", e.version, name, paint(state_style(e.state), state), when, paint(DIM, note)));
+    }
+    let problems = st.problems().count();
+    if problems > 0 {
+        out.line(format!("\n{} {problems} migration(s) need attention: run `tidemark repair --dry-run` to see what is really applied", paint(RED.bold(), "!")));
+    }
+}

@@ -1,0 +1,93 @@
+//! Resolving settings: a flag beats an environment variable beats tidemark.toml.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tidemark::config::{self, Config};
+use tidemark::engine::Settings;
+use tidemark::{DatabaseUrl, Driver, Error, Layout, MigrationSet, Result, env};
+
+use crate::cli::Global;
+use crate::output::Out;
+
+pub struct Context {
+    pub global: Global,
+    pub config: Config,
+    pub out: Out,
+}
+
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Context {
+    pub fn new(global: Global, out: Out) -> Result<Context> {
+        let config = match &global.config {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(Error::Usage(format!("--config {}: no such file", p.display())));
+                }
+                Config::load(p)?
+            }
+            None => {
+                let p = Path::new(config::FILE_NAME);
+                if p.is_file() { Config::load(p)? } else { Config::default() }
+            }
+        };
+        Ok(Context { global, config, out })
+    }
+
+    pub fn database_url(&self) -> Result<DatabaseUrl> {
+        let raw = self
+            .global
+            .database_url
+            .clone()
+            .or_else(|| std::env::var(env::GENERIC_DATABASE_URL).ok().filter(|s| !s.is_empty()))
+            .or_else(|| self.config.database_url.clone())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "no database URL: pass --database-url, set {} or {}, or set database_url in tidemark.toml",
+                    env::DATABASE_URL,
+                    env::GENERIC_DATABASE_URL
+                ))
+            })?;
+        DatabaseUrl::parse(&raw)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        match (&self.global.dir, &self.config.dir) {
+            (Some(d), _) => d.clone(),
+            (None, Some(d)) => self.config.resolve(d),
+            (None, None) => self.config.resolve(Path::new("migrations")),
+        }
+    }
+
+    pub fn layout(&self) -> Result<Option<Layout>> {
+        let raw = self.global.layout.as_deref().or(self.config.layout.as_deref());
+        raw.map(|l| l.parse::<Layout>().map_err(Error::Usage)).transpose()
+    }
+
+    pub fn migrations(&self) -> Result<MigrationSet> {
+        let set = MigrationSet::load(&self.dir(), self.layout()?)?;
+        for w in &set.warnings {
+            self.out.warn(&format!("{w}"));
+        }
+        Ok(set)
+    }
+
+    pub fn lock_timeout(&self, flag: Option<&str>) -> Result<Duration> {
+        match flag {
+            Some(f) => config::parse_duration(f, "--lock-timeout"),
+            None => Ok(self.config.lock_timeout()?.unwrap_or(DEFAULT_LOCK_TIMEOUT)),
+        }
+    }
+
+    pub fn settings(&self, lock_timeout: Option<&str>) -> Result<Settings> {
+        let mut s = Settings { lock_timeout: self.lock_timeout(lock_timeout)?, ..Settings::default() };
+        s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
+        Ok(s)
+    }
+
+    pub async fn connect(&self) -> Result<Box<dyn Driver>> {
+        let url = self.database_url()?;
+        tidemark::connect(&url).await
+    }
+}

@@ -1,0 +1,191 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlRow};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
+use tidemark_core::driver::{Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value};
+use tidemark_core::{DatabaseUrl, Error, Result};
+use tidemark_schema::Schema;
+
+pub struct MySqlDriver {
+    conn: MySqlConnection,
+    options: MySqlConnectOptions,
+    url: DatabaseUrl,
+    caps: Capabilities,
+    database: String,
+}
+
+pub(crate) fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions> {
+    let raw = url.expose_secret();
+    // sqlx knows only the mysql:// scheme; MariaDB users write mariadb://.
+    let raw = match raw.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
+        _ => raw.to_string(),
+    };
+    let opts = MySqlConnectOptions::from_str(&raw)
+        .map_err(|e| Error::Usage(format!("invalid MySQL URL {url}: {}", e.to_string().replace(url.expose_secret(), &url.redacted()))))?;
+    // Run migrations in the session the server gives, as the mysql client would: sqlx would
+    // otherwise add PIPES_AS_CONCAT to sql_mode (changing what `||` means) and force the time
+    // zone to UTC (changing what NOW() writes).
+    Ok(opts.pipes_as_concat(false).no_engine_substitution(false).timezone(None).disable_statement_logging())
+}
+
+pub(crate) fn connect_error(url: &DatabaseUrl, e: sqlx::Error) -> Error {
+    Error::db(format!("could not connect to {url}"), db_error(e))
+}
+
+pub async fn connect(url: &DatabaseUrl) -> Result<MySqlDriver> {
+    let options = options(url)?;
+    let mut conn = options.connect().await.map_err(|e| connect_error(url, e))?;
+    let (version, database): (String, Option<String>) = sqlx::query_as("SELECT VERSION(), DATABASE()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| Error::db("could not read the server version", db_error(e)))?;
+    let Some(database) = database else {
+        return Err(Error::Usage(format!("the URL {url} names no database; write mysql://user@host/DATABASE")));
+    };
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") { "MariaDB" } else { "MySQL" };
+    Ok(MySqlDriver {
+        conn,
+        options,
+        url: url.clone(),
+        caps: Capabilities { transactional_ddl: false, flavor: flavor.into(), server_version: version },
+        database,
+    })
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> DbError {
+    match e {
+        sqlx::Error::Database(d) => match d.try_downcast_ref::<MySqlDatabaseError>() {
+            Some(my) => DbError {
+                message: my.message().to_string(),
+                code: Some(match my.code() {
+                    Some(state) => format!("{} {state}", my.number()),
+                    None => my.number().to_string(),
+                }),
+                ..Default::default()
+            },
+            None => DbError { message: d.message().to_string(), code: d.code().map(|c| c.to_string()), ..Default::default() },
+        },
+        other => DbError::new(other.to_string()),
+    }
+}
+
+fn decode(row: &MySqlRow) -> Vec<Value> {
+    (0..row.len())
+        .map(|i| {
+            if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+                return v.map(Value::Int).unwrap_or(Value::Null);
+            }
+            if let Ok(v) = row.try_get::<Option<u64>, _>(i) {
+                return v.map(|v| Value::Int(v as i64)).unwrap_or(Value::Null);
+            }
+            if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
+                return v.map(|v| Value::Int(v.into())).unwrap_or(Value::Null);
+            }
+            if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+                return v.map(Value::Text).unwrap_or(Value::Null);
+            }
+            match row.try_get::<Option<Vec<u8>>, _>(i) {
+                Ok(Some(b)) => Value::Text(String::from_utf8_lossy(&b).into_owned()),
+                _ => Value::Null,
+            }
+        })
+        .collect()
+}
+
+fn bind<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    params: &[Value],
+) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    for p in params {
+        q = match p {
+            Value::Int(i) => q.bind(*i),
+            Value::Text(t) => q.bind(t.clone()),
+            Value::Null => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+impl MySqlDriver {
+    pub(crate) fn conn(&mut self) -> &mut MySqlConnection {
+        &mut self.conn
+    }
+
+    pub(crate) fn database(&self) -> &str {
+        &self.database
+    }
+}
+
+#[async_trait]
+impl Driver for MySqlDriver {
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    fn caps(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    async fn lock(&mut self, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>> {
+        crate::lock::acquire(&self.options, &self.url, &self.database, timeout, waiting).await
+    }
+
+    async fn run(&mut self, sql: &str) -> Result<(), DbError> {
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut self.conn).await.map(|_| ()).map_err(db_error)
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let q = bind(sqlx::query(AssertSqlSafe(sql)), params);
+        q.execute(&mut self.conn).await.map(|r| r.rows_affected()).map_err(db_error)
+    }
+
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
+        let q = bind(sqlx::query(AssertSqlSafe(sql)), params);
+        let rows = q.fetch_all(&mut self.conn).await.map_err(db_error)?;
+        Ok(rows.iter().map(decode).collect())
+    }
+
+    async fn inspect(&mut self, opts: &InspectOptions) -> Result<Schema> {
+        crate::inspect::inspect(self, opts).await
+    }
+
+    async fn connect_other(&self, url: &DatabaseUrl) -> Result<Box<dyn Driver>> {
+        Ok(Box::new(connect(url).await?))
+    }
+
+    /// A database with the same default character set and collation as this one, so that
+    /// tables replayed there compare equal to the live ones.
+    async fn create_database(&mut self, name: &str) -> Result<DatabaseUrl> {
+        let (charset, collation): (String, String) = sqlx::query_as(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| Error::db("could not read the database's character set", db_error(e)))?;
+        self.run(&format!("CREATE DATABASE {} CHARACTER SET {charset} COLLATE {collation}", quote_ident(name)))
+            .await
+            .map_err(|e| Error::db(format!("could not create database {name}"), e))?;
+        Ok(self.url.with_database(name))
+    }
+
+    async fn drop_database(&mut self, name: &str) -> Result<()> {
+        self.run(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+            .await
+            .map_err(|e| Error::db(format!("could not drop database {name}"), e))
+    }
+
+    async fn close(self: Box<Self>) {
+        let _ = self.conn.close().await;
+    }
+}

@@ -1,0 +1,79 @@
+//! The migration lock: `GET_LOCK` on a connection of its own. The server releases a named lock
+//! when its session ends, so a killed migrator leaves nothing behind.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::{ConnectOptions, Connection};
+use tidemark_core::driver::{LockGuard, LockWait};
+use tidemark_core::{DatabaseUrl, Error, Result};
+
+use crate::driver::{connect_error, db_error};
+
+pub struct MySqlLock {
+    conn: MySqlConnection,
+    name: String,
+}
+
+/// Lock names are server-wide (and at most 64 characters), so the database name goes in.
+fn lock_name(database: &str) -> String {
+    let name = format!("tidemark:{database}");
+    if name.len() <= 64 { name } else { name[..64].to_string() }
+}
+
+pub async fn acquire(
+    options: &MySqlConnectOptions,
+    url: &DatabaseUrl,
+    database: &str,
+    timeout: Duration,
+    waiting: &mut dyn LockWait,
+) -> Result<Box<dyn LockGuard>> {
+    let mut conn = options.clone().connect().await.map_err(|e| connect_error(url, e))?;
+    let name = lock_name(database);
+    let got = get_lock(&mut conn, &name, 0.0).await?;
+    if got {
+        return Ok(Box::new(MySqlLock { conn, name }));
+    }
+    let holder = describe_holder(&mut conn, &name).await;
+    waiting.waiting(&holder);
+    if !timeout.is_zero() && get_lock(&mut conn, &name, timeout.as_secs_f64()).await? {
+        return Ok(Box::new(MySqlLock { conn, name }));
+    }
+    let holder = describe_holder(&mut conn, &name).await;
+    Err(Error::LockTimeout { waited: timeout, holder: format!(" (held by {holder})") })
+}
+
+async fn get_lock(conn: &mut MySqlConnection, name: &str, seconds: f64) -> Result<bool> {
+    let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+        .bind(name)
+        .bind(seconds)
+        .fetch_one(conn)
+        .await
+        .map_err(|e| Error::db("could not take the migration lock", db_error(e)))?;
+    Ok(got == Some(1))
+}
+
+async fn describe_holder(conn: &mut MySqlConnection, name: &str) -> String {
+    let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT CAST(p.ID AS SIGNED), p.USER, p.HOST, CAST(p.TIME AS SIGNED) FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .ok()
+    .flatten();
+    match row {
+        Some((id, user, host, secs)) => format!("connection {id} of {user} from {host}, in its current state for {secs}s"),
+        None => "another session".to_string(),
+    }
+}
+
+#[async_trait]
+impl LockGuard for MySqlLock {
+    async fn release(mut self: Box<Self>) -> Result<()> {
+        let _ = sqlx::query("SELECT RELEASE_LOCK(?)").bind(&self.name).execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+        Ok(())
+    }
+}

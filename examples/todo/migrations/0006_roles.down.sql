@@ -1,0 +1,2 @@
+ALTER TABLE users DROP COLUMN role_id;
+DROP TABLE roles;
