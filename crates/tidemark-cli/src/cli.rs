@@ -27,7 +27,13 @@ pub enum Format {
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Database URL (postgres://, mysql://, mariadb://, sqlite://); else TIDEMARK_DATABASE_URL, DATABASE_URL, tidemark.toml
-    #[arg(short = 'd', long, global = true, env = "TIDEMARK_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        short = 'd',
+        long,
+        global = true,
+        env = "TIDEMARK_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Migrations directory [default: migrations, or `dir` in tidemark.toml]
     #[arg(long, global = true)]

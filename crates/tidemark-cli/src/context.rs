@@ -23,16 +23,27 @@ impl Context {
         let config = match &global.config {
             Some(p) => {
                 if !p.is_file() {
-                    return Err(Error::Usage(format!("--config {}: no such file", p.display())));
+                    return Err(Error::Usage(format!(
+                        "--config {}: no such file",
+                        p.display()
+                    )));
                 }
                 Config::load(p)?
             }
             None => {
                 let p = Path::new(config::FILE_NAME);
-                if p.is_file() { Config::load(p)? } else { Config::default() }
+                if p.is_file() {
+                    Config::load(p)?
+                } else {
+                    Config::default()
+                }
             }
         };
-        Ok(Context { global, config, out })
+        Ok(Context {
+            global,
+            config,
+            out,
+        })
     }
 
     pub fn database_url(&self) -> Result<DatabaseUrl> {
@@ -41,7 +52,7 @@ impl Context {
             .database_url
             .clone()
             .or_else(|| std::env::var(env::GENERIC_DATABASE_URL).ok().filter(|s| !s.is_empty()))
-            .or_else(|| self.config.database_url.clone())
+            .or_else(|| self.config.database_url.as_deref().map(|u| self.relative_to_config(u)))
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "no database URL: pass --database-url, set {} or {}, or set database_url in tidemark.toml",
@@ -50,6 +61,26 @@ impl Context {
                 ))
             })?;
         DatabaseUrl::parse(&raw)
+    }
+
+    /// A SQLite path in tidemark.toml is relative to the file, like `dir`, so the project works
+    /// from any working directory.
+    fn relative_to_config(&self, url: &str) -> String {
+        let Some(rest) = url.strip_prefix("sqlite://") else {
+            return url.to_string();
+        };
+        let (path, query) = rest
+            .split_once('?')
+            .map(|(p, q)| (p, Some(q)))
+            .unwrap_or((rest, None));
+        if path.is_empty() || path.starts_with('/') || path.starts_with(':') {
+            return url.to_string();
+        }
+        let joined = self.config.resolve(Path::new(path));
+        match query {
+            Some(q) => format!("sqlite://{}?{q}", joined.display()),
+            None => format!("sqlite://{}", joined.display()),
+        }
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -61,8 +92,13 @@ impl Context {
     }
 
     pub fn layout(&self) -> Result<Option<Layout>> {
-        let raw = self.global.layout.as_deref().or(self.config.layout.as_deref());
-        raw.map(|l| l.parse::<Layout>().map_err(Error::Usage)).transpose()
+        let raw = self
+            .global
+            .layout
+            .as_deref()
+            .or(self.config.layout.as_deref());
+        raw.map(|l| l.parse::<Layout>().map_err(Error::Usage))
+            .transpose()
     }
 
     pub fn migrations(&self) -> Result<MigrationSet> {
@@ -81,7 +117,10 @@ impl Context {
     }
 
     pub fn settings(&self, lock_timeout: Option<&str>) -> Result<Settings> {
-        let mut s = Settings { lock_timeout: self.lock_timeout(lock_timeout)?, ..Settings::default() };
+        let mut s = Settings {
+            lock_timeout: self.lock_timeout(lock_timeout)?,
+            ..Settings::default()
+        };
         s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
         Ok(s)
     }

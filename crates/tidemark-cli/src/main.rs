@@ -27,12 +27,21 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    if cli.global.no_color || std::env::var_os(tidemark::env::NO_COLOR).is_some_and(|v| !v.is_empty()) {
+    if cli.global.no_color
+        || std::env::var_os(tidemark::env::NO_COLOR).is_some_and(|v| !v.is_empty())
+    {
         anstream::ColorChoice::Never.write_global();
     }
     init_tracing(cli.global.verbose);
-    let out = Out { format: cli.global.format, quiet: cli.global.quiet, verbose: cli.global.verbose };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let out = Out {
+        format: cli.global.format,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
@@ -53,9 +62,18 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose { "tidemark=debug,warn" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEMARK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let default = if verbose {
+        "tidemark=debug,warn"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }
 
 /// Print an error: one JSON document on stdout in JSON mode, a message on stderr otherwise.
@@ -63,12 +81,20 @@ fn report(out: &Out, e: &Error) {
     let class = e.class();
     if out.format == Format::Json {
         let (file, line) = match e {
-            Error::BadInput { location, .. } => (Some(location.path.display().to_string()), location.line),
-            Error::MigrationFailed { failure, .. } => (Some(failure.path.display().to_string()), Some(failure.line)),
+            Error::BadInput { location, .. } => {
+                (Some(location.path.display().to_string()), location.line)
+            }
+            Error::MigrationFailed { failure, .. } => {
+                (Some(failure.path.display().to_string()), Some(failure.line))
+            }
             _ => (None, None),
         };
         let migration = match e {
-            Error::MigrationFailed { failure, applied, recorded_failed } => Some(FailedMigration {
+            Error::MigrationFailed {
+                failure,
+                applied,
+                recorded_failed,
+            } => Some(FailedMigration {
                 version: failure.version,
                 name: failure.name.clone(),
                 statement_index: failure.index,
@@ -80,11 +106,25 @@ fn report(out: &Out, e: &Error) {
             }),
             _ => None,
         };
-        out.json(&ErrorDoc { error: ErrorBody { code: class.name(), exit_code: class.code(), message: e.to_string(), file, line, migration } });
+        out.json(&ErrorDoc {
+            error: ErrorBody {
+                code: class.name(),
+                exit_code: class.code(),
+                message: e.to_string(),
+                file,
+                line,
+                migration,
+            },
+        });
         return;
     }
     anstream::eprintln!("{} {e}", paint(RED.bold(), "error:"));
-    if let Error::MigrationFailed { failure, applied, recorded_failed } = e {
+    if let Error::MigrationFailed {
+        failure,
+        applied,
+        recorded_failed,
+    } = e
+    {
         if !applied.is_empty() {
             let list: Vec<String> = applied.iter().map(i64::to_string).collect();
             anstream::eprintln!("  applied before the failure: {}", list.join(", "));
@@ -93,10 +133,14 @@ fn report(out: &Out, e: &Error) {
             anstream::eprintln!(
                 "  migration {} ran outside a transaction: statements before {} took effect and it is recorded as failed.\n  \
                  `tidemark up` refuses until it is resolved; `tidemark repair` shows which of its objects exist.",
-                failure.version, failure.index
+                failure.version,
+                failure.index
             );
         } else {
-            anstream::eprintln!("  nothing of migration {} remains (rolled back), and it is not recorded as applied.", failure.version);
+            anstream::eprintln!(
+                "  nothing of migration {} remains (rolled back), and it is not recorded as applied.",
+                failure.version
+            );
         }
     }
 }

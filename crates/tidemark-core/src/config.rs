@@ -63,7 +63,13 @@ impl Config {
         let mut cfg: Config = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             let msg = e.message().to_string();
-            Error::bad_input(Location { path: path.to_path_buf(), line }, msg)
+            Error::bad_input(
+                Location {
+                    path: path.to_path_buf(),
+                    line,
+                },
+                msg,
+            )
         })?;
         cfg.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         cfg.path = Some(path.to_path_buf());
@@ -72,18 +78,28 @@ impl Config {
 
     /// A path from the file, made relative to the file's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() || self.base.as_os_str().is_empty() { p.to_path_buf() } else { self.base.join(p) }
+        if p.is_absolute() || self.base.as_os_str().is_empty() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
     }
 
     pub fn lock_timeout(&self) -> Result<Option<Duration>> {
-        self.lock_timeout.as_deref().map(|s| parse_duration(s, "lock_timeout")).transpose()
+        self.lock_timeout
+            .as_deref()
+            .map(|s| parse_duration(s, "lock_timeout"))
+            .transpose()
     }
 }
 
 /// Durations as people write them: `30s`, `2m`, `1h 30m`, `500ms`.
 pub fn parse_duration(s: &str, what: &str) -> Result<Duration> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| Error::Usage(format!("{what}: `{s}` is not a duration ({e}); write e.g. 30s, 2m or 500ms")))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        Error::Usage(format!(
+            "{what}: `{s}` is not a duration ({e}); write e.g. 30s, 2m or 500ms"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -97,21 +113,41 @@ mod tests {
         std::fs::write(&p, "dir = \"m\"\ndatabse_url = \"x\"\n").unwrap();
         let e = Config::load(&p).unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("tidemark.toml:2") && s.contains("databse_url"), "{s}");
+        assert!(
+            s.contains("tidemark.toml:2") && s.contains("databse_url"),
+            "{s}"
+        );
         assert_eq!(e.class(), crate::error::ExitClass::Usage);
         std::fs::write(&p, "[backup]\nkeep = 3\nkep_days = 2\n").unwrap();
-        assert!(Config::load(&p).unwrap_err().to_string().contains("kep_days"));
+        assert!(
+            Config::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("kep_days")
+        );
     }
 
     #[test]
     fn paths_are_relative_to_the_file() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join(FILE_NAME);
-        std::fs::write(&p, "dir = \"db/migrations\"\nlock_timeout = \"90s\"\n[lint.rules]\ndrop-table = \"off\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "dir = \"db/migrations\"\nlock_timeout = \"90s\"\n[lint.rules]\ndrop-table = \"off\"\n",
+        )
+        .unwrap();
         let c = Config::load(&p).unwrap();
-        assert_eq!(c.resolve(c.dir.as_ref().unwrap()), d.path().join("db/migrations"));
+        assert_eq!(
+            c.resolve(c.dir.as_ref().unwrap()),
+            d.path().join("db/migrations")
+        );
         assert_eq!(c.lock_timeout().unwrap(), Some(Duration::from_secs(90)));
         assert_eq!(c.lint.unwrap().rules["drop-table"], "off");
-        assert!(parse_duration("soon", "--lock-timeout").unwrap_err().to_string().contains("--lock-timeout"));
+        assert!(
+            parse_duration("soon", "--lock-timeout")
+                .unwrap_err()
+                .to_string()
+                .contains("--lock-timeout")
+        );
     }
 }

@@ -44,7 +44,9 @@ impl std::str::FromStr for Dialect {
             "postgres" | "postgresql" | "pg" => Ok(Dialect::Postgres),
             "mysql" | "mariadb" => Ok(Dialect::MySql),
             "sqlite" | "sqlite3" => Ok(Dialect::Sqlite),
-            other => Err(format!("unknown dialect `{other}` (expected postgres, mysql or sqlite)")),
+            other => Err(format!(
+                "unknown dialect `{other}` (expected postgres, mysql or sqlite)"
+            )),
         }
     }
 }
@@ -61,52 +63,66 @@ pub struct Capabilities {
 }
 
 /// A parameter or result value of the small neutral query API that history and journal use.
+/// Every value is typed, NULLs included: a prepared statement keeps the parameter types it was
+/// first prepared with, so an untyped NULL would break the next execution on PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
-    Null,
-    Int(i64),
-    Text(String),
+    Int(Option<i64>),
+    Text(Option<String>),
 }
 
 impl Value {
+    /// A NULL result (its type is unknown when reading).
+    pub const NULL: Value = Value::Text(None);
+
     pub fn as_i64(&self) -> Option<i64> {
         match self {
-            Value::Int(i) => Some(*i),
-            Value::Text(t) => t.parse().ok(),
-            Value::Null => None,
+            Value::Int(i) => *i,
+            Value::Text(t) => t.as_deref().and_then(|t| t.parse().ok()),
         }
     }
 
     pub fn into_text(self) -> Option<String> {
         match self {
-            Value::Text(t) => Some(t),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Null => None,
+            Value::Text(t) => t,
+            Value::Int(i) => i.map(|i| i.to_string()),
         }
     }
 }
 
 impl From<i64> for Value {
     fn from(v: i64) -> Self {
+        Value::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
         Value::Int(v)
     }
 }
 
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::Text(v.to_string())
+        Value::Text(Some(v.to_string()))
     }
 }
 
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Value::Text(v)
+        Value::Text(Some(v))
     }
 }
 
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(Value::Null)
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        Value::Text(v.map(str::to_string))
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::Text(v)
     }
 }
 
@@ -124,7 +140,10 @@ pub struct DbError {
 
 impl DbError {
     pub fn new(message: impl Into<String>) -> Self {
-        DbError { message: message.into(), ..Default::default() }
+        DbError {
+            message: message.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -180,7 +199,11 @@ pub trait Driver: Send {
 
     /// Take the migration lock, waiting at most `timeout`. `waiting` is told, once, who holds
     /// the lock if it is not free at once.
-    async fn lock(&mut self, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>>;
+    async fn lock(
+        &mut self,
+        timeout: Duration,
+        waiting: &mut dyn LockWait,
+    ) -> Result<Box<dyn LockGuard>>;
 
     /// Run one statement of a migration script as it is written (simple protocol, no
     /// parameters).

@@ -19,12 +19,28 @@ use crate::status::{DriftState, MigrationState, Status};
 /// What the engine tells whoever shows progress (the CLI's progress bar, a deploy journal).
 #[derive(Debug)]
 pub enum Event<'a> {
-    LockWaiting { holder: &'a str },
-    LockAcquired { waited: Duration },
-    Planned { plan: &'a Plan },
-    StepStarted { step: &'a Step, position: usize, of: usize },
-    StatementFinished { step: &'a Step, stmt: &'a Stmt },
-    StepFinished { step: &'a Step, ms: i64 },
+    LockWaiting {
+        holder: &'a str,
+    },
+    LockAcquired {
+        waited: Duration,
+    },
+    Planned {
+        plan: &'a Plan,
+    },
+    StepStarted {
+        step: &'a Step,
+        position: usize,
+        of: usize,
+    },
+    StatementFinished {
+        step: &'a Step,
+        stmt: &'a Stmt,
+    },
+    StepFinished {
+        step: &'a Step,
+        ms: i64,
+    },
     Warning(String),
 }
 
@@ -69,7 +85,10 @@ impl Default for Settings {
 }
 
 pub fn new_run_id() -> String {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     format!("{ms}-{}", std::process::id())
 }
 
@@ -91,7 +110,13 @@ pub struct RunReport {
 
 /// Read status without changing anything (no lock, no table created): the fingerprint is
 /// taken when `with_drift` is set.
-pub async fn status(driver: &mut dyn Driver, set: &MigrationSet, settings: &Settings, with_drift: bool) -> Result<Status> {
+pub async fn status(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    with_drift: bool,
+) -> Result<Status> {
+    set.validate(driver.dialect())?;
     let history = history::read(driver).await?;
     let mut st = Status::compute(set, &history);
     if with_drift {
@@ -101,48 +126,55 @@ pub async fn status(driver: &mut dyn Driver, set: &MigrationSet, settings: &Sett
     Ok(st)
 }
 
-/// Refuse to go on when history and files (or the live schema) disagree; the message names the
-/// way out.
+/// Refuse to go on when history and files (or the live schema) disagree. Every problem is
+/// listed, each with the way out.
 pub fn check_consistent(st: &Status, allow: Allow) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
     for e in st.problems() {
         match e.state {
             MigrationState::Failed => {
                 let progress = e.statements_applied.map(|n| format!(" after {n} statement(s) succeeded")).unwrap_or_default();
                 let why = e.error.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-                return Err(Error::Inconsistent(format!(
-                    "migration {} ({}) is recorded as failed{progress}{why}\n\
+                problems.push(format!(
+                    "migration {} ({}) is recorded as failed{progress}{why}\n  \
                      its effects may be partly in place; run `tidemark repair` to see which objects exist and decide",
                     e.version, e.name
-                )));
+                ));
             }
-            MigrationState::Modified if !allow.modified => {
-                return Err(Error::Inconsistent(format!(
-                    "migration {} ({}) was changed after it was applied (checksum {} recorded, file has {})\n\
-                     restore the file, or run `tidemark repair` to accept the new checksum if its effect is unchanged (or pass --allow-modified)",
-                    e.version,
-                    e.name,
-                    short(e.checksum.as_deref()),
-                    short(e.file_checksum.as_deref())
-                )));
-            }
-            MigrationState::Missing if !allow.missing => {
-                return Err(Error::Inconsistent(format!(
-                    "migration {} ({}) is recorded as applied but its file is gone\n\
-                     restore the file, or run `tidemark repair` (or pass --allow-missing)",
-                    e.version, e.name
-                )));
-            }
+            MigrationState::Modified if !allow.modified => problems.push(format!(
+                "migration {} ({}) was changed after it was applied (checksum {} recorded, file has {})\n  \
+                 restore the file, or run `tidemark repair` to accept the new checksum if its effect is unchanged (or pass --allow-modified)",
+                e.version,
+                e.name,
+                short(e.checksum.as_deref()),
+                short(e.file_checksum.as_deref())
+            )),
+            MigrationState::Missing if !allow.missing => problems.push(format!(
+                "migration {} ({}) is recorded as applied but its file is gone\n  \
+                 restore the file, or run `tidemark repair` (or pass --allow-missing)",
+                e.version, e.name
+            )),
             _ => {}
         }
     }
     if st.drift.status == DriftState::Drifted && !allow.drift {
-        return Err(Error::Inconsistent(format!(
-            "the live schema has drifted from the history ({})\n\
+        problems.push(format!(
+            "the live schema has drifted from the history ({})\n  \
              run `tidemark drift` to see the differences and `tidemark repair` to reconcile them (or pass --allow-drift)",
             st.drift.reason.as_deref().unwrap_or("fingerprints differ")
-        )));
+        ));
     }
-    Ok(())
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(Error::Inconsistent(format!(
+            "refusing to migrate: {}",
+            problems.remove(0)
+        ))),
+        n => Err(Error::Inconsistent(format!(
+            "refusing to migrate, {n} problems:\n- {}",
+            problems.join("\n- ")
+        ))),
+    }
 }
 
 fn short(s: Option<&str>) -> &str {
@@ -150,19 +182,39 @@ fn short(s: Option<&str>) -> &str {
 }
 
 /// Plan `up` without changing anything: what `--dry-run` prints.
-pub async fn plan_up(driver: &mut dyn Driver, set: &MigrationSet, target: &UpTarget) -> Result<(Status, Plan)> {
+pub async fn plan_up(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    target: &UpTarget,
+) -> Result<(Status, Plan)> {
     set.validate(driver.dialect())?;
     let history = history::read(driver).await?;
     let st = Status::compute(set, &history);
-    let p = plan::plan_up(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    let p = plan::plan_up(
+        set,
+        &st,
+        driver.dialect(),
+        driver.caps().transactional_ddl,
+        target,
+    )?;
     Ok((st, p))
 }
 
-pub async fn plan_down(driver: &mut dyn Driver, set: &MigrationSet, target: DownTarget) -> Result<(Status, Plan)> {
+pub async fn plan_down(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    target: DownTarget,
+) -> Result<(Status, Plan)> {
     set.validate(driver.dialect())?;
     let history = history::read(driver).await?;
     let st = Status::compute(set, &history);
-    let p = plan::plan_down(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    let p = plan::plan_down(
+        set,
+        &st,
+        driver.dialect(),
+        driver.caps().transactional_ddl,
+        target,
+    )?;
     Ok((st, p))
 }
 
@@ -184,7 +236,13 @@ pub async fn up(
         take_fingerprint(driver, settings, &mut st, obs).await;
     }
     check_consistent(&st, allow)?;
-    let p = plan::plan_up(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    let p = plan::plan_up(
+        set,
+        &st,
+        driver.dialect(),
+        driver.caps().transactional_ddl,
+        target,
+    )?;
     let report = execute(driver, set, &p, settings, obs).await?;
     guard.release().await?;
     Ok(report)
@@ -203,19 +261,33 @@ pub async fn down(
     history::ensure(driver).await?;
     let history = history::read(driver).await?;
     let st = Status::compute(set, &history);
-    if let Some(e) = st.entries.iter().find(|e| e.state == MigrationState::Failed) {
+    if let Some(e) = st
+        .entries
+        .iter()
+        .find(|e| e.state == MigrationState::Failed)
+    {
         return Err(Error::Inconsistent(format!(
             "migration {} ({}) is recorded as failed; run `tidemark repair` before reverting anything",
             e.version, e.name
         )));
     }
-    let p = plan::plan_down(set, &st, driver.dialect(), driver.caps().transactional_ddl, target)?;
+    let p = plan::plan_down(
+        set,
+        &st,
+        driver.dialect(),
+        driver.caps().transactional_ddl,
+        target,
+    )?;
     let report = execute(driver, set, &p, settings, obs).await?;
     guard.release().await?;
     Ok(report)
 }
 
-async fn acquire(driver: &mut dyn Driver, settings: &Settings, obs: &mut dyn Observer) -> Result<Box<dyn crate::driver::LockGuard>> {
+async fn acquire(
+    driver: &mut dyn Driver,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+) -> Result<Box<dyn crate::driver::LockGuard>> {
     let started = Instant::now();
     struct Capture(Option<String>);
     impl crate::driver::LockWait for Capture {
@@ -229,14 +301,23 @@ async fn acquire(driver: &mut dyn Driver, settings: &Settings, obs: &mut dyn Obs
         obs.event(Event::LockWaiting { holder: h });
     }
     let guard = guard?;
-    obs.event(Event::LockAcquired { waited: started.elapsed() });
+    obs.event(Event::LockAcquired {
+        waited: started.elapsed(),
+    });
     Ok(guard)
 }
 
-async fn take_fingerprint(driver: &mut dyn Driver, settings: &Settings, st: &mut Status, obs: &mut dyn Observer) {
+async fn take_fingerprint(
+    driver: &mut dyn Driver,
+    settings: &Settings,
+    st: &mut Status,
+    obs: &mut dyn Observer,
+) {
     match driver.inspect(&settings.inspect).await {
         Ok(schema) => st.set_live_fingerprint(schema.fingerprint().0, schema.is_empty()),
-        Err(e) => obs.event(Event::Warning(format!("could not inspect the schema, drift not checked: {e}"))),
+        Err(e) => obs.event(Event::Warning(format!(
+            "could not inspect the schema, drift not checked: {e}"
+        ))),
     }
 }
 
@@ -251,9 +332,16 @@ pub async fn execute(
     obs.event(Event::Planned { plan: p });
     let mut done: Vec<Done> = Vec::new();
     if p.single_transaction && !p.steps.is_empty() {
-        driver.begin().await.map_err(|e| Error::db("could not begin the transaction", e))?;
+        driver
+            .begin()
+            .await
+            .map_err(|e| Error::db("could not begin the transaction", e))?;
         for (i, step) in p.steps.iter().enumerate() {
-            obs.event(Event::StepStarted { step, position: i + 1, of: p.steps.len() });
+            obs.event(Event::StepStarted {
+                step,
+                position: i + 1,
+                of: p.steps.len(),
+            });
             let started = Instant::now();
             if let Err(f) = run_statements(driver, step, obs).await {
                 let _ = driver.rollback().await;
@@ -262,12 +350,24 @@ pub async fn execute(
             let ms = started.elapsed().as_millis() as i64;
             record_done(driver, step, ms, settings).await?;
             obs.event(Event::StepFinished { step, ms });
-            done.push(Done { version: step.version, name: step.name.clone(), direction: step.direction, execution_ms: ms });
+            done.push(Done {
+                version: step.version,
+                name: step.name.clone(),
+                direction: step.direction,
+                execution_ms: ms,
+            });
         }
-        driver.commit().await.map_err(|e| Error::db("could not commit the migrations", e))?;
+        driver
+            .commit()
+            .await
+            .map_err(|e| Error::db("could not commit the migrations", e))?;
     } else {
         for (i, step) in p.steps.iter().enumerate() {
-            obs.event(Event::StepStarted { step, position: i + 1, of: p.steps.len() });
+            obs.event(Event::StepStarted {
+                step,
+                position: i + 1,
+                of: p.steps.len(),
+            });
             let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
             let ms = if step.transactional {
                 apply_transactional(driver, step, settings, obs, applied).await?
@@ -275,11 +375,24 @@ pub async fn execute(
                 apply_stepwise(driver, step, settings, obs, applied).await?
             };
             obs.event(Event::StepFinished { step, ms });
-            done.push(Done { version: step.version, name: step.name.clone(), direction: step.direction, execution_ms: ms });
+            done.push(Done {
+                version: step.version,
+                name: step.name.clone(),
+                direction: step.direction,
+                execution_ms: ms,
+            });
         }
     }
-    let fingerprint = if done.is_empty() { None } else { record_fingerprint(driver, set, settings, obs).await };
-    Ok(RunReport { done, fingerprint, run_id: settings.run_id.clone() })
+    let fingerprint = if done.is_empty() {
+        None
+    } else {
+        record_fingerprint(driver, set, settings, obs).await
+    };
+    Ok(RunReport {
+        done,
+        fingerprint,
+        run_id: settings.run_id.clone(),
+    })
 }
 
 async fn apply_transactional(
@@ -290,7 +403,10 @@ async fn apply_transactional(
     applied: Vec<i64>,
 ) -> Result<i64> {
     let started = Instant::now();
-    driver.begin().await.map_err(|e| Error::db("could not begin the transaction", e))?;
+    driver
+        .begin()
+        .await
+        .map_err(|e| Error::db("could not begin the transaction", e))?;
     if let Err(f) = run_statements(driver, step, obs).await {
         let _ = driver.rollback().await;
         return Err(failed(driver, settings, step, f, applied, false).await);
@@ -300,10 +416,15 @@ async fn apply_transactional(
         let _ = driver.rollback().await;
         return Err(e);
     }
-    driver
-        .commit()
-        .await
-        .map_err(|e| Error::db(format!("could not commit migration {} ({})", step.version, step.name), e))?;
+    driver.commit().await.map_err(|e| {
+        Error::db(
+            format!(
+                "could not commit migration {} ({})",
+                step.version, step.name
+            ),
+            e,
+        )
+    })?;
     Ok(ms)
 }
 
@@ -330,7 +451,13 @@ async fn apply_stepwise(
     match step.direction {
         Direction::Up => history::insert(driver, &row).await?,
         Direction::Down => {
-            history::set_state(driver, step.version, HistoryState::Failed, Some("revert in progress (or its process died)")).await?
+            history::set_state(
+                driver,
+                step.version,
+                HistoryState::Failed,
+                Some("revert in progress (or its process died)"),
+            )
+            .await?
         }
     }
     for (i, stmt) in step.statements.iter().enumerate() {
@@ -341,7 +468,9 @@ async fn apply_stepwise(
             let nothing_done = i == 0;
             let undo = match (nothing_done, step.direction) {
                 (true, Direction::Up) => history::delete(driver, step.version).await,
-                (true, Direction::Down) => history::set_state(driver, step.version, HistoryState::Applied, None).await,
+                (true, Direction::Down) => {
+                    history::set_state(driver, step.version, HistoryState::Applied, None).await
+                }
                 (false, _) => {
                     let msg = format!(
                         "statement {} of {total} failed at {}:{}: {}",
@@ -359,13 +488,21 @@ async fn apply_stepwise(
                         }
                         Direction::Down => {
                             let msg = format!("revert {msg}");
-                            history::set_state(driver, step.version, HistoryState::Failed, Some(&msg)).await
+                            history::set_state(
+                                driver,
+                                step.version,
+                                HistoryState::Failed,
+                                Some(&msg),
+                            )
+                            .await
                         }
                     }
                 }
             };
             if let Err(e) = undo {
-                obs.event(Event::Warning(format!("could not record the failure in history: {e}")));
+                obs.event(Event::Warning(format!(
+                    "could not record the failure in history: {e}"
+                )));
             }
             return Err(failed(driver, settings, step, failure, applied, !nothing_done).await);
         }
@@ -390,9 +527,16 @@ async fn apply_stepwise(
     Ok(ms)
 }
 
-async fn run_statements(driver: &mut dyn Driver, step: &Step, obs: &mut dyn Observer) -> Result<(), StatementFailure> {
+async fn run_statements(
+    driver: &mut dyn Driver,
+    step: &Step,
+    obs: &mut dyn Observer,
+) -> Result<(), StatementFailure> {
     for stmt in &step.statements {
-        driver.run(&stmt.text).await.map_err(|db| statement_failure(step, stmt, db))?;
+        driver
+            .run(&stmt.text)
+            .await
+            .map_err(|db| statement_failure(step, stmt, db))?;
         obs.event(Event::StatementFinished { step, stmt });
     }
     Ok(())
@@ -400,7 +544,12 @@ async fn run_statements(driver: &mut dyn Driver, step: &Step, obs: &mut dyn Obse
 
 /// The history row (or its removal) and the journal line of a finished step, in the caller's
 /// transaction when there is one.
-async fn record_done(driver: &mut dyn Driver, step: &Step, ms: i64, settings: &Settings) -> Result<()> {
+async fn record_done(
+    driver: &mut dyn Driver,
+    step: &Step,
+    ms: i64,
+    settings: &Settings,
+) -> Result<()> {
     match step.direction {
         Direction::Up => {
             history::insert(
@@ -423,7 +572,12 @@ async fn record_done(driver: &mut dyn Driver, step: &Step, ms: i64, settings: &S
     journal_step(driver, step, ms, settings).await
 }
 
-async fn journal_step(driver: &mut dyn Driver, step: &Step, ms: i64, settings: &Settings) -> Result<()> {
+async fn journal_step(
+    driver: &mut dyn Driver,
+    step: &Step,
+    ms: i64,
+    settings: &Settings,
+) -> Result<()> {
     let action = match step.direction {
         Direction::Up => "apply",
         Direction::Down => "revert",
@@ -437,7 +591,13 @@ async fn journal_step(driver: &mut dyn Driver, step: &Step, ms: i64, settings: &
     });
     history::journal(
         driver,
-        &JournalWrite { run_id: &settings.run_id, action, version: Some(step.version), detail: Some(detail.to_string()), actor: &settings.actor },
+        &JournalWrite {
+            run_id: &settings.run_id,
+            action,
+            version: Some(step.version),
+            detail: Some(detail.to_string()),
+            actor: &settings.actor,
+        },
     )
     .await
 }
@@ -446,7 +606,15 @@ fn statement_failure(step: &Step, stmt: &Stmt, db: DbError) -> StatementFailure 
     // PostgreSQL reports a 1-based character position inside the statement: turn it into the
     // line of the file.
     let line = match db.position {
-        Some(pos) => stmt.line + stmt.text.chars().take(pos.saturating_sub(1)).filter(|&c| c == '\n').count(),
+        Some(pos) => {
+            stmt.line
+                + stmt
+                    .text
+                    .chars()
+                    .take(pos.saturating_sub(1))
+                    .filter(|&c| c == '\n')
+                    .count()
+        }
         None => stmt.line,
     };
     StatementFailure {
@@ -483,19 +651,36 @@ async fn failed(
     });
     let _ = history::journal(
         driver,
-        &JournalWrite { run_id: &settings.run_id, action, version: Some(step.version), detail: Some(detail.to_string()), actor: &settings.actor },
+        &JournalWrite {
+            run_id: &settings.run_id,
+            action,
+            version: Some(step.version),
+            detail: Some(detail.to_string()),
+            actor: &settings.actor,
+        },
     )
     .await;
-    Error::MigrationFailed { failure: Box::new(f), applied, recorded_failed }
+    Error::MigrationFailed {
+        failure: Box::new(f),
+        applied,
+        recorded_failed,
+    }
 }
 
 /// Inspect after a run and record the fingerprint on the head of history, so that `status` can
 /// tell drift cheaply later.
-async fn record_fingerprint(driver: &mut dyn Driver, set: &MigrationSet, settings: &Settings, obs: &mut dyn Observer) -> Option<String> {
+async fn record_fingerprint(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+) -> Option<String> {
     let schema = match driver.inspect(&settings.inspect).await {
         Ok(s) => s,
         Err(e) => {
-            obs.event(Event::Warning(format!("could not inspect the schema to record its fingerprint: {e}")));
+            obs.event(Event::Warning(format!(
+                "could not inspect the schema to record its fingerprint: {e}"
+            )));
             return None;
         }
     };
@@ -508,7 +693,9 @@ async fn record_fingerprint(driver: &mut dyn Driver, set: &MigrationSet, setting
     if let Some(v) = head
         && let Err(e) = history::set_fingerprint(driver, v, &fp).await
     {
-        obs.event(Event::Warning(format!("could not record the schema fingerprint: {e}")));
+        obs.event(Event::Warning(format!(
+            "could not record the schema fingerprint: {e}"
+        )));
     }
     Some(fp)
 }

@@ -15,11 +15,17 @@ pub struct Location {
 
 impl Location {
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Location { path: path.into(), line: None }
+        Location {
+            path: path.into(),
+            line: None,
+        }
     }
 
     pub fn line(path: impl Into<PathBuf>, line: usize) -> Self {
-        Location { path: path.into(), line: Some(line) }
+        Location {
+            path: path.into(),
+            line: Some(line),
+        }
     }
 }
 
@@ -124,10 +130,17 @@ pub enum Error {
 
     /// A migration statement failed. `applied` lists the versions this run applied before it.
     #[error("{failure}")]
-    MigrationFailed { failure: Box<StatementFailure>, applied: Vec<i64>, recorded_failed: bool },
+    MigrationFailed {
+        failure: Box<StatementFailure>,
+        applied: Vec<i64>,
+        recorded_failed: bool,
+    },
 
     #[error("timed out after {waited:?} waiting for the migration lock{holder}")]
-    LockTimeout { waited: std::time::Duration, holder: String },
+    LockTimeout {
+        waited: std::time::Duration,
+        holder: String,
+    },
 
     /// History and reality (or the files) disagree; the message names the way out.
     #[error("{0}")]
@@ -164,14 +177,23 @@ impl Error {
     }
 
     pub fn bad_input(location: Location, message: impl Into<String>) -> Self {
-        Error::BadInput { location, message: message.into() }
+        Error::BadInput {
+            location,
+            message: message.into(),
+        }
     }
 
     pub fn db(context: impl Into<String>, source: DbError) -> Self {
-        Error::Database { context: context.into(), source }
+        Error::Database {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

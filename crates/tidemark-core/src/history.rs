@@ -77,7 +77,9 @@ fn now_sql(dialect: Dialect) -> &'static str {
 fn time_as_text(dialect: Dialect, column: &str) -> String {
     match dialect {
         Dialect::Postgres => format!("to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"),
-        Dialect::MySql => format!("CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')"),
+        Dialect::MySql => {
+            format!("CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')")
+        }
         Dialect::Sqlite => column.to_string(),
     }
 }
@@ -85,7 +87,12 @@ fn time_as_text(dialect: Dialect, column: &str) -> String {
 fn create_sql(dialect: Dialect) -> [String; 2] {
     let (ts, big_id, text, suffix) = match dialect {
         Dialect::Postgres => ("TIMESTAMP", "BIGSERIAL PRIMARY KEY", "TEXT", ""),
-        Dialect::MySql => ("DATETIME(6)", "BIGINT AUTO_INCREMENT PRIMARY KEY", "TEXT", " DEFAULT CHARSET=utf8mb4"),
+        Dialect::MySql => (
+            "DATETIME(6)",
+            "BIGINT AUTO_INCREMENT PRIMARY KEY",
+            "TEXT",
+            " DEFAULT CHARSET=utf8mb4",
+        ),
         Dialect::Sqlite => ("TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", ""),
     };
     [
@@ -124,28 +131,46 @@ fn db_err(context: &str) -> impl FnOnce(crate::driver::DbError) -> Error + '_ {
 /// Does the history table exist? (Read-only commands must not create it.)
 pub async fn exists(driver: &mut dyn Driver) -> Result<bool> {
     let sql = match driver.dialect() {
-        Dialect::Postgres => format!("SELECT CASE WHEN to_regclass('{HISTORY_TABLE}') IS NULL THEN 0 ELSE 1 END"),
+        Dialect::Postgres => {
+            format!("SELECT CASE WHEN to_regclass('{HISTORY_TABLE}') IS NULL THEN 0 ELSE 1 END")
+        }
         Dialect::MySql => format!(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}'"
         ),
-        Dialect::Sqlite => format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{HISTORY_TABLE}'"),
+        Dialect::Sqlite => format!(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{HISTORY_TABLE}'"
+        ),
     };
-    let rows = driver.query(&sql, &[]).await.map_err(db_err("could not look for the history table"))?;
-    Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_i64).unwrap_or(0) > 0)
+    let rows = driver
+        .query(&sql, &[])
+        .await
+        .map_err(db_err("could not look for the history table"))?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        > 0)
 }
 
 /// Create the history and journal tables if they are missing. Call under the migration lock:
 /// concurrent `CREATE TABLE IF NOT EXISTS` is not safe on every database.
 pub async fn ensure(driver: &mut dyn Driver) -> Result<()> {
     for sql in create_sql(driver.dialect()) {
-        driver.run(&sql).await.map_err(db_err("could not create tidemark's history tables"))?;
+        driver
+            .run(&sql)
+            .await
+            .map_err(db_err("could not create tidemark's history tables"))?;
     }
     Ok(())
 }
 
 pub async fn read(driver: &mut dyn Driver) -> Result<History> {
     if !exists(driver).await? {
-        return Ok(History { entries: Vec::new(), exists: false });
+        return Ok(History {
+            entries: Vec::new(),
+            exists: false,
+        });
     }
     let d = driver.dialect();
     let sql = format!(
@@ -153,12 +178,17 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
          FROM {HISTORY_TABLE} ORDER BY version",
         time_as_text(d, "applied_at")
     );
-    let rows = driver.query(&sql, &[]).await.map_err(db_err("could not read the history"))?;
+    let rows = driver
+        .query(&sql, &[])
+        .await
+        .map_err(db_err("could not read the history"))?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         let mut it = row.into_iter();
-        let mut next = || it.next().unwrap_or(Value::Null);
-        let version = next().as_i64().ok_or_else(|| Error::Inconsistent(format!("{HISTORY_TABLE} has a row without a version")))?;
+        let mut next = || it.next().unwrap_or(Value::NULL);
+        let version = next().as_i64().ok_or_else(|| {
+            Error::Inconsistent(format!("{HISTORY_TABLE} has a row without a version"))
+        })?;
         let name = next().into_text().unwrap_or_default();
         let checksum = next().into_text().unwrap_or_default();
         let state = match next().into_text().as_deref() {
@@ -179,7 +209,10 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
             statements_applied: next().as_i64(),
         });
     }
-    Ok(History { entries, exists: true })
+    Ok(History {
+        entries,
+        exists: true,
+    })
 }
 
 /// The row to write for a migration.
@@ -211,16 +244,19 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         ph(d, 8)
     );
     let params = [
-        Value::Int(w.version),
+        w.version.into(),
         w.name.into(),
         w.checksum.into(),
         w.state.as_str().into(),
-        Value::Int(w.execution_ms),
+        w.execution_ms.into(),
         w.applied_by.into(),
         w.error.into(),
-        w.statements_applied.map(Value::Int).unwrap_or(Value::Null),
+        w.statements_applied.into(),
     ];
-    driver.execute(&sql, &params).await.map_err(db_err("could not write the history row"))?;
+    driver
+        .execute(&sql, &params)
+        .await
+        .map_err(db_err("could not write the history row"))?;
     Ok(())
 }
 
@@ -240,38 +276,65 @@ pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
     );
     let params = [
         w.state.as_str().into(),
-        Value::Int(w.execution_ms),
+        w.execution_ms.into(),
         w.error.into(),
-        w.statements_applied.map(Value::Int).unwrap_or(Value::Null),
+        w.statements_applied.into(),
         w.checksum.into(),
-        Value::Int(w.version),
+        w.version.into(),
     ];
-    driver.execute(&sql, &params).await.map_err(db_err("could not update the history row"))?;
+    driver
+        .execute(&sql, &params)
+        .await
+        .map_err(db_err("could not update the history row"))?;
     Ok(())
 }
 
 /// Change a row's state and error only (its time and checksum stay as recorded).
-pub async fn set_state(driver: &mut dyn Driver, version: i64, state: HistoryState, error: Option<&str>) -> Result<()> {
+pub async fn set_state(
+    driver: &mut dyn Driver,
+    version: i64,
+    state: HistoryState,
+    error: Option<&str>,
+) -> Result<()> {
     let d = driver.dialect();
-    let sql = format!("UPDATE {HISTORY_TABLE} SET state = {}, error = {} WHERE version = {}", ph(d, 1), ph(d, 2), ph(d, 3));
+    let sql = format!(
+        "UPDATE {HISTORY_TABLE} SET state = {}, error = {} WHERE version = {}",
+        ph(d, 1),
+        ph(d, 2),
+        ph(d, 3)
+    );
     driver
-        .execute(&sql, &[state.as_str().into(), error.into(), Value::Int(version)])
+        .execute(&sql, &[state.as_str().into(), error.into(), version.into()])
         .await
         .map_err(db_err("could not update the history row"))?;
     Ok(())
 }
 
 pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
-    let sql = format!("DELETE FROM {HISTORY_TABLE} WHERE version = {}", ph(driver.dialect(), 1));
-    driver.execute(&sql, &[Value::Int(version)]).await.map_err(db_err("could not delete the history row"))?;
+    let sql = format!(
+        "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
+        ph(driver.dialect(), 1)
+    );
+    driver
+        .execute(&sql, &[version.into()])
+        .await
+        .map_err(db_err("could not delete the history row"))?;
     Ok(())
 }
 
-pub async fn set_fingerprint(driver: &mut dyn Driver, version: i64, fingerprint: &str) -> Result<()> {
+pub async fn set_fingerprint(
+    driver: &mut dyn Driver,
+    version: i64,
+    fingerprint: &str,
+) -> Result<()> {
     let d = driver.dialect();
-    let sql = format!("UPDATE {HISTORY_TABLE} SET schema_fingerprint = {} WHERE version = {}", ph(d, 1), ph(d, 2));
+    let sql = format!(
+        "UPDATE {HISTORY_TABLE} SET schema_fingerprint = {} WHERE version = {}",
+        ph(d, 1),
+        ph(d, 2)
+    );
     driver
-        .execute(&sql, &[fingerprint.into(), Value::Int(version)])
+        .execute(&sql, &[fingerprint.into(), version.into()])
         .await
         .map_err(db_err("could not record the schema fingerprint"))?;
     Ok(())
@@ -299,8 +362,17 @@ pub async fn journal(driver: &mut dyn Driver, j: &JournalWrite<'_>) -> Result<()
         ph(d, 4),
         ph(d, 5)
     );
-    let params = [j.run_id.into(), j.action.into(), j.version.map(Value::Int).unwrap_or(Value::Null), j.detail.clone().into(), j.actor.into()];
-    driver.execute(&sql, &params).await.map_err(db_err("could not append to the journal"))?;
+    let params = [
+        j.run_id.into(),
+        j.action.into(),
+        j.version.into(),
+        j.detail.clone().into(),
+        j.actor.into(),
+    ];
+    driver
+        .execute(&sql, &params)
+        .await
+        .map_err(db_err("could not append to the journal"))?;
     Ok(())
 }
 
@@ -322,12 +394,15 @@ pub async fn read_journal(driver: &mut dyn Driver, limit: i64) -> Result<Vec<Jou
         "SELECT id, {}, run_id, action, version, detail, actor FROM {JOURNAL_TABLE} ORDER BY id DESC LIMIT {limit}",
         time_as_text(d, "at")
     );
-    let rows = driver.query(&sql, &[]).await.map_err(db_err("could not read the journal"))?;
+    let rows = driver
+        .query(&sql, &[])
+        .await
+        .map_err(db_err("could not read the journal"))?;
     let mut out: Vec<JournalEntry> = rows
         .into_iter()
         .map(|row| {
             let mut it = row.into_iter();
-            let mut next = || it.next().unwrap_or(Value::Null);
+            let mut next = || it.next().unwrap_or(Value::NULL);
             JournalEntry {
                 id: next().as_i64().unwrap_or(0),
                 at: next().into_text().unwrap_or_default(),
@@ -345,7 +420,9 @@ pub async fn read_journal(driver: &mut dyn Driver, limit: i64) -> Result<Vec<Jou
 
 /// Who is applying: `user@host`, as people recognise it in the history.
 pub fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

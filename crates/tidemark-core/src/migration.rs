@@ -54,7 +54,9 @@ impl FromStr for Layout {
             "diesel" => Ok(Layout::Diesel),
             "flyway" => Ok(Layout::Flyway),
             "dbmate" => Ok(Layout::Dbmate),
-            other => Err(format!("unknown layout `{other}` (expected native, diesel, flyway or dbmate)")),
+            other => Err(format!(
+                "unknown layout `{other}` (expected native, diesel, flyway or dbmate)"
+            )),
         }
     }
 }
@@ -73,7 +75,10 @@ impl Script {
     /// The script's statements, with lines counted in the file.
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<Stmt>> {
         let mut stmts = split::split(&self.sql, dialect).map_err(|e| {
-            Error::bad_input(Location::line(&self.path, e.line + self.first_line - 1), e.message)
+            Error::bad_input(
+                Location::line(&self.path, e.line + self.first_line - 1),
+                e.message,
+            )
         })?;
         for s in &mut stmts {
             s.line += self.first_line - 1;
@@ -83,7 +88,9 @@ impl Script {
 
     /// True when the script holds no statement (empty, blank or only comments).
     pub fn is_empty(&self, dialect: Dialect) -> bool {
-        self.statements(dialect).map(|s| s.is_empty()).unwrap_or(false)
+        self.statements(dialect)
+            .map(|s| s.is_empty())
+            .unwrap_or(false)
     }
 }
 
@@ -143,14 +150,21 @@ impl MigrationSet {
             }
         })?;
         if !meta.is_dir() {
-            return Err(Error::Usage(format!("{} is not a directory", dir.display())));
+            return Err(Error::Usage(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
         }
         let entries = list_dir(dir)?;
         let layout = match layout {
             Some(l) => l,
             None => detect_layout(&entries)?,
         };
-        let mut loader = Loader { dir: dir.to_path_buf(), found: BTreeMap::new(), warnings: Vec::new() };
+        let mut loader = Loader {
+            dir: dir.to_path_buf(),
+            found: BTreeMap::new(),
+            warnings: Vec::new(),
+        };
         match layout {
             Layout::Native => loader.native(&entries)?,
             Layout::Diesel => loader.diesel(&entries)?,
@@ -179,7 +193,10 @@ impl MigrationSet {
         for m in &self.migrations {
             let stmts = m.up.statements(dialect)?;
             if stmts.is_empty() {
-                return Err(Error::bad_input(Location::file(&m.up.path), "the up script holds no SQL statement"));
+                return Err(Error::bad_input(
+                    Location::file(&m.up.path),
+                    "the up script holds no SQL statement",
+                ));
             }
             if m.transactional {
                 check_no_transaction_control(&m.up, &stmts)?;
@@ -196,7 +213,10 @@ impl MigrationSet {
 }
 
 fn check_no_transaction_control(script: &Script, stmts: &[Stmt]) -> Result<()> {
-    if let Some(s) = stmts.iter().find(|s| split::is_transaction_control(&s.text)) {
+    if let Some(s) = stmts
+        .iter()
+        .find(|s| split::is_transaction_control(&s.text))
+    {
         return Err(Error::bad_input(
             Location::line(&script.path, s.line),
             format!(
@@ -221,8 +241,15 @@ fn list_dir(dir: &Path) -> Result<Vec<Entry>> {
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let e = e.map_err(|e| Error::io(dir, e))?;
         let path = e.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-            return Err(Error::bad_input(Location::file(&path), "file name is not valid UTF-8"));
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
+            return Err(Error::bad_input(
+                Location::file(&path),
+                "file name is not valid UTF-8",
+            ));
         };
         if name.starts_with('.') {
             continue; // .gitkeep, editor files
@@ -244,19 +271,29 @@ fn strip_sql(name: &str) -> &str {
 
 fn is_flyway_name(name: &str) -> bool {
     let b = name.as_bytes();
-    is_sql(name) && matches!(b.first(), Some(b'V' | b'U')) && b.get(1).is_some_and(u8::is_ascii_digit) && name.contains("__")
+    is_sql(name)
+        && matches!(b.first(), Some(b'V' | b'U'))
+        && b.get(1).is_some_and(u8::is_ascii_digit)
+        && name.contains("__")
 }
 
 fn detect_layout(entries: &[Entry]) -> Result<Layout> {
-    if entries.iter().any(|e| e.is_dir && e.path.join("up.sql").is_file()) {
+    if entries
+        .iter()
+        .any(|e| e.is_dir && e.path.join("up.sql").is_file())
+    {
         return Ok(Layout::Diesel);
     }
-    if entries.iter().any(|e| !e.is_dir && (is_flyway_name(&e.name) || (is_sql(&e.name) && e.name.starts_with("R__")))) {
+    if entries.iter().any(|e| {
+        !e.is_dir && (is_flyway_name(&e.name) || (is_sql(&e.name) && e.name.starts_with("R__")))
+    }) {
         return Ok(Layout::Flyway);
     }
     for e in entries.iter().filter(|e| !e.is_dir && is_sql(&e.name)) {
         if let Ok(text) = std::fs::read_to_string(&e.path)
-            && text.lines().any(|l| is_dbmate_marker(l, "up"))
+            && text
+                .lines()
+                .any(|l| is_dbmate_marker(l, "up") || is_dbmate_marker(l, "down"))
         {
             return Ok(Layout::Dbmate);
         }
@@ -266,9 +303,12 @@ fn detect_layout(entries: &[Entry]) -> Result<Layout> {
 
 fn is_dbmate_marker(line: &str, section: &str) -> bool {
     let l = line.trim();
-    let Some(rest) = l.strip_prefix("--") else { return false };
+    let Some(rest) = l.strip_prefix("--") else {
+        return false;
+    };
     let rest = rest.trim_start();
-    rest.strip_prefix("migrate:").is_some_and(|r| r.split_whitespace().next() == Some(section))
+    rest.strip_prefix("migrate:")
+        .is_some_and(|r| r.split_whitespace().next() == Some(section))
 }
 
 /// Read a file as UTF-8 with CRLF normalised and a byte-order mark removed.
@@ -278,7 +318,11 @@ fn read_sql(path: &Path) -> Result<String> {
         Ok(t) => t,
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = e.as_bytes()[..valid]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             return Err(Error::bad_input(
                 Location::line(path, line),
                 "the file is not valid UTF-8 (save it as UTF-8)",
@@ -298,10 +342,16 @@ pub fn checksum(sql: &str) -> String {
 fn parse_version(text: &str, path: &Path) -> Result<i64> {
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     if digits.is_empty() {
-        return Err(Error::bad_input(Location::file(path), format!("`{text}` is not a version number")));
+        return Err(Error::bad_input(
+            Location::file(path),
+            format!("`{text}` is not a version number"),
+        ));
     }
     digits.parse::<i64>().map_err(|_| {
-        Error::bad_input(Location::file(path), format!("version `{text}` is too large (at most 18 digits)"))
+        Error::bad_input(
+            Location::file(path),
+            format!("version `{text}` is too large (at most 18 digits)"),
+        )
     })
 }
 
@@ -318,14 +368,18 @@ fn directives(script: &Script) -> Result<Directives> {
         if t.is_empty() {
             continue;
         }
-        let Some(comment) = t.strip_prefix("--") else { break };
+        let Some(comment) = t.strip_prefix("--") else {
+            break;
+        };
         let comment = comment.trim();
         // sqlx writes this directive without a prefix.
         if comment == "no-transaction" {
             d.no_transaction = true;
             continue;
         }
-        let Some(directive) = comment.strip_prefix("tidemark:") else { continue };
+        let Some(directive) = comment.strip_prefix("tidemark:") else {
+            continue;
+        };
         let word = directive.split_whitespace().next().unwrap_or_default();
         match word {
             "no-transaction" => d.no_transaction = true,
@@ -334,7 +388,9 @@ fn directives(script: &Script) -> Result<Directives> {
             other => {
                 return Err(Error::bad_input(
                     Location::line(&script.path, script.first_line + i),
-                    format!("unknown directive `tidemark:{other}` (known: no-transaction, lint-ignore, lint-ignore-file)"),
+                    format!(
+                        "unknown directive `tidemark:{other}` (known: no-transaction, lint-ignore, lint-ignore-file)"
+                    ),
                 ));
             }
         }
@@ -369,7 +425,15 @@ impl Loader {
         self.warnings.push(format!("{}: {why}", path.display()));
     }
 
-    fn add(&mut self, version: i64, name: &str, sort_key: SortKey, part: Part, script: Script, origin: &Path) -> Result<()> {
+    fn add(
+        &mut self,
+        version: i64,
+        name: &str,
+        sort_key: SortKey,
+        part: Part,
+        script: Script,
+        origin: &Path,
+    ) -> Result<()> {
         let entry = self.found.entry(version).or_insert_with(|| Found {
             name: name.to_string(),
             up: None,
@@ -385,7 +449,10 @@ impl Loader {
         if entry.name != name || entry.sort_key != sort_key || slot.is_some() {
             return Err(Error::bad_input(
                 Location::file(origin),
-                format!("duplicate version {version}: also used by {}", entry.origin.display()),
+                format!(
+                    "duplicate version {version}: also used by {}",
+                    entry.origin.display()
+                ),
             ));
         }
         *slot = Some(script);
@@ -393,7 +460,11 @@ impl Loader {
     }
 
     fn script(path: &Path) -> Result<Script> {
-        Ok(Script { path: path.to_path_buf(), sql: read_sql(path)?, first_line: 1 })
+        Ok(Script {
+            path: path.to_path_buf(),
+            sql: read_sql(path)?,
+            first_line: 1,
+        })
     }
 
     fn native(&mut self, entries: &[Entry]) -> Result<()> {
@@ -414,7 +485,9 @@ impl Loader {
             } else {
                 (stem, Part::Up)
             };
-            let parsed = stem.split_once('_').filter(|(v, n)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
+            let parsed = stem.split_once('_').filter(|(v, n)| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty()
+            });
             let Some((v, name)) = parsed else {
                 return Err(Error::bad_input(
                     Location::file(&e.path),
@@ -422,7 +495,14 @@ impl Loader {
                 ));
             };
             let version = parse_version(v, &e.path)?;
-            self.add(version, name, SortKey::Number(version), part, Self::script(&e.path)?, &e.path)?;
+            self.add(
+                version,
+                name,
+                SortKey::Number(version),
+                part,
+                Self::script(&e.path)?,
+                &e.path,
+            )?;
         }
         Ok(())
     }
@@ -437,13 +517,18 @@ impl Loader {
             let looks_like_migration = e.name.as_bytes().first().is_some_and(u8::is_ascii_digit);
             if !up.is_file() {
                 if looks_like_migration {
-                    return Err(Error::bad_input(Location::file(&e.path), "diesel migration directory without up.sql"));
+                    return Err(Error::bad_input(
+                        Location::file(&e.path),
+                        "diesel migration directory without up.sql",
+                    ));
                 }
                 self.warn(&e.path, "not a diesel migration directory (ignored)");
                 continue;
             }
             let Some((v, name)) = e.name.split_once('_').filter(|(v, n)| {
-                !n.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'-') && v.bytes().any(|b| b.is_ascii_digit())
+                !n.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                    && v.bytes().any(|b| b.is_ascii_digit())
             }) else {
                 return Err(Error::bad_input(
                     Location::file(&e.path),
@@ -452,16 +537,31 @@ impl Loader {
             };
             let version = parse_version(v, &e.path)?;
             let digits: String = v.chars().filter(char::is_ascii_digit).collect();
-            self.add(version, name, SortKey::Text(digits.clone()), Part::Up, Self::script(&up)?, &e.path)?;
+            self.add(
+                version,
+                name,
+                SortKey::Text(digits.clone()),
+                Part::Up,
+                Self::script(&up)?,
+                &e.path,
+            )?;
             let down = e.path.join("down.sql");
             if down.is_file() {
-                self.add(version, name, SortKey::Text(digits), Part::Down, Self::script(&down)?, &e.path)?;
+                self.add(
+                    version,
+                    name,
+                    SortKey::Text(digits),
+                    Part::Down,
+                    Self::script(&down)?,
+                    &e.path,
+                )?;
             }
             let meta = e.path.join("metadata.toml");
             if meta.is_file() {
                 let text = std::fs::read_to_string(&meta).map_err(|err| Error::io(&meta, err))?;
-                let table: toml::Table = toml::from_str(&text)
-                    .map_err(|err| Error::bad_input(Location::file(&meta), format!("invalid TOML: {err}")))?;
+                let table: toml::Table = toml::from_str(&text).map_err(|err| {
+                    Error::bad_input(Location::file(&meta), format!("invalid TOML: {err}"))
+                })?;
                 match table.get("run_in_transaction") {
                     Some(toml::Value::Boolean(false)) => {
                         if let Some(f) = self.found.get_mut(&version) {
@@ -508,7 +608,9 @@ impl Loader {
                     _ => return None,
                 };
                 let ok = !ver.is_empty()
-                    && ver.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'_')
+                    && ver
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'_')
                     && ver.as_bytes()[0].is_ascii_digit()
                     && !desc.is_empty();
                 ok.then_some((part, ver, desc))
@@ -520,14 +622,27 @@ impl Loader {
                 ));
             };
             let version = parse_version(ver, &e.path)?;
-            let parts: Vec<u64> = ver.split(['.', '_']).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or(u64::MAX)).collect();
+            let parts: Vec<u64> = ver
+                .split(['.', '_'])
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().unwrap_or(u64::MAX))
+                .collect();
             let is_up = matches!(part, Part::Up);
-            self.add(version, desc, SortKey::Parts(parts), part, Self::script(&e.path)?, &e.path)?;
+            self.add(
+                version,
+                desc,
+                SortKey::Parts(parts),
+                part,
+                Self::script(&e.path)?,
+                &e.path,
+            )?;
             let conf = e.path.with_file_name(format!("{}.conf", e.name));
             if is_up && conf.is_file() {
                 let text = std::fs::read_to_string(&conf).map_err(|err| Error::io(&conf, err))?;
                 for (i, line) in text.lines().enumerate() {
-                    let Some((k, v)) = line.split_once('=') else { continue };
+                    let Some((k, v)) = line.split_once('=') else {
+                        continue;
+                    };
                     if k.trim() == "executeInTransaction" {
                         match v.trim() {
                             "false" => {
@@ -539,7 +654,9 @@ impl Loader {
                             other => {
                                 return Err(Error::bad_input(
                                     Location::line(&conf, i + 1),
-                                    format!("executeInTransaction must be true or false, not `{other}`"),
+                                    format!(
+                                        "executeInTransaction must be true or false, not `{other}`"
+                                    ),
                                 ));
                             }
                         }
@@ -561,8 +678,9 @@ impl Loader {
                 continue;
             }
             let stem = strip_sql(&e.name);
-            let Some((v, name)) = stem.split_once('_').filter(|(v, n)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
-            else {
+            let Some((v, name)) = stem.split_once('_').filter(|(v, n)| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty()
+            }) else {
                 return Err(Error::bad_input(
                     Location::file(&e.path),
                     "the name does not parse as a dbmate migration: expected VERSION_name.sql",
@@ -574,7 +692,10 @@ impl Loader {
             let up_at = lines.iter().position(|l| is_dbmate_marker(l, "up"));
             let down_at = lines.iter().position(|l| is_dbmate_marker(l, "down"));
             let Some(up_at) = up_at else {
-                return Err(Error::bad_input(Location::file(&e.path), "dbmate migration without a `-- migrate:up` line"));
+                return Err(Error::bad_input(
+                    Location::file(&e.path),
+                    "dbmate migration without a `-- migrate:up` line",
+                ));
             };
             if down_at.is_some_and(|d| d < up_at) {
                 return Err(Error::bad_input(
@@ -589,9 +710,23 @@ impl Loader {
                 first_line: from + 2,
             };
             let no_tx = lines[up_at].contains("transaction:false");
-            self.add(version, name, SortKey::Number(version), Part::Up, section(up_at, up_end), &e.path)?;
+            self.add(
+                version,
+                name,
+                SortKey::Number(version),
+                Part::Up,
+                section(up_at, up_end),
+                &e.path,
+            )?;
             if let Some(d) = down_at {
-                self.add(version, name, SortKey::Number(version), Part::Down, section(d, lines.len()), &e.path)?;
+                self.add(
+                    version,
+                    name,
+                    SortKey::Number(version),
+                    Part::Down,
+                    section(d, lines.len()),
+                    &e.path,
+                )?;
             }
             if no_tx && let Some(f) = self.found.get_mut(&version) {
                 f.force_no_transaction = true;
@@ -605,10 +740,16 @@ impl Loader {
         for (version, f) in self.found {
             let Some(up) = f.up else {
                 let down = f.down.map(|d| d.path).unwrap_or(f.origin);
-                return Err(Error::bad_input(Location::file(&down), format!("down script for version {version} without an up script")));
+                return Err(Error::bad_input(
+                    Location::file(&down),
+                    format!("down script for version {version} without an up script"),
+                ));
             };
             if up.sql.trim().is_empty() {
-                return Err(Error::bad_input(Location::file(&up.path), "the up script is empty"));
+                return Err(Error::bad_input(
+                    Location::file(&up.path),
+                    "the up script is empty",
+                ));
             }
             let d = directives(&up)?;
             if let Some(down) = &f.down {
@@ -630,11 +771,20 @@ impl Loader {
             if w[0].sort_key.cmp(&w[1].sort_key) == Ordering::Equal {
                 return Err(Error::bad_input(
                     Location::file(&w[1].up.path),
-                    format!("duplicate version {}: also used by {}", w[1].version, w[0].up.path.display()),
+                    format!(
+                        "duplicate version {}: also used by {}",
+                        w[1].version,
+                        w[0].up.path.display()
+                    ),
                 ));
             }
         }
-        Ok(MigrationSet { dir: self.dir, layout, migrations, warnings: self.warnings })
+        Ok(MigrationSet {
+            dir: self.dir,
+            layout,
+            migrations,
+            warnings: self.warnings,
+        })
     }
 }
 
@@ -672,7 +822,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.layout, Layout::Native);
-        let v: Vec<(i64, &str, bool)> = s.migrations.iter().map(|m| (m.version, m.name.as_str(), m.down.is_some())).collect();
+        let v: Vec<(i64, &str, bool)> = s
+            .migrations
+            .iter()
+            .map(|m| (m.version, m.name.as_str(), m.down.is_some()))
+            .collect();
         assert_eq!(v, vec![(1, "users", false), (2, "tasks", true)]);
         assert_eq!(s.warnings.len(), 1);
         assert!(s.warnings[0].contains("README.md"));
@@ -681,9 +835,16 @@ mod tests {
     #[test]
     fn checksum_ignores_crlf_and_bom() {
         let a = load(&[("1_a.sql", "CREATE TABLE a (id int);\nSELECT 1;\n")]).unwrap();
-        let b = load(&[("1_a.sql", "\u{feff}CREATE TABLE a (id int);\r\nSELECT 1;\r\n")]).unwrap();
+        let b = load(&[(
+            "1_a.sql",
+            "\u{feff}CREATE TABLE a (id int);\r\nSELECT 1;\r\n",
+        )])
+        .unwrap();
         assert_eq!(a.migrations[0].checksum, b.migrations[0].checksum);
-        assert_eq!(a.migrations[0].checksum, checksum("CREATE TABLE a (id int);\nSELECT 1;\n"));
+        assert_eq!(
+            a.migrations[0].checksum,
+            checksum("CREATE TABLE a (id int);\nSELECT 1;\n")
+        );
     }
 
     #[test]
@@ -691,9 +852,15 @@ mod tests {
         let e = err(&[("1_a.sql", "SELECT 1;"), ("001_b.up.sql", "SELECT 2;")]);
         assert!(e.contains("duplicate version 1"), "{e}");
         let e = err(&[("1_a.down.sql", "SELECT 1;")]);
-        assert!(e.contains("1_a.down.sql") && e.contains("without an up"), "{e}");
+        assert!(
+            e.contains("1_a.down.sql") && e.contains("without an up"),
+            "{e}"
+        );
         let e = err(&[("12a_x.up.sql", "SELECT 1;")]);
-        assert!(e.contains("12a_x.up.sql") && e.contains("does not parse"), "{e}");
+        assert!(
+            e.contains("12a_x.up.sql") && e.contains("does not parse"),
+            "{e}"
+        );
         let e = err(&[("1_a.sql", "  \n")]);
         assert!(e.contains("1_a.sql") && e.contains("empty"), "{e}");
         let e = err(&[("99999999999999999999_a.sql", "SELECT 1;")]);
@@ -711,23 +878,43 @@ mod tests {
     #[test]
     fn directives() {
         let s = load(&[
-            ("1_a.sql", "-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"),
+            (
+                "1_a.sql",
+                "-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);",
+            ),
             ("2_b.sql", "-- no-transaction\nSELECT 1;"),
             ("3_c.sql", "SELECT 1;\n-- tidemark:no-transaction\n"),
         ])
         .unwrap();
         let tx: Vec<bool> = s.migrations.iter().map(|m| m.transactional).collect();
-        assert_eq!(tx, vec![false, false, true], "a directive must come before the first statement");
-        let e = err(&[("1_a.sql", "-- comment\n-- tidemark:no-transactoin\nSELECT 1;")]);
-        assert!(e.contains("1_a.sql:2") && e.contains("unknown directive"), "{e}");
+        assert_eq!(
+            tx,
+            vec![false, false, true],
+            "a directive must come before the first statement"
+        );
+        let e = err(&[(
+            "1_a.sql",
+            "-- comment\n-- tidemark:no-transactoin\nSELECT 1;",
+        )]);
+        assert!(
+            e.contains("1_a.sql:2") && e.contains("unknown directive"),
+            "{e}"
+        );
     }
 
     #[test]
     fn validate_rejects_transaction_control_and_comment_only_scripts() {
         let s = load(&[("1_a.sql", "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;")]).unwrap();
         let e = s.validate(Dialect::Postgres).unwrap_err().to_string();
-        assert!(e.contains("1_a.sql:1") && e.contains("no-transaction"), "{e}");
-        let s = load(&[("1_a.sql", "-- tidemark:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;")]).unwrap();
+        assert!(
+            e.contains("1_a.sql:1") && e.contains("no-transaction"),
+            "{e}"
+        );
+        let s = load(&[(
+            "1_a.sql",
+            "-- tidemark:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;",
+        )])
+        .unwrap();
         s.validate(Dialect::Postgres).unwrap();
         let s = load(&[("1_a.sql", "-- only a comment\n")]).unwrap();
         let e = s.validate(Dialect::Sqlite).unwrap_err().to_string();
@@ -742,7 +929,10 @@ mod tests {
         let s = load(&[
             ("2026-05-28-000000_c/up.sql", "SELECT 3;"),
             ("2026-05-27-120000-0000_b/up.sql", "SELECT 2;"),
-            ("2026-05-27-120000-0000_b/metadata.toml", "run_in_transaction = false\n"),
+            (
+                "2026-05-27-120000-0000_b/metadata.toml",
+                "run_in_transaction = false\n",
+            ),
             ("2026-05-27-120000_a/up.sql", "SELECT 1;"),
             ("2026-05-27-120000_a/down.sql", "SELECT -1;"),
             ("00000000000000_diesel_initial_setup/up.sql", "SELECT 0;"),
@@ -757,7 +947,10 @@ mod tests {
         assert!(!s.migrations[2].transactional);
         assert!(s.migrations[1].down.is_some());
         assert_eq!(s.warnings.len(), 1);
-        let e = err(&[("2026-01-01-000000_a/up.sql", "SELECT 1;"), ("2026-01-02-000000_b/down.sql", "SELECT 1;")]);
+        let e = err(&[
+            ("2026-01-01-000000_a/up.sql", "SELECT 1;"),
+            ("2026-01-02-000000_b/down.sql", "SELECT 1;"),
+        ]);
         assert!(e.contains("without up.sql"), "{e}");
     }
 
@@ -777,9 +970,15 @@ mod tests {
         assert!(s.migrations[1].down.is_some());
         assert!(!s.migrations[2].transactional);
         let e = err(&[("V1__a.sql", "SELECT 1;"), ("R__views.sql", "SELECT 1;")]);
-        assert!(e.contains("R__views.sql") && e.contains("repeatable"), "{e}");
+        assert!(
+            e.contains("R__views.sql") && e.contains("repeatable"),
+            "{e}"
+        );
         let e = err(&[("V1__a.sql", "SELECT 1;"), ("V2_b.sql", "SELECT 1;")]);
-        assert!(e.contains("V2_b.sql") && e.contains("does not parse"), "{e}");
+        assert!(
+            e.contains("V2_b.sql") && e.contains("does not parse"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -795,12 +994,27 @@ mod tests {
         assert_eq!(up.len(), 2);
         assert_eq!(up[0].line, 2);
         assert_eq!(up[1].line, 4);
-        let down = m.down.as_ref().unwrap().statements(Dialect::Sqlite).unwrap();
+        let down = m
+            .down
+            .as_ref()
+            .unwrap()
+            .statements(Dialect::Sqlite)
+            .unwrap();
         assert_eq!(down[0].line, 7);
-        assert_eq!(m.checksum, checksum("CREATE TABLE users (id int);\n\nCREATE INDEX i ON users (id);\n"));
-        let s = load(&[("1_a.sql", "-- migrate:up transaction:false\nSELECT 1;\n-- migrate:down\n")]).unwrap();
+        assert_eq!(
+            m.checksum,
+            checksum("CREATE TABLE users (id int);\n\nCREATE INDEX i ON users (id);\n")
+        );
+        let s = load(&[(
+            "1_a.sql",
+            "-- migrate:up transaction:false\nSELECT 1;\n-- migrate:down\n",
+        )])
+        .unwrap();
         assert!(!s.migrations[0].transactional);
-        assert!(s.migrations[0].usable_down(Dialect::Sqlite).is_none(), "an empty down section counts as missing");
+        assert!(
+            s.migrations[0].usable_down(Dialect::Sqlite).is_none(),
+            "an empty down section counts as missing"
+        );
     }
 
     #[test]

@@ -56,14 +56,24 @@ pub struct UpTarget {
 }
 
 /// Pending migrations in order of application, up to the target.
-pub fn plan_up(set: &MigrationSet, status: &Status, dialect: Dialect, transactional_ddl: bool, target: &UpTarget) -> Result<Plan> {
+pub fn plan_up(
+    set: &MigrationSet,
+    status: &Status,
+    dialect: Dialect,
+    transactional_ddl: bool,
+    target: &UpTarget,
+) -> Result<Plan> {
     let limit = match target.to {
-        Some(v) => Some(set.position(v).ok_or_else(|| Error::Usage(format!("--to {v}: there is no migration with version {v}")))?),
+        Some(v) => Some(set.position(v).ok_or_else(|| {
+            Error::Usage(format!("--to {v}: there is no migration with version {v}"))
+        })?),
         None => None,
     };
     let mut steps = Vec::new();
     for e in status.pending() {
-        let pos = set.position(e.version).expect("pending entries come from files");
+        let pos = set
+            .position(e.version)
+            .expect("pending entries come from files");
         if limit.is_some_and(|l| pos > l) {
             continue;
         }
@@ -92,7 +102,10 @@ pub fn plan_up(set: &MigrationSet, status: &Status, dialect: Dialect, transactio
             ));
         }
     }
-    Ok(Plan { steps, single_transaction: target.single_transaction })
+    Ok(Plan {
+        steps,
+        single_transaction: target.single_transaction,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,8 +118,18 @@ pub enum DownTarget {
 
 /// Applied migrations to revert, newest first. Every one of them must have a usable down script;
 /// otherwise nothing is planned and the error names the file.
-pub fn plan_down(set: &MigrationSet, status: &Status, dialect: Dialect, transactional_ddl: bool, target: DownTarget) -> Result<Plan> {
-    let applied: Vec<_> = status.entries.iter().filter(|e| e.state.is_applied()).collect();
+pub fn plan_down(
+    set: &MigrationSet,
+    status: &Status,
+    dialect: Dialect,
+    transactional_ddl: bool,
+    target: DownTarget,
+) -> Result<Plan> {
+    let applied: Vec<_> = status
+        .entries
+        .iter()
+        .filter(|e| e.state.is_applied())
+        .collect();
     let chosen: Vec<_> = match target {
         DownTarget::Steps(0) => return Err(Error::Usage("--steps must be at least 1".into())),
         DownTarget::Steps(n) => applied.iter().rev().take(n).copied().collect(),
@@ -118,10 +141,16 @@ pub fn plan_down(set: &MigrationSet, status: &Status, dialect: Dialect, transact
                     .entries
                     .iter()
                     .position(|e| e.version == v)
-                    .ok_or_else(|| Error::Usage(format!("--to {v}: there is no migration with version {v}")))?;
+                    .ok_or_else(|| {
+                        Error::Usage(format!("--to {v}: there is no migration with version {v}"))
+                    })?;
                 pos + 1
             };
-            status.entries[cut..].iter().filter(|e| e.state.is_applied()).rev().collect()
+            status.entries[cut..]
+                .iter()
+                .filter(|e| e.state.is_applied())
+                .rev()
+                .collect()
         }
     };
     let mut steps = Vec::new();
@@ -134,11 +163,22 @@ pub fn plan_down(set: &MigrationSet, status: &Status, dialect: Dialect, transact
         }
         let m = set.get(e.version).expect("non-missing entries have files");
         let Some(down) = m.usable_down(dialect) else {
-            let path = m.down.as_ref().map(|d| d.path.clone()).unwrap_or_else(|| m.up.path.clone());
-            let what = if m.down.is_some() { "its down script is empty" } else { "it has no down script" };
+            let path = m
+                .down
+                .as_ref()
+                .map(|d| d.path.clone())
+                .unwrap_or_else(|| m.up.path.clone());
+            let what = if m.down.is_some() {
+                "its down script is empty"
+            } else {
+                "it has no down script"
+            };
             return Err(Error::bad_input(
                 Location::file(path),
-                format!("cannot revert migration {} ({}): {what}; nothing was reverted", m.version, m.name),
+                format!(
+                    "cannot revert migration {} ({}): {what}; nothing was reverted",
+                    m.version, m.name
+                ),
             ));
         };
         steps.push(Step {
@@ -152,7 +192,10 @@ pub fn plan_down(set: &MigrationSet, status: &Status, dialect: Dialect, transact
             statements: down.statements(dialect)?,
         });
     }
-    Ok(Plan { steps, single_transaction: false })
+    Ok(Plan {
+        steps,
+        single_transaction: false,
+    })
 }
 
 #[cfg(test)]
@@ -160,7 +203,10 @@ mod tests {
     use super::*;
     use crate::history::{History, HistoryEntry, HistoryState};
 
-    fn fixture(files: &[(&str, &str)], applied: &[i64]) -> (tempfile::TempDir, MigrationSet, Status) {
+    fn fixture(
+        files: &[(&str, &str)],
+        applied: &[i64],
+    ) -> (tempfile::TempDir, MigrationSet, Status) {
         let d = tempfile::tempdir().unwrap();
         for (n, b) in files {
             std::fs::write(d.path().join(n), b).unwrap();
@@ -191,43 +237,137 @@ mod tests {
     const FILES: &[(&str, &str)] = &[
         ("1_a.up.sql", "CREATE TABLE a (x int);"),
         ("1_a.down.sql", "DROP TABLE a;"),
-        ("2_b.up.sql", "CREATE TABLE b (x int); CREATE INDEX bi ON b (x);"),
+        (
+            "2_b.up.sql",
+            "CREATE TABLE b (x int); CREATE INDEX bi ON b (x);",
+        ),
         ("2_b.down.sql", "-- nothing\n"),
-        ("3_c.up.sql", "-- tidemark:no-transaction\nCREATE TABLE c (x int);"),
+        (
+            "3_c.up.sql",
+            "-- tidemark:no-transaction\nCREATE TABLE c (x int);",
+        ),
         ("3_c.down.sql", "DROP TABLE c;"),
     ];
 
     #[test]
     fn up_plans_pending_in_order_up_to_target() {
         let (_d, s, st) = fixture(FILES, &[1]);
-        let p = plan_up(&s, &st, Dialect::Postgres, true, &UpTarget { to: None, single_transaction: false }).unwrap();
-        let v: Vec<(i64, bool, usize)> = p.steps.iter().map(|s| (s.version, s.transactional, s.statements.len())).collect();
+        let p = plan_up(
+            &s,
+            &st,
+            Dialect::Postgres,
+            true,
+            &UpTarget {
+                to: None,
+                single_transaction: false,
+            },
+        )
+        .unwrap();
+        let v: Vec<(i64, bool, usize)> = p
+            .steps
+            .iter()
+            .map(|s| (s.version, s.transactional, s.statements.len()))
+            .collect();
         assert_eq!(v, vec![(2, true, 2), (3, false, 1)]);
-        let p = plan_up(&s, &st, Dialect::Postgres, true, &UpTarget { to: Some(2), single_transaction: false }).unwrap();
+        let p = plan_up(
+            &s,
+            &st,
+            Dialect::Postgres,
+            true,
+            &UpTarget {
+                to: Some(2),
+                single_transaction: false,
+            },
+        )
+        .unwrap();
         assert_eq!(p.steps.len(), 1);
-        let p = plan_up(&s, &st, Dialect::MySql, false, &UpTarget { to: None, single_transaction: false }).unwrap();
-        assert!(p.steps.iter().all(|s| !s.transactional), "no transactional DDL: statement by statement");
-        assert!(plan_up(&s, &st, Dialect::Postgres, true, &UpTarget { to: Some(9), single_transaction: false }).is_err());
+        let p = plan_up(
+            &s,
+            &st,
+            Dialect::MySql,
+            false,
+            &UpTarget {
+                to: None,
+                single_transaction: false,
+            },
+        )
+        .unwrap();
+        assert!(
+            p.steps.iter().all(|s| !s.transactional),
+            "no transactional DDL: statement by statement"
+        );
+        assert!(
+            plan_up(
+                &s,
+                &st,
+                Dialect::Postgres,
+                true,
+                &UpTarget {
+                    to: Some(9),
+                    single_transaction: false
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn single_transaction_refuses_no_transaction_files() {
         let (_d, s, st) = fixture(FILES, &[1]);
-        let e = plan_up(&s, &st, Dialect::Postgres, true, &UpTarget { to: None, single_transaction: true }).unwrap_err();
+        let e = plan_up(
+            &s,
+            &st,
+            Dialect::Postgres,
+            true,
+            &UpTarget {
+                to: None,
+                single_transaction: true,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("3_c.up.sql"), "{e}");
-        let e = plan_up(&s, &st, Dialect::MySql, false, &UpTarget { to: Some(2), single_transaction: true }).unwrap_err();
+        let e = plan_up(
+            &s,
+            &st,
+            Dialect::MySql,
+            false,
+            &UpTarget {
+                to: Some(2),
+                single_transaction: true,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("transactional"), "{e}");
-        assert!(plan_up(&s, &st, Dialect::Postgres, true, &UpTarget { to: Some(2), single_transaction: true }).is_ok());
+        assert!(
+            plan_up(
+                &s,
+                &st,
+                Dialect::Postgres,
+                true,
+                &UpTarget {
+                    to: Some(2),
+                    single_transaction: true
+                }
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn down_plans_newest_first_and_refuses_empty_down() {
         let (_d, s, st) = fixture(FILES, &[1, 2, 3]);
         let p = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(1)).unwrap();
-        assert_eq!(p.steps.iter().map(|s| s.version).collect::<Vec<_>>(), vec![3]);
-        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(2)).unwrap_err().to_string();
+        assert_eq!(
+            p.steps.iter().map(|s| s.version).collect::<Vec<_>>(),
+            vec![3]
+        );
+        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(2))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2_b.down.sql") && e.contains("empty"), "{e}");
-        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(0)).unwrap_err().to_string();
+        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(0))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nothing was reverted"), "{e}");
         let p = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(2)).unwrap();
         assert_eq!(p.steps.len(), 1);

@@ -70,14 +70,18 @@ impl<'a> Lexer<'a> {
     }
 
     fn err(&self, line: usize, message: impl Into<String>) -> SplitError {
-        SplitError { line, message: message.into() }
+        SplitError {
+            line,
+            message: message.into(),
+        }
     }
 
     fn starts_line_comment(&self) -> bool {
         match self.peek(0) {
             b'-' if self.peek(1) == b'-' => {
                 // MySQL wants whitespace after `--`; `1--1` is arithmetic there.
-                self.dialect != Dialect::MySql || matches!(self.peek(2), b' ' | b'\t' | b'\r' | b'\n' | 0)
+                self.dialect != Dialect::MySql
+                    || matches!(self.peek(2), b' ' | b'\t' | b'\r' | b'\n' | 0)
             }
             b'#' => self.dialect == Dialect::MySql,
             _ => false,
@@ -142,7 +146,10 @@ impl<'a> Lexer<'a> {
             b'"' if self.dialect == Dialect::MySql => "string literal",
             _ => "quoted identifier",
         };
-        Err(self.err(start_line, format!("unterminated {what} (opened with {})", q as char)))
+        Err(self.err(
+            start_line,
+            format!("unterminated {what} (opened with {})", q as char),
+        ))
     }
 
     /// At a `$`: if it opens a PostgreSQL dollar quote, skip the whole quoted body.
@@ -174,7 +181,10 @@ impl<'a> Lexer<'a> {
                 }
                 Ok(true)
             }
-            None => Err(self.err(start_line, format!("unterminated dollar-quoted string (opened with {tag})"))),
+            None => Err(self.err(
+                start_line,
+                format!("unterminated dollar-quoted string (opened with {tag})"),
+            )),
         }
     }
 
@@ -220,8 +230,18 @@ fn body_kind(dialect: Dialect, words: &[String]) -> Body {
     }
     let mut rest: Vec<&str> = w.collect();
     // Skip modifiers between CREATE and the object kind.
-    rest.retain(|x| !matches!(*x, "OR" | "REPLACE" | "TEMP" | "TEMPORARY" | "DEFINER" | "ALGORITHM" | "SQL" | "SECURITY"));
-    let kind = rest.iter().find(|x| matches!(**x, "FUNCTION" | "PROCEDURE" | "TRIGGER" | "EVENT" | "TABLE" | "INDEX" | "VIEW"));
+    rest.retain(|x| {
+        !matches!(
+            *x,
+            "OR" | "REPLACE" | "TEMP" | "TEMPORARY" | "DEFINER" | "ALGORITHM" | "SQL" | "SECURITY"
+        )
+    });
+    let kind = rest.iter().find(|x| {
+        matches!(
+            **x,
+            "FUNCTION" | "PROCEDURE" | "TRIGGER" | "EVENT" | "TABLE" | "INDEX" | "VIEW"
+        )
+    });
     match (dialect, kind.copied()) {
         (Dialect::Postgres, Some("FUNCTION" | "PROCEDURE")) => Body::Atomic,
         (Dialect::Sqlite, Some("TRIGGER")) => Body::Compound,
@@ -232,7 +252,13 @@ fn body_kind(dialect: Dialect, words: &[String]) -> Body {
 
 /// Split `sql` into statements.
 pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
-    let mut lx = Lexer { src: sql, b: sql.as_bytes(), dialect, i: 0, line: 1 };
+    let mut lx = Lexer {
+        src: sql,
+        b: sql.as_bytes(),
+        dialect,
+        i: 0,
+        line: 1,
+    };
     let mut out = Vec::new();
     let mut delimiter = ";".to_string();
 
@@ -274,7 +300,10 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
             && sql[lx.i..lx.i + 9].eq_ignore_ascii_case("DELIMITER")
             && matches!(lx.b[lx.i + 9], b' ' | b'\t')
         {
-            let line_end = sql[lx.i..].find('\n').map(|k| lx.i + k).unwrap_or(sql.len());
+            let line_end = sql[lx.i..]
+                .find('\n')
+                .map(|k| lx.i + k)
+                .unwrap_or(sql.len());
             let d = sql[lx.i + 10..line_end].trim();
             if d.is_empty() {
                 return Err(lx.err(lx.line, "DELIMITER needs a delimiter"));
@@ -289,7 +318,8 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
         }
         if c == b'/' && lx.peek(1) == b'*' {
             // MySQL executable comments (`/*! … */`) are statements, not comments.
-            let executable = dialect == Dialect::MySql && (lx.peek(2) == b'!' || (lx.peek(2) == b'M' && lx.peek(3) == b'!'));
+            let executable = dialect == Dialect::MySql
+                && (lx.peek(2) == b'!' || (lx.peek(2) == b'M' && lx.peek(3) == b'!'));
             let (s, line) = (lx.i, lx.line);
             lx.skip_block_comment()?;
             if executable {
@@ -335,7 +365,9 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
                     (Body::Atomic | Body::Compound, "END") if depth > 0 => {
                         // MySQL `END IF`, `END LOOP`, … close blocks we do not count.
                         let next = lx.next_word();
-                        if !(dialect == Dialect::MySql && matches!(next.as_str(), "IF" | "LOOP" | "WHILE" | "REPEAT")) {
+                        if !(dialect == Dialect::MySql
+                            && matches!(next.as_str(), "IF" | "LOOP" | "WHILE" | "REPEAT"))
+                        {
                             depth -= 1;
                         }
                     }
@@ -355,11 +387,20 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
     }
     if depth > 0 {
         if let Some((_, line)) = start {
-            return Err(lx.err(line, "statement body opened with BEGIN is not closed with END"));
+            return Err(lx.err(
+                line,
+                "statement body opened with BEGIN is not closed with END",
+            ));
         }
     }
     if let Some((s, line)) = start {
-        out.push(Stmt { text: sql[s..last_end].to_string(), line, index: out.len() + 1, start: s, end: last_end });
+        out.push(Stmt {
+            text: sql[s..last_end].to_string(),
+            line,
+            index: out.len() + 1,
+            start: s,
+            end: last_end,
+        });
     }
     Ok(out)
 }
@@ -378,7 +419,9 @@ pub fn leading_keywords(text: &str, n: usize) -> Vec<String> {
             rest = r.split_once("*/").map(|x| x.1).unwrap_or("");
             continue;
         }
-        let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
         if end == 0 {
             break;
         }
@@ -435,8 +478,16 @@ mod tests {
 
     #[test]
     fn comments_only_is_no_statement() {
-        assert!(split("-- nothing\n/* at all; */\n;;\n", Dialect::Postgres).unwrap().is_empty());
-        assert!(split("# mysql comment; here\n", Dialect::MySql).unwrap().is_empty());
+        assert!(
+            split("-- nothing\n/* at all; */\n;;\n", Dialect::Postgres)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            split("# mysql comment; here\n", Dialect::MySql)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -478,7 +529,10 @@ mod tests {
 
     #[test]
     fn plain_begin_is_a_statement_on_postgres() {
-        assert_eq!(texts("BEGIN; SELECT 1; COMMIT;", Dialect::Postgres), vec!["BEGIN", "SELECT 1", "COMMIT"]);
+        assert_eq!(
+            texts("BEGIN; SELECT 1; COMMIT;", Dialect::Postgres),
+            vec!["BEGIN", "SELECT 1", "COMMIT"]
+        );
     }
 
     #[test]
@@ -521,16 +575,34 @@ mod tests {
 
     #[test]
     fn utf8_text_survives() {
-        let s = texts("INSERT INTO t VALUES ('日本語;'); SELECT 'ü' AS ü;", Dialect::Postgres);
-        assert_eq!(s, vec!["INSERT INTO t VALUES ('日本語;')", "SELECT 'ü' AS ü"]);
+        let s = texts(
+            "INSERT INTO t VALUES ('日本語;'); SELECT 'ü' AS ü;",
+            Dialect::Postgres,
+        );
+        assert_eq!(
+            s,
+            vec!["INSERT INTO t VALUES ('日本語;')", "SELECT 'ü' AS ü"]
+        );
     }
 
     #[test]
     fn transaction_control_is_recognised() {
-        for t in ["BEGIN", "begin transaction", "START TRANSACTION", "COMMIT", "END", "ROLLBACK"] {
+        for t in [
+            "BEGIN",
+            "begin transaction",
+            "START TRANSACTION",
+            "COMMIT",
+            "END",
+            "ROLLBACK",
+        ] {
             assert!(is_transaction_control(t), "{t}");
         }
-        for t in ["ROLLBACK TO SAVEPOINT a", "SELECT 1", "CREATE TABLE begin_x (a int)", "BEGIN ATOMIC"] {
+        for t in [
+            "ROLLBACK TO SAVEPOINT a",
+            "SELECT 1",
+            "CREATE TABLE begin_x (a int)",
+            "BEGIN ATOMIC",
+        ] {
             assert!(!is_transaction_control(t), "{t}");
         }
     }

@@ -33,7 +33,10 @@ impl MigrationState {
 
     /// Counts as applied for ordering and `down` (its effects are in place).
     pub fn is_applied(self) -> bool {
-        matches!(self, MigrationState::Applied | MigrationState::Modified | MigrationState::Missing)
+        matches!(
+            self,
+            MigrationState::Applied | MigrationState::Modified | MigrationState::Missing
+        )
     }
 }
 
@@ -84,7 +87,12 @@ pub struct DriftStatus {
 
 impl Default for DriftStatus {
     fn default() -> Self {
-        DriftStatus { status: DriftState::Unknown, live_fingerprint: None, recorded_fingerprint: None, reason: None }
+        DriftStatus {
+            status: DriftState::Unknown,
+            live_fingerprint: None,
+            recorded_fingerprint: None,
+            reason: None,
+        }
     }
 }
 
@@ -119,7 +127,9 @@ impl Status {
                 Some(h) => {
                     let state = match h.state {
                         HistoryState::Failed => MigrationState::Failed,
-                        HistoryState::Applied if h.checksum != m.checksum => MigrationState::Modified,
+                        HistoryState::Applied if h.checksum != m.checksum => {
+                            MigrationState::Modified
+                        }
                         HistoryState::Applied => MigrationState::Applied,
                     };
                     StatusEntry {
@@ -140,14 +150,25 @@ impl Status {
             entries.push(e);
         }
         // Recorded migrations whose files are gone, placed by version among the others.
-        for h in history.entries.iter().filter(|h| set.get(h.version).is_none()) {
-            let at = entries.iter().position(|e| e.version > h.version).unwrap_or(entries.len());
+        for h in history
+            .entries
+            .iter()
+            .filter(|h| set.get(h.version).is_none())
+        {
+            let at = entries
+                .iter()
+                .position(|e| e.version > h.version)
+                .unwrap_or(entries.len());
             entries.insert(
                 at,
                 StatusEntry {
                     version: h.version,
                     name: h.name.clone(),
-                    state: if h.state == HistoryState::Failed { MigrationState::Failed } else { MigrationState::Missing },
+                    state: if h.state == HistoryState::Failed {
+                        MigrationState::Failed
+                    } else {
+                        MigrationState::Missing
+                    },
                     applied_at: Some(h.applied_at.clone()),
                     checksum: Some(h.checksum.clone()),
                     file_checksum: None,
@@ -159,7 +180,9 @@ impl Status {
                 },
             );
         }
-        let last_applied = entries.iter().rposition(|e| e.state.is_applied() || e.state == MigrationState::Failed);
+        let last_applied = entries
+            .iter()
+            .rposition(|e| e.state.is_applied() || e.state == MigrationState::Failed);
         if let Some(last) = last_applied {
             for e in &mut entries[..last] {
                 if e.state == MigrationState::Pending {
@@ -167,7 +190,11 @@ impl Status {
                 }
             }
         }
-        let current_version = entries.iter().rev().find(|e| e.state.is_applied()).map(|e| e.version);
+        let current_version = entries
+            .iter()
+            .rev()
+            .find(|e| e.state.is_applied())
+            .map(|e| e.version);
         let recorded_fingerprint = entries
             .iter()
             .rev()
@@ -178,7 +205,10 @@ impl Status {
             entries,
             current_version,
             latest_version: set.latest().map(|m| m.version),
-            drift: DriftStatus { recorded_fingerprint, ..Default::default() },
+            drift: DriftStatus {
+                recorded_fingerprint,
+                ..Default::default()
+            },
         }
     }
 
@@ -187,33 +217,47 @@ impl Status {
     }
 
     pub fn pending(&self) -> impl Iterator<Item = &StatusEntry> {
-        self.entries.iter().filter(|e| e.state == MigrationState::Pending)
+        self.entries
+            .iter()
+            .filter(|e| e.state == MigrationState::Pending)
     }
 
     /// Entries that make the history inconsistent with the files.
     pub fn problems(&self) -> impl Iterator<Item = &StatusEntry> {
-        self.entries
-            .iter()
-            .filter(|e| matches!(e.state, MigrationState::Modified | MigrationState::Missing | MigrationState::Failed))
+        self.entries.iter().filter(|e| {
+            matches!(
+                e.state,
+                MigrationState::Modified | MigrationState::Missing | MigrationState::Failed
+            )
+        })
     }
 
     /// Fill in the live fingerprint and decide drift from it cheaply: equal to the fingerprint
     /// recorded after the last run is clean; different is drifted; nothing recorded is unknown,
     /// unless the history is empty and the schema is not, which is drift for sure.
     pub fn set_live_fingerprint(&mut self, live: String, live_is_empty: bool) {
-        let any_recorded = self.entries.iter().any(|e| e.state.is_applied() || e.state == MigrationState::Failed);
+        let any_recorded = self
+            .entries
+            .iter()
+            .any(|e| e.state.is_applied() || e.state == MigrationState::Failed);
         let (status, reason) = match &self.drift.recorded_fingerprint {
             Some(r) if *r == live => (DriftState::Clean, None),
             Some(_) => (
                 DriftState::Drifted,
-                Some("the live schema differs from the schema recorded after the last migration run".to_string()),
+                Some(
+                    "the live schema differs from the schema recorded after the last migration run"
+                        .to_string(),
+                ),
             ),
             None if !any_recorded && !live_is_empty => (
                 DriftState::Drifted,
                 Some("the history is empty but the database holds a schema".to_string()),
             ),
             None if !any_recorded => (DriftState::Clean, None),
-            None => (DriftState::Unknown, Some("no fingerprint was recorded for the last applied migration".to_string())),
+            None => (
+                DriftState::Unknown,
+                Some("no fingerprint was recorded for the last applied migration".to_string()),
+            ),
         };
         self.drift.status = status;
         self.drift.reason = reason;
@@ -253,7 +297,13 @@ mod tests {
 
     #[test]
     fn every_state() {
-        let (_d, s) = set(&[("1_a.sql", "SELECT 1;"), ("2_b.sql", "SELECT 2;"), ("3_c.sql", "SELECT 3;"), ("5_e.sql", "SELECT 5;"), ("6_f.sql", "SELECT 6;")]);
+        let (_d, s) = set(&[
+            ("1_a.sql", "SELECT 1;"),
+            ("2_b.sql", "SELECT 2;"),
+            ("3_c.sql", "SELECT 3;"),
+            ("5_e.sql", "SELECT 5;"),
+            ("6_f.sql", "SELECT 6;"),
+        ]);
         let c = |v: i64| s.get(v).unwrap().checksum.clone();
         let h = History {
             exists: true,
@@ -265,10 +315,21 @@ mod tests {
             ],
         };
         let st = Status::compute(&s, &h);
-        let got: Vec<(i64, &str, bool)> = st.entries.iter().map(|e| (e.version, e.state.as_str(), e.out_of_order)).collect();
+        let got: Vec<(i64, &str, bool)> = st
+            .entries
+            .iter()
+            .map(|e| (e.version, e.state.as_str(), e.out_of_order))
+            .collect();
         assert_eq!(
             got,
-            vec![(1, "applied", false), (2, "modified", false), (3, "pending", true), (4, "missing", false), (5, "failed", false), (6, "pending", false)]
+            vec![
+                (1, "applied", false),
+                (2, "modified", false),
+                (3, "pending", true),
+                (4, "missing", false),
+                (5, "failed", false),
+                (6, "pending", false)
+            ]
         );
         assert_eq!(st.current_version, Some(4));
         assert_eq!(st.latest_version, Some(6));
@@ -279,7 +340,10 @@ mod tests {
     #[test]
     fn drift_from_fingerprints() {
         let (_d, s) = set(&[("1_a.sql", "SELECT 1;")]);
-        let h = History { exists: true, entries: vec![row(1, &s.migrations[0].checksum, HistoryState::Applied)] };
+        let h = History {
+            exists: true,
+            entries: vec![row(1, &s.migrations[0].checksum, HistoryState::Applied)],
+        };
         let mut st = Status::compute(&s, &h);
         st.set_live_fingerprint("fp1".into(), false);
         assert_eq!(st.drift.status, DriftState::Clean);
@@ -287,7 +351,11 @@ mod tests {
         assert_eq!(st.drift.status, DriftState::Drifted);
         let mut empty = Status::compute(&s, &History::default());
         empty.set_live_fingerprint("x".into(), false);
-        assert_eq!(empty.drift.status, DriftState::Drifted, "empty history, non-empty schema");
+        assert_eq!(
+            empty.drift.status,
+            DriftState::Drifted,
+            "empty history, non-empty schema"
+        );
         empty.set_live_fingerprint("x".into(), true);
         assert_eq!(empty.drift.status, DriftState::Clean);
     }

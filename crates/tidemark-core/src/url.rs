@@ -16,7 +16,11 @@ pub struct DatabaseUrl {
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self> {
         let raw = raw.trim();
-        let scheme = raw.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let scheme = raw
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let dialect = match scheme.as_str() {
             "postgres" | "postgresql" => Dialect::Postgres,
             "mysql" | "mariadb" => Dialect::MySql,
@@ -30,9 +34,15 @@ impl DatabaseUrl {
             }
         };
         if dialect != Dialect::Sqlite && !raw[scheme.len()..].starts_with("://") {
-            return Err(Error::Usage(format!("malformed database URL {}: expected {scheme}://host/database", redact(raw))));
+            return Err(Error::Usage(format!(
+                "malformed database URL {}: expected {scheme}://host/database",
+                redact(raw)
+            )));
         }
-        Ok(DatabaseUrl { raw: raw.to_string(), dialect })
+        Ok(DatabaseUrl {
+            raw: raw.to_string(),
+            dialect,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -69,7 +79,10 @@ impl DatabaseUrl {
             Some(q) if self.dialect != Dialect::Sqlite => format!("{new_base}?{q}"),
             _ => new_base,
         };
-        DatabaseUrl { raw, dialect: self.dialect }
+        DatabaseUrl {
+            raw,
+            dialect: self.dialect,
+        }
     }
 
     /// The database name (server databases) or the path (SQLite), if the URL has one.
@@ -109,12 +122,20 @@ fn percent_decode(s: &str) -> String {
 pub fn redact(raw: &str) -> String {
     let mut out = raw.to_string();
     if let Some(start) = raw.find("://").map(|i| i + 3) {
-        let end = raw[start..].find(['/', '?', '#']).map(|i| start + i).unwrap_or(raw.len());
+        let end = raw[start..]
+            .find(['/', '?', '#'])
+            .map(|i| start + i)
+            .unwrap_or(raw.len());
         let authority = &raw[start..end];
         if let Some(at) = authority.rfind('@') {
             let userinfo = &authority[..at];
             if let Some(colon) = userinfo.find(':') {
-                out = format!("{}{}:***{}", &raw[..start], &userinfo[..colon], &raw[start + at..]);
+                out = format!(
+                    "{}{}:***{}",
+                    &raw[..start],
+                    &userinfo[..colon],
+                    &raw[start + at..]
+                );
             }
         }
     }
@@ -122,7 +143,10 @@ pub fn redact(raw: &str) -> String {
         let redacted: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("password") || k.eq_ignore_ascii_case("pass") => {
+                Some((k, _))
+                    if k.to_ascii_lowercase().contains("password")
+                        || k.eq_ignore_ascii_case("pass") =>
+                {
                     format!("{k}=***")
                 }
                 _ => kv.to_string(),
@@ -151,8 +175,12 @@ mod tests {
 
     #[test]
     fn redacts_password_everywhere() {
-        let u = DatabaseUrl::parse("postgres://app:s3cr3t@db.example:5432/prod?sslmode=require").unwrap();
-        assert_eq!(u.to_string(), "postgres://app:***@db.example:5432/prod?sslmode=require");
+        let u = DatabaseUrl::parse("postgres://app:s3cr3t@db.example:5432/prod?sslmode=require")
+            .unwrap();
+        assert_eq!(
+            u.to_string(),
+            "postgres://app:***@db.example:5432/prod?sslmode=require"
+        );
         assert!(!format!("{u:?}").contains("s3cr3t"));
         let u = DatabaseUrl::parse("mysql://root:p@ss:w@rd@host/db").unwrap();
         assert_eq!(u.to_string(), "mysql://root:***@host/db");
@@ -164,11 +192,25 @@ mod tests {
 
     #[test]
     fn knows_dialects_and_rejects_others() {
-        assert_eq!(DatabaseUrl::parse("postgresql://h/d").unwrap().dialect(), Dialect::Postgres);
-        assert_eq!(DatabaseUrl::parse("mariadb://h/d").unwrap().dialect(), Dialect::MySql);
-        assert_eq!(DatabaseUrl::parse("sqlite::memory:").unwrap().dialect(), Dialect::Sqlite);
-        assert_eq!(DatabaseUrl::parse("sqlite://app.db").unwrap().dialect(), Dialect::Sqlite);
-        let e = DatabaseUrl::parse("oracle://x:secret@h/d").unwrap_err().to_string();
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://h/d").unwrap().dialect(),
+            Dialect::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("mariadb://h/d").unwrap().dialect(),
+            Dialect::MySql
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:").unwrap().dialect(),
+            Dialect::Sqlite
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://app.db").unwrap().dialect(),
+            Dialect::Sqlite
+        );
+        let e = DatabaseUrl::parse("oracle://x:secret@h/d")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("oracle") && !e.contains("secret"), "{e}");
         assert!(DatabaseUrl::parse("postgres:h").is_err());
     }
@@ -178,10 +220,27 @@ mod tests {
         let u = DatabaseUrl::parse("postgres://u:pw@h:5432/app?sslmode=disable").unwrap();
         assert_eq!(u.database().as_deref(), Some("app"));
         let s = u.with_database("tm_scratch_1");
-        assert_eq!(s.expose_secret(), "postgres://u:pw@h:5432/tm_scratch_1?sslmode=disable");
-        let s = DatabaseUrl::parse("mysql://root@h").unwrap().with_database("x");
+        assert_eq!(
+            s.expose_secret(),
+            "postgres://u:pw@h:5432/tm_scratch_1?sslmode=disable"
+        );
+        let s = DatabaseUrl::parse("mysql://root@h")
+            .unwrap()
+            .with_database("x");
         assert_eq!(s.expose_secret(), "mysql://root@h/x");
-        assert_eq!(DatabaseUrl::parse("sqlite://dir/a.db").unwrap().database().as_deref(), Some("dir/a.db"));
-        assert_eq!(DatabaseUrl::parse("postgres://h/my%20db").unwrap().database().as_deref(), Some("my db"));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://dir/a.db")
+                .unwrap()
+                .database()
+                .as_deref(),
+            Some("dir/a.db")
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://h/my%20db")
+                .unwrap()
+                .database()
+                .as_deref(),
+            Some("my db")
+        );
     }
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
-use tidemark_core::driver::{Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value};
+use tidemark_core::driver::{
+    Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value,
+};
 use tidemark_core::{DatabaseUrl, Error, Result};
 use tidemark_schema::Schema;
 
@@ -23,12 +25,20 @@ pub(crate) fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions> {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
         _ => raw.to_string(),
     };
-    let opts = MySqlConnectOptions::from_str(&raw)
-        .map_err(|e| Error::Usage(format!("invalid MySQL URL {url}: {}", e.to_string().replace(url.expose_secret(), &url.redacted()))))?;
+    let opts = MySqlConnectOptions::from_str(&raw).map_err(|e| {
+        Error::Usage(format!(
+            "invalid MySQL URL {url}: {}",
+            e.to_string().replace(url.expose_secret(), &url.redacted())
+        ))
+    })?;
     // Run migrations in the session the server gives, as the mysql client would: sqlx would
     // otherwise add PIPES_AS_CONCAT to sql_mode (changing what `||` means) and force the time
     // zone to UTC (changing what NOW() writes).
-    Ok(opts.pipes_as_concat(false).no_engine_substitution(false).timezone(None).disable_statement_logging())
+    Ok(opts
+        .pipes_as_concat(false)
+        .no_engine_substitution(false)
+        .timezone(None)
+        .disable_statement_logging())
 }
 
 pub(crate) fn connect_error(url: &DatabaseUrl, e: sqlx::Error) -> Error {
@@ -38,19 +48,30 @@ pub(crate) fn connect_error(url: &DatabaseUrl, e: sqlx::Error) -> Error {
 pub async fn connect(url: &DatabaseUrl) -> Result<MySqlDriver> {
     let options = options(url)?;
     let mut conn = options.connect().await.map_err(|e| connect_error(url, e))?;
-    let (version, database): (String, Option<String>) = sqlx::query_as("SELECT VERSION(), DATABASE()")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| Error::db("could not read the server version", db_error(e)))?;
+    let (version, database): (String, Option<String>) =
+        sqlx::query_as("SELECT VERSION(), DATABASE()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| Error::db("could not read the server version", db_error(e)))?;
     let Some(database) = database else {
-        return Err(Error::Usage(format!("the URL {url} names no database; write mysql://user@host/DATABASE")));
+        return Err(Error::Usage(format!(
+            "the URL {url} names no database; write mysql://user@host/DATABASE"
+        )));
     };
-    let flavor = if version.to_ascii_lowercase().contains("mariadb") { "MariaDB" } else { "MySQL" };
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") {
+        "MariaDB"
+    } else {
+        "MySQL"
+    };
     Ok(MySqlDriver {
         conn,
         options,
         url: url.clone(),
-        caps: Capabilities { transactional_ddl: false, flavor: flavor.into(), server_version: version },
+        caps: Capabilities {
+            transactional_ddl: false,
+            flavor: flavor.into(),
+            server_version: version,
+        },
         database,
     })
 }
@@ -66,7 +87,11 @@ pub(crate) fn db_error(e: sqlx::Error) -> DbError {
                 }),
                 ..Default::default()
             },
-            None => DbError { message: d.message().to_string(), code: d.code().map(|c| c.to_string()), ..Default::default() },
+            None => DbError {
+                message: d.message().to_string(),
+                code: d.code().map(|c| c.to_string()),
+                ..Default::default()
+            },
         },
         other => DbError::new(other.to_string()),
     }
@@ -76,20 +101,20 @@ fn decode(row: &MySqlRow) -> Vec<Value> {
     (0..row.len())
         .map(|i| {
             if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-                return v.map(Value::Int).unwrap_or(Value::Null);
+                return Value::Int(v);
             }
             if let Ok(v) = row.try_get::<Option<u64>, _>(i) {
-                return v.map(|v| Value::Int(v as i64)).unwrap_or(Value::Null);
+                return Value::Int(v.map(|v| v as i64));
             }
             if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
-                return v.map(|v| Value::Int(v.into())).unwrap_or(Value::Null);
+                return Value::Int(v.map(i64::from));
             }
             if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-                return v.map(Value::Text).unwrap_or(Value::Null);
+                return Value::Text(v);
             }
             match row.try_get::<Option<Vec<u8>>, _>(i) {
-                Ok(Some(b)) => Value::Text(String::from_utf8_lossy(&b).into_owned()),
-                _ => Value::Null,
+                Ok(Some(b)) => Value::Text(Some(String::from_utf8_lossy(&b).into_owned())),
+                _ => Value::NULL,
             }
         })
         .collect()
@@ -103,7 +128,6 @@ fn bind<'q>(
         q = match p {
             Value::Int(i) => q.bind(*i),
             Value::Text(t) => q.bind(t.clone()),
-            Value::Null => q.bind(None::<String>),
         };
     }
     q
@@ -137,17 +161,28 @@ impl Driver for MySqlDriver {
         &self.url
     }
 
-    async fn lock(&mut self, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>> {
+    async fn lock(
+        &mut self,
+        timeout: Duration,
+        waiting: &mut dyn LockWait,
+    ) -> Result<Box<dyn LockGuard>> {
         crate::lock::acquire(&self.options, &self.url, &self.database, timeout, waiting).await
     }
 
     async fn run(&mut self, sql: &str) -> Result<(), DbError> {
-        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut self.conn).await.map(|_| ()).map_err(db_error)
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let q = bind(sqlx::query(AssertSqlSafe(sql)), params);
-        q.execute(&mut self.conn).await.map(|r| r.rows_affected()).map_err(db_error)
+        q.execute(&mut self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error)
     }
 
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
@@ -173,9 +208,12 @@ impl Driver for MySqlDriver {
         .fetch_one(&mut self.conn)
         .await
         .map_err(|e| Error::db("could not read the database's character set", db_error(e)))?;
-        self.run(&format!("CREATE DATABASE {} CHARACTER SET {charset} COLLATE {collation}", quote_ident(name)))
-            .await
-            .map_err(|e| Error::db(format!("could not create database {name}"), e))?;
+        self.run(&format!(
+            "CREATE DATABASE {} CHARACTER SET {charset} COLLATE {collation}",
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| Error::db(format!("could not create database {name}"), e))?;
         Ok(self.url.with_database(name))
     }
 

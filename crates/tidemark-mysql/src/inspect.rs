@@ -26,7 +26,12 @@ pub async fn inspect(driver: &mut MySqlDriver, _opts: &InspectOptions) -> Result
         let nullable: String = r.get(3);
         schema.tables.entry(table).or_default().columns.insert(
             col,
-            Column { data_type: r.get(2), nullable: nullable == "YES", default: r.get(4), ..Default::default() },
+            Column {
+                data_type: r.get(2),
+                nullable: nullable == "YES",
+                default: r.get(4),
+                ..Default::default()
+            },
         );
     }
     Ok(schema)

@@ -19,7 +19,11 @@ pub struct MySqlLock {
 /// Lock names are server-wide (and at most 64 characters), so the database name goes in.
 fn lock_name(database: &str) -> String {
     let name = format!("tidemark:{database}");
-    if name.len() <= 64 { name } else { name[..64].to_string() }
+    if name.len() <= 64 {
+        name
+    } else {
+        name[..64].to_string()
+    }
 }
 
 pub async fn acquire(
@@ -29,7 +33,11 @@ pub async fn acquire(
     timeout: Duration,
     waiting: &mut dyn LockWait,
 ) -> Result<Box<dyn LockGuard>> {
-    let mut conn = options.clone().connect().await.map_err(|e| connect_error(url, e))?;
+    let mut conn = options
+        .clone()
+        .connect()
+        .await
+        .map_err(|e| connect_error(url, e))?;
     let name = lock_name(database);
     let got = get_lock(&mut conn, &name, 0.0).await?;
     if got {
@@ -41,7 +49,10 @@ pub async fn acquire(
         return Ok(Box::new(MySqlLock { conn, name }));
     }
     let holder = describe_holder(&mut conn, &name).await;
-    Err(Error::LockTimeout { waited: timeout, holder: format!(" (held by {holder})") })
+    Err(Error::LockTimeout {
+        waited: timeout,
+        holder: format!(" (held by {holder})"),
+    })
 }
 
 async fn get_lock(conn: &mut MySqlConnection, name: &str, seconds: f64) -> Result<bool> {
@@ -64,7 +75,9 @@ async fn describe_holder(conn: &mut MySqlConnection, name: &str) -> String {
     .ok()
     .flatten();
     match row {
-        Some((id, user, host, secs)) => format!("connection {id} of {user} from {host}, in its current state for {secs}s"),
+        Some((id, user, host, secs)) => {
+            format!("connection {id} of {user} from {host}, in its current state for {secs}s")
+        }
         None => "another session".to_string(),
     }
 }
@@ -72,7 +85,10 @@ async fn describe_holder(conn: &mut MySqlConnection, name: &str) -> String {
 #[async_trait]
 impl LockGuard for MySqlLock {
     async fn release(mut self: Box<Self>) -> Result<()> {
-        let _ = sqlx::query("SELECT RELEASE_LOCK(?)").bind(&self.name).execute(&mut self.conn).await;
+        let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(&self.name)
+            .execute(&mut self.conn)
+            .await;
         let _ = self.conn.close().await;
         Ok(())
     }

@@ -4,7 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition, PgRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
-use tidemark_core::driver::{Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value};
+use tidemark_core::driver::{
+    Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value,
+};
 use tidemark_core::{DatabaseUrl, Error, Result};
 use tidemark_schema::Schema;
 
@@ -18,9 +20,15 @@ pub struct PgDriver {
 }
 
 pub(crate) fn options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
-    let opts = PgConnectOptions::from_str(url.expose_secret())
-        .map_err(|e| Error::Usage(format!("invalid PostgreSQL URL {url}: {}", scrub(&e.to_string(), url))))?;
-    Ok(opts.application_name("tidemark").disable_statement_logging())
+    let opts = PgConnectOptions::from_str(url.expose_secret()).map_err(|e| {
+        Error::Usage(format!(
+            "invalid PostgreSQL URL {url}: {}",
+            scrub(&e.to_string(), url)
+        ))
+    })?;
+    Ok(opts
+        .application_name("tidemark")
+        .disable_statement_logging())
 }
 
 /// sqlx's messages do not carry the URL, but make sure of it: a password must never be printed.
@@ -35,22 +43,30 @@ pub(crate) fn connect_error(url: &DatabaseUrl, e: sqlx::Error) -> Error {
 pub async fn connect(url: &DatabaseUrl) -> Result<PgDriver> {
     let options = options(url)?;
     let mut conn = options.connect().await.map_err(|e| connect_error(url, e))?;
-    let row = sqlx::query("SELECT current_setting('server_version'), current_setting('server_version_num')::int8")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| Error::db("could not read the server version", db_error(e)))?;
+    let row = sqlx::query(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int8",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| Error::db("could not read the server version", db_error(e)))?;
     let server_version: String = row.get(0);
     let version_num: i64 = row.get(1);
     if version_num >= 140000 {
         // A backend running a long statement notices its client is gone (e.g. killed with
         // SIGKILL) within a second and rolls back, instead of finishing a dead migration.
-        let _ = sqlx::raw_sql("SET client_connection_check_interval = 1000").execute(&mut conn).await;
+        let _ = sqlx::raw_sql("SET client_connection_check_interval = 1000")
+            .execute(&mut conn)
+            .await;
     }
     Ok(PgDriver {
         conn,
         options,
         url: url.clone(),
-        caps: Capabilities { transactional_ddl: true, flavor: "PostgreSQL".into(), server_version },
+        caps: Capabilities {
+            transactional_ddl: true,
+            flavor: "PostgreSQL".into(),
+            server_version,
+        },
         version_num,
     })
 }
@@ -68,7 +84,11 @@ pub(crate) fn db_error(e: sqlx::Error) -> DbError {
                     _ => None,
                 },
             },
-            None => DbError { message: d.message().to_string(), code: d.code().map(|c| c.to_string()), ..Default::default() },
+            None => DbError {
+                message: d.message().to_string(),
+                code: d.code().map(|c| c.to_string()),
+                ..Default::default()
+            },
         },
         other => DbError::new(other.to_string()),
     }
@@ -78,20 +98,20 @@ pub(crate) fn decode(row: &PgRow) -> Vec<Value> {
     (0..row.len())
         .map(|i| {
             if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-                return v.map(Value::Int).unwrap_or(Value::Null);
+                return Value::Int(v);
             }
             if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
-                return v.map(|v| Value::Int(v.into())).unwrap_or(Value::Null);
+                return Value::Int(v.map(i64::from));
             }
             if let Ok(v) = row.try_get::<Option<i16>, _>(i) {
-                return v.map(|v| Value::Int(v.into())).unwrap_or(Value::Null);
+                return Value::Int(v.map(i64::from));
             }
             if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
-                return v.map(|v| Value::Int(v.into())).unwrap_or(Value::Null);
+                return Value::Int(v.map(i64::from));
             }
             match row.try_get::<Option<String>, _>(i) {
-                Ok(Some(s)) => Value::Text(s),
-                _ => Value::Null,
+                Ok(s) => Value::Text(s),
+                _ => Value::NULL,
             }
         })
         .collect()
@@ -105,9 +125,6 @@ fn bind<'q>(
         q = match p {
             Value::Int(i) => q.bind(*i),
             Value::Text(t) => q.bind(t.clone()),
-            // Typed as bigint: every NULL tidemark binds goes into an INSERT or UPDATE, where
-            // PostgreSQL casts it to a text column by assignment too.
-            Value::Null => q.bind(None::<i64>),
         };
     }
     q
@@ -141,17 +158,28 @@ impl Driver for PgDriver {
         &self.url
     }
 
-    async fn lock(&mut self, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>> {
+    async fn lock(
+        &mut self,
+        timeout: Duration,
+        waiting: &mut dyn LockWait,
+    ) -> Result<Box<dyn LockGuard>> {
         crate::lock::acquire(&self.options, &self.url, timeout, waiting).await
     }
 
     async fn run(&mut self, sql: &str) -> Result<(), DbError> {
-        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut self.conn).await.map(|_| ()).map_err(db_error)
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let q = bind(sqlx::query(AssertSqlSafe(sql)), params);
-        q.execute(&mut self.conn).await.map(|r| r.rows_affected()).map_err(db_error)
+        q.execute(&mut self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error)
     }
 
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
@@ -176,10 +204,17 @@ impl Driver for PgDriver {
     }
 
     async fn drop_database(&mut self, name: &str) -> Result<()> {
-        let force = if self.version_num >= 130000 { " WITH (FORCE)" } else { "" };
-        self.run(&format!("DROP DATABASE IF EXISTS {}{force}", quote_ident(name)))
-            .await
-            .map_err(|e| Error::db(format!("could not drop database {name}"), e))
+        let force = if self.version_num >= 130000 {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
+        self.run(&format!(
+            "DROP DATABASE IF EXISTS {}{force}",
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| Error::db(format!("could not drop database {name}"), e))
     }
 
     async fn close(self: Box<Self>) {

@@ -21,7 +21,11 @@ const COLUMNS_SQL: &str = "SELECT n.nspname, c.relname, a.attname, format_type(a
      ORDER BY 1, 2, 3";
 
 fn display_name(schema: &str, name: &str) -> String {
-    if schema == "public" { name.to_string() } else { format!("{schema}.{name}") }
+    if schema == "public" {
+        name.to_string()
+    } else {
+        format!("{schema}.{name}")
+    }
 }
 
 pub async fn inspect(driver: &mut PgDriver, opts: &InspectOptions) -> Result<Schema> {
@@ -37,7 +41,12 @@ pub async fn inspect(driver: &mut PgDriver, opts: &InspectOptions) -> Result<Sch
         let t: &mut Table = schema.tables.entry(display_name(&ns, &table)).or_default();
         t.columns.insert(
             col,
-            Column { data_type: r.get(3), nullable: !r.get::<bool, _>(4), default: r.get(5), ..Default::default() },
+            Column {
+                data_type: r.get(3),
+                nullable: !r.get::<bool, _>(4),
+                default: r.get(5),
+                ..Default::default()
+            },
         );
     }
     Ok(schema)

@@ -30,7 +30,12 @@ pub async fn acquire(
     timeout: Duration,
     waiting: &mut dyn LockWait,
 ) -> Result<Box<dyn LockGuard>> {
-    let mut conn = options.clone().application_name("tidemark lock").connect().await.map_err(|e| connect_error(url, e))?;
+    let mut conn = options
+        .clone()
+        .application_name("tidemark lock")
+        .connect()
+        .await
+        .map_err(|e| connect_error(url, e))?;
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
         .fetch_one(&mut conn)
@@ -42,7 +47,10 @@ pub async fn acquire(
     let holder = describe_holder(&mut conn).await;
     waiting.waiting(&holder);
     if timeout.is_zero() {
-        return Err(Error::LockTimeout { waited: timeout, holder: format!(" (held by {holder})") });
+        return Err(Error::LockTimeout {
+            waited: timeout,
+            holder: format!(" (held by {holder})"),
+        });
     }
     // lock_timeout applies to advisory locks too: wait on the server, woken the moment the
     // holder lets go.
@@ -51,7 +59,10 @@ pub async fn acquire(
         .execute(&mut conn)
         .await
         .map_err(|e| Error::db("could not set lock_timeout", db_error(e)))?;
-    let res = sqlx::query("SELECT pg_advisory_lock($1)").bind(LOCK_KEY).execute(&mut conn).await;
+    let res = sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut conn)
+        .await;
     match res {
         Ok(_) => {
             let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut conn).await;
@@ -61,7 +72,10 @@ pub async fn acquire(
             let db = db_error(e);
             if db.code.as_deref() == Some("55P03") {
                 let holder = describe_holder(&mut conn).await;
-                Err(Error::LockTimeout { waited: timeout, holder: format!(" (held by {holder})") })
+                Err(Error::LockTimeout {
+                    waited: timeout,
+                    holder: format!(" (held by {holder})"),
+                })
             } else {
                 Err(Error::db("could not take the migration lock", db))
             }
@@ -70,11 +84,19 @@ pub async fn acquire(
 }
 
 async fn describe_holder(conn: &mut PgConnection) -> String {
-    let row: Option<(i64, String, String, String)> =
-        sqlx::query_as(HOLDER_SQL).bind(LOCK_KEY).fetch_optional(conn).await.ok().flatten();
+    let row: Option<(i64, String, String, String)> = sqlx::query_as(HOLDER_SQL)
+        .bind(LOCK_KEY)
+        .fetch_optional(conn)
+        .await
+        .ok()
+        .flatten();
     match row {
         Some((pid, app, addr, since)) => {
-            let app = if app.is_empty() { String::new() } else { format!("{app}, ") };
+            let app = if app.is_empty() {
+                String::new()
+            } else {
+                format!("{app}, ")
+            };
             format!("{app}backend pid {pid} from {addr}, connected since {since} UTC")
         }
         None => "another session".to_string(),
@@ -84,7 +106,10 @@ async fn describe_holder(conn: &mut PgConnection) -> String {
 #[async_trait]
 impl LockGuard for PgLock {
     async fn release(mut self: Box<Self>) -> Result<()> {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut self.conn).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut self.conn)
+            .await;
         // Closing the session releases the lock whatever happened above.
         let _ = self.conn.close().await;
         Ok(())

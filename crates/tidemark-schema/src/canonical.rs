@@ -22,7 +22,11 @@ pub struct Object {
 
 impl Object {
     fn new(path: String, parent: Option<String>) -> Self {
-        Object { path, parent, fields: Vec::new() }
+        Object {
+            path,
+            parent,
+            fields: Vec::new(),
+        }
     }
 
     fn field(mut self, name: &'static str, value: impl Into<Option<String>>) -> Self {
@@ -35,7 +39,10 @@ impl Object {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.as_deref())
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -55,7 +62,10 @@ impl fmt::Display for Object {
 
 /// Keep one object per line whatever the value holds.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\n', "\\n").replace(';', "\\;")
+    value
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace(';', "\\;")
 }
 
 fn list(items: &[String]) -> String {
@@ -72,7 +82,9 @@ impl Schema {
     pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
         let mut out = Vec::new();
         for (name, ext) in &self.extensions {
-            out.push(Object::new(format!("extension {name}"), None).field("schema", ext.schema.clone()));
+            out.push(
+                Object::new(format!("extension {name}"), None).field("schema", ext.schema.clone()),
+            );
         }
         for (name, e) in &self.enums {
             out.push(Object::new(format!("enum {name}"), None).field("labels", list(&e.labels)));
@@ -121,7 +133,10 @@ impl Schema {
                 );
             }
             if let Some(pk) = &t.primary_key {
-                out.push(Object::new(format!("primary key on {tname}"), parent.clone()).field("columns", list(pk)));
+                out.push(
+                    Object::new(format!("primary key on {tname}"), parent.clone())
+                        .field("columns", list(pk)),
+                );
             }
             for (key, u) in &t.uniques {
                 out.push(
@@ -141,7 +156,10 @@ impl Schema {
                 out.push(
                     Object::new(format!("constraint {key} on {tname}"), parent.clone())
                         .field("foreign_key", list(&fk.columns))
-                        .field("references", format!("{}({})", fk.ref_table, list(&fk.ref_columns)))
+                        .field(
+                            "references",
+                            format!("{}({})", fk.ref_table, list(&fk.ref_columns)),
+                        )
                         .field("on_delete", fk.on_delete.clone())
                         .field("on_update", fk.on_update.clone())
                         .field("deferrable", fk.deferrable.clone())
@@ -160,8 +178,15 @@ impl Schema {
             }
         }
         for (name, v) in &self.views {
-            let kind = if v.materialized { "materialized view" } else { "view" };
-            out.push(Object::new(format!("{kind} {name}"), None).field("definition", v.definition.clone()));
+            let kind = if v.materialized {
+                "materialized view"
+            } else {
+                "view"
+            };
+            out.push(
+                Object::new(format!("{kind} {name}"), None)
+                    .field("definition", v.definition.clone()),
+            );
         }
         for (name, func) in &self.functions {
             out.push(
@@ -178,8 +203,11 @@ impl Schema {
             }
             let name = key.strip_prefix(&format!("{}.", trg.table)).unwrap_or(key);
             out.push(
-                Object::new(format!("trigger {name} on {}", trg.table), Some(format!("table {}", trg.table)))
-                    .field("definition", trg.definition.clone()),
+                Object::new(
+                    format!("trigger {name} on {}", trg.table),
+                    Some(format!("table {}", trg.table)),
+                )
+                .field("definition", trg.definition.clone()),
             );
         }
         out.into_iter()
@@ -201,7 +229,9 @@ impl Schema {
 }
 
 /// SHA-256 (hex) of a schema's canonical form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Fingerprint(pub String);
 
@@ -234,10 +264,21 @@ mod tests {
     fn users() -> Schema {
         let mut s = Schema::default();
         let mut t = Table::default();
-        t.columns.insert("id".into(), Column { data_type: "bigint".into(), ..Default::default() });
+        t.columns.insert(
+            "id".into(),
+            Column {
+                data_type: "bigint".into(),
+                ..Default::default()
+            },
+        );
         t.columns.insert(
             "email".into(),
-            Column { data_type: "text".into(), nullable: true, default: Some("'a;b'".into()), ..Default::default() },
+            Column {
+                data_type: "text".into(),
+                nullable: true,
+                default: Some("'a;b'".into()),
+                ..Default::default()
+            },
         );
         t.primary_key = Some(vec!["id".into()]);
         s.tables.insert("users".into(), t);
@@ -259,8 +300,12 @@ mod tests {
     fn tidemark_tables_are_not_part_of_the_fingerprint() {
         let plain = users();
         let mut with_history = users();
-        with_history.tables.insert("tidemark_history".into(), Table::default());
-        with_history.tables.insert("public.tidemark_journal".into(), Table::default());
+        with_history
+            .tables
+            .insert("tidemark_history".into(), Table::default());
+        with_history
+            .tables
+            .insert("public.tidemark_journal".into(), Table::default());
         assert_eq!(plain.fingerprint(), with_history.fingerprint());
         assert_eq!(plain.fingerprint().as_str().len(), 64);
     }
@@ -269,7 +314,13 @@ mod tests {
     fn fingerprint_changes_with_any_property() {
         let a = users();
         let mut b = users();
-        b.tables.get_mut("users").unwrap().columns.get_mut("email").unwrap().nullable = false;
+        b.tables
+            .get_mut("users")
+            .unwrap()
+            .columns
+            .get_mut("email")
+            .unwrap()
+            .nullable = false;
         assert_ne!(a.fingerprint(), b.fingerprint());
     }
 
@@ -278,7 +329,10 @@ mod tests {
         let mut s = Schema::default();
         assert!(s.is_empty());
         s.tables.insert("tidemark_history".into(), Table::default());
-        assert!(s.is_empty(), "tidemark's own tables do not make a schema non-empty");
+        assert!(
+            s.is_empty(),
+            "tidemark's own tables do not make a schema non-empty"
+        );
         assert!(!users().is_empty());
     }
 }

@@ -77,8 +77,11 @@ fn show(v: &Option<String>) -> &str {
 }
 
 fn properties(o: &Object) -> Option<String> {
-    let parts: Vec<String> =
-        o.fields.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}"))).collect();
+    let parts: Vec<String> = o
+        .fields
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+        .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
@@ -104,7 +107,10 @@ pub fn diff(expected: &Schema, actual: &Schema) -> Diff {
 
     let mut changes = Vec::new();
     for o in order {
-        if o.parent.as_deref().is_some_and(|p| whole_tables.contains(p)) {
+        if o.parent
+            .as_deref()
+            .is_some_and(|p| whole_tables.contains(p))
+        {
             continue;
         }
         match (exp.get(&o.path), act.get(&o.path)) {
@@ -128,8 +134,16 @@ pub fn diff(expected: &Schema, actual: &Schema) -> Diff {
                 let details: Vec<String> = names
                     .into_iter()
                     .filter_map(|k| {
-                        let ev = e.fields.iter().find(|(n, _)| *n == k).and_then(|(_, v)| v.clone());
-                        let av = a.fields.iter().find(|(n, _)| *n == k).and_then(|(_, v)| v.clone());
+                        let ev = e
+                            .fields
+                            .iter()
+                            .find(|(n, _)| *n == k)
+                            .and_then(|(_, v)| v.clone());
+                        let av = a
+                            .fields
+                            .iter()
+                            .find(|(n, _)| *n == k)
+                            .and_then(|(_, v)| v.clone());
                         (ev != av).then(|| format!("{k} {} → {}", show(&ev), show(&av)))
                     })
                     .collect();
@@ -151,7 +165,11 @@ mod tests {
     use crate::model::{Column, Index, Table};
 
     fn col(t: &str) -> Column {
-        Column { data_type: t.into(), nullable: true, ..Default::default() }
+        Column {
+            data_type: t.into(),
+            nullable: true,
+            ..Default::default()
+        }
     }
 
     fn base() -> Schema {
@@ -175,12 +193,24 @@ mod tests {
     fn reports_missing_unexpected_and_modified_objects() {
         let expected = base();
         let mut live = base();
-        live.tables.get_mut("users").unwrap().columns.remove("role_id");
+        live.tables
+            .get_mut("users")
+            .unwrap()
+            .columns
+            .remove("role_id");
         live.tables.get_mut("users").unwrap().indexes.insert(
             "idx_users_email".into(),
-            Index { unique: true, parts: vec!["email".into()], ..Default::default() },
+            Index {
+                unique: true,
+                parts: vec!["email".into()],
+                ..Default::default()
+            },
         );
-        live.tables.get_mut("tasks").unwrap().columns.insert("title".into(), col("text"));
+        live.tables
+            .get_mut("tasks")
+            .unwrap()
+            .columns
+            .insert("title".into(), col("text"));
         let d = diff(&expected, &live);
         let lines: Vec<String> = d.changes.iter().map(|c| c.to_string()).collect();
         assert_eq!(

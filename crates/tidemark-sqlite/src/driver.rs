@@ -5,7 +5,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
-use tidemark_core::driver::{Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value};
+use tidemark_core::driver::{
+    Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value,
+};
 use tidemark_core::{DatabaseUrl, Error, Result};
 use tidemark_schema::Schema;
 
@@ -23,7 +25,11 @@ pub(crate) fn file_of(url: &DatabaseUrl) -> Option<PathBuf> {
     let rest = raw.split_once(':').map(|x| x.1).unwrap_or_default();
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" || raw.contains("mode=memory") { None } else { Some(PathBuf::from(path)) }
+    if path.is_empty() || path == ":memory:" || raw.contains("mode=memory") {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
 }
 
 pub async fn connect(url: &DatabaseUrl) -> Result<SqliteDriver> {
@@ -32,12 +38,21 @@ pub async fn connect(url: &DatabaseUrl) -> Result<SqliteDriver> {
         .create_if_missing(true)
         .disable_statement_logging();
     let path = file_of(url);
-    if let Some(dir) = path.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty())
+    if let Some(dir) = path
+        .as_ref()
+        .and_then(|p| p.parent())
+        .filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
-        return Err(Error::Usage(format!("cannot create SQLite database {url}: directory {} does not exist", dir.display())));
+        return Err(Error::Usage(format!(
+            "cannot create SQLite database {url}: directory {} does not exist",
+            dir.display()
+        )));
     }
-    let mut conn = options.connect().await.map_err(|e| Error::db(format!("could not open {url}"), db_error(e)))?;
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| Error::db(format!("could not open {url}"), db_error(e)))?;
     let version: String = sqlx::query_scalar("SELECT sqlite_version()")
         .fetch_one(&mut conn)
         .await
@@ -45,7 +60,11 @@ pub async fn connect(url: &DatabaseUrl) -> Result<SqliteDriver> {
     Ok(SqliteDriver {
         conn,
         url: url.clone(),
-        caps: Capabilities { transactional_ddl: true, flavor: "SQLite".into(), server_version: version },
+        caps: Capabilities {
+            transactional_ddl: true,
+            flavor: "SQLite".into(),
+            server_version: version,
+        },
         path,
     })
 }
@@ -65,17 +84,17 @@ fn decode(row: &SqliteRow) -> Vec<Value> {
     (0..row.len())
         .map(|i| {
             if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-                return v.map(Value::Int).unwrap_or(Value::Null);
+                return Value::Int(v);
             }
             if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-                return v.map(Value::Text).unwrap_or(Value::Null);
+                return Value::Text(v);
             }
             if let Ok(Some(v)) = row.try_get::<Option<f64>, _>(i) {
-                return Value::Text(v.to_string());
+                return Value::Text(Some(v.to_string()));
             }
             match row.try_get::<Option<Vec<u8>>, _>(i) {
-                Ok(Some(b)) => Value::Text(String::from_utf8_lossy(&b).into_owned()),
-                _ => Value::Null,
+                Ok(Some(b)) => Value::Text(Some(String::from_utf8_lossy(&b).into_owned())),
+                _ => Value::NULL,
             }
         })
         .collect()
@@ -89,7 +108,6 @@ fn bind<'q>(
         q = match p {
             Value::Int(i) => q.bind(*i),
             Value::Text(t) => q.bind(t.clone()),
-            Value::Null => q.bind(None::<String>),
         };
     }
     q
@@ -119,12 +137,20 @@ impl Driver for SqliteDriver {
         &self.url
     }
 
-    async fn lock(&mut self, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>> {
+    async fn lock(
+        &mut self,
+        timeout: Duration,
+        waiting: &mut dyn LockWait,
+    ) -> Result<Box<dyn LockGuard>> {
         crate::lock::acquire(self.path.as_deref(), timeout, waiting).await
     }
 
     async fn run(&mut self, sql: &str) -> Result<(), DbError> {
-        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut self.conn).await.map(|_| ()).map_err(db_error)
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
     }
 
     /// Take the write lock at the start, so that a concurrent writer makes this wait for the
@@ -135,7 +161,10 @@ impl Driver for SqliteDriver {
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let q = bind(sqlx::query(AssertSqlSafe(sql)), params);
-        q.execute(&mut self.conn).await.map(|r| r.rows_affected()).map_err(db_error)
+        q.execute(&mut self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error)
     }
 
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
@@ -159,7 +188,9 @@ impl Driver for SqliteDriver {
         }
         let path = PathBuf::from(name);
         if path.exists() {
-            return Err(Error::Usage(format!("cannot create SQLite database {name}: the file exists")));
+            return Err(Error::Usage(format!(
+                "cannot create SQLite database {name}: the file exists"
+            )));
         }
         std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
         DatabaseUrl::parse(&format!("sqlite://{name}"))

@@ -24,7 +24,12 @@ pub async fn inspect(driver: &mut SqliteDriver, _opts: &InspectOptions) -> Resul
         let notnull: i64 = r.get(3);
         schema.tables.entry(table).or_default().columns.insert(
             col,
-            Column { data_type: ty.to_ascii_lowercase(), nullable: notnull == 0, default: r.get(4), ..Default::default() },
+            Column {
+                data_type: ty.to_ascii_lowercase(),
+                nullable: notnull == 0,
+                default: r.get(4),
+                ..Default::default()
+            },
         );
     }
     Ok(schema)

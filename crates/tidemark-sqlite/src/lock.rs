@@ -22,8 +22,14 @@ pub fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-pub async fn acquire(db: Option<&Path>, timeout: Duration, waiting: &mut dyn LockWait) -> Result<Box<dyn LockGuard>> {
-    let Some(db) = db else { return Ok(Box::new(FileLock { file: None })) };
+pub async fn acquire(
+    db: Option<&Path>,
+    timeout: Duration,
+    waiting: &mut dyn LockWait,
+) -> Result<Box<dyn LockGuard>> {
+    let Some(db) = db else {
+        return Ok(Box::new(FileLock { file: None }));
+    };
     let path = lock_path(db);
     let mut file = OpenOptions::new()
         .read(true)
@@ -44,7 +50,14 @@ pub async fn acquire(db: Option<&Path>, timeout: Duration, waiting: &mut dyn Loc
                     told = true;
                 }
                 if started.elapsed() >= timeout {
-                    return Err(Error::LockTimeout { waited: timeout, holder: format!(" (held by {}, lock file {})", holder(&mut file), path.display()) });
+                    return Err(Error::LockTimeout {
+                        waited: timeout,
+                        holder: format!(
+                            " (held by {}, lock file {})",
+                            holder(&mut file),
+                            path.display()
+                        ),
+                    });
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
@@ -64,7 +77,11 @@ fn holder(file: &mut File) -> String {
     let mut s = String::new();
     let _ = file.rewind();
     let _ = file.read_to_string(&mut s);
-    if s.trim().is_empty() { "another process".into() } else { format!("process {}", s.trim().trim_start_matches("pid ")) }
+    if s.trim().is_empty() {
+        "another process".into()
+    } else {
+        format!("process {}", s.trim().trim_start_matches("pid "))
+    }
 }
 
 #[async_trait]

@@ -26,6 +26,8 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Box<dyn Driver>> {
         #[cfg(feature = "sqlite")]
         Dialect::Sqlite => Ok(Box::new(tidemark_sqlite::connect(url).await?)),
         #[allow(unreachable_patterns)]
-        other => Err(Error::Usage(format!("this build of tidemark has no {other} driver (cargo feature `{other}`)"))),
+        other => Err(Error::Usage(format!(
+            "this build of tidemark has no {other} driver (cargo feature `{other}`)"
+        ))),
     }
 }

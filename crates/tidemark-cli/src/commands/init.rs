@@ -32,7 +32,11 @@ dir = "migrations"
 
 pub fn run(ctx: &Context) -> Result<i32> {
     let config = Path::new(FILE_NAME);
-    let dir = ctx.global.dir.clone().unwrap_or_else(|| "migrations".into());
+    let dir = ctx
+        .global
+        .dir
+        .clone()
+        .unwrap_or_else(|| "migrations".into());
     let mut created = Vec::new();
     if config.exists() {
         ctx.out.line(format!("{FILE_NAME} exists; left as it is"));
@@ -42,12 +46,16 @@ pub fn run(ctx: &Context) -> Result<i32> {
             Some(_) => "# database_url = \"…\"   (the URL you gave has a password: set TIDEMARK_DATABASE_URL instead)".into(),
             None => "# database_url = \"sqlite://app.db\"".into(),
         };
-        let text = TEMPLATE.replace("{database_url}", &url_line).replace("dir = \"migrations\"", &format!("dir = \"{}\"", dir.display()));
+        let text = TEMPLATE.replace("{database_url}", &url_line).replace(
+            "dir = \"migrations\"",
+            &format!("dir = \"{}\"", dir.display()),
+        );
         std::fs::write(config, text).map_err(|e| Error::io(config, e))?;
         created.push(FILE_NAME.to_string());
     }
     if dir.exists() {
-        ctx.out.line(format!("{} exists; left as it is", dir.display()));
+        ctx.out
+            .line(format!("{} exists; left as it is", dir.display()));
     } else {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         created.push(format!("{}/", dir.display()));
@@ -59,7 +67,8 @@ pub fn run(ctx: &Context) -> Result<i32> {
         ctx.out.line(format!("{} created {c}", paint(GREEN, "✓")));
     }
     if !created.is_empty() {
-        ctx.out.line("next: `tidemark new create_users`, then `tidemark up`");
+        ctx.out
+            .line("next: `tidemark new create_users`, then `tidemark up`");
     }
     Ok(0)
 }

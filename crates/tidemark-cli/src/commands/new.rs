@@ -18,20 +18,32 @@ fn slug(name: &str) -> Result<String> {
     }
     let s = s.trim_matches('_').to_string();
     if s.is_empty() {
-        return Err(Error::Usage(format!("`{name}` is not a usable migration name; use letters and digits, e.g. add_user_roles")));
+        return Err(Error::Usage(format!(
+            "`{name}` is not a usable migration name; use letters and digits, e.g. add_user_roles"
+        )));
     }
     Ok(s)
 }
 
 fn utc_stamp(format: &[time::format_description::FormatItem<'_>]) -> String {
-    time::OffsetDateTime::now_utc().format(format).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .unwrap_or_default()
 }
 
 /// The digits of the version as the existing files write it (leading zeros kept).
 fn version_text(layout: Layout, path: &Path, dir: &Path) -> String {
     let rel = path.strip_prefix(dir).unwrap_or(path);
-    let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
-    let first = if layout == Layout::Flyway { first.trim_start_matches(['V', 'U']).to_string() } else { first };
+    let first = rel
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let first = if layout == Layout::Flyway {
+        first.trim_start_matches(['V', 'U']).to_string()
+    } else {
+        first
+    };
     first.chars().take_while(|c| c.is_ascii_digit()).collect()
 }
 
@@ -42,21 +54,37 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
     }
     let set = MigrationSet::load(&dir, ctx.layout()?)?;
     let name = slug(&args.name)?;
-    let timestamps = args.timestamp || set.migrations.last().is_some_and(|m| m.version >= 10_000_000_000_000);
+    let timestamps = args.timestamp
+        || set
+            .migrations
+            .last()
+            .is_some_and(|m| m.version >= 10_000_000_000_000);
     let version = if timestamps || set.layout == Layout::Diesel {
-        let v = utc_stamp(time::macros::format_description!("[year][month][day][hour][minute][second]"));
+        let v = utc_stamp(time::macros::format_description!(
+            "[year][month][day][hour][minute][second]"
+        ));
         // Two `new` in the same second must not collide.
         match set.migrations.last() {
-            Some(m) if set.layout != Layout::Diesel && m.version >= v.parse::<i64>().unwrap_or(0) => (m.version + 1).to_string(),
+            Some(m)
+                if set.layout != Layout::Diesel && m.version >= v.parse::<i64>().unwrap_or(0) =>
+            {
+                (m.version + 1).to_string()
+            }
             _ => v,
         }
     } else {
         let next = set.migrations.iter().map(|m| m.version).max().unwrap_or(0) + 1;
-        let width = set.migrations.last().map(|m| version_text(set.layout, &m.up.path, &dir).len()).unwrap_or(4).max(1);
+        let width = set
+            .migrations
+            .last()
+            .map(|m| version_text(set.layout, &m.up.path, &dir).len())
+            .unwrap_or(4)
+            .max(1);
         format!("{next:0width$}")
     };
     let up_body = format!("-- {name}: write the up migration here\n");
-    let down_body = format!("-- {name}: write the down migration here (it must undo the up script)\n");
+    let down_body =
+        format!("-- {name}: write the down migration here (it must undo the up script)\n");
     let files: Vec<(PathBuf, String)> = match set.layout {
         Layout::Native => {
             let mut f = vec![(dir.join(format!("{version}_{name}.up.sql")), up_body)];
@@ -66,7 +94,9 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
             f
         }
         Layout::Diesel => {
-            let stamp = utc_stamp(time::macros::format_description!("[year]-[month]-[day]-[hour][minute][second]"));
+            let stamp = utc_stamp(time::macros::format_description!(
+                "[year]-[month]-[day]-[hour][minute][second]"
+            ));
             let d = dir.join(format!("{stamp}_{name}"));
             let mut f = vec![(d.join("up.sql"), up_body)];
             if !args.no_down {
@@ -82,13 +112,23 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
             f
         }
         Layout::Dbmate => {
-            let down = if args.no_down { String::new() } else { format!("\n-- migrate:down\n{down_body}") };
-            vec![(dir.join(format!("{version}_{name}.sql")), format!("-- migrate:up\n{up_body}{down}"))]
+            let down = if args.no_down {
+                String::new()
+            } else {
+                format!("\n-- migrate:down\n{down_body}")
+            };
+            vec![(
+                dir.join(format!("{version}_{name}.sql")),
+                format!("-- migrate:up\n{up_body}{down}"),
+            )]
         }
     };
     for (path, _) in &files {
         if path.exists() {
-            return Err(Error::Usage(format!("{} exists; nothing was written", path.display())));
+            return Err(Error::Usage(format!(
+                "{} exists; nothing was written",
+                path.display()
+            )));
         }
     }
     for (path, body) in &files {
@@ -102,7 +142,8 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
         ctx.out.json(&serde_json::json!({ "version": version.parse::<i64>().ok(), "name": name, "layout": set.layout, "created": created }));
     }
     for (p, _) in &files {
-        ctx.out.line(format!("{} created {}", paint(GREEN, "✓"), p.display()));
+        ctx.out
+            .line(format!("{} created {}", paint(GREEN, "✓"), p.display()));
     }
     Ok(0)
 }
@@ -111,7 +152,10 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
 mod tests {
     #[test]
     fn slugs() {
-        assert_eq!(super::slug("Add users.role ID").unwrap(), "add_users_role_id");
+        assert_eq!(
+            super::slug("Add users.role ID").unwrap(),
+            "add_users_role_id"
+        );
         assert!(super::slug("---").is_err());
     }
 }

@@ -15,9 +15,13 @@ use crate::output::progress::Progress;
 use crate::output::{BOLD, DIM, GREEN, paint};
 
 pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
+    ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
     let settings = ctx.settings(args.lock_timeout.as_deref())?;
-    let target = UpTarget { to: args.to, single_transaction: args.single_transaction };
+    let target = UpTarget {
+        to: args.to,
+        single_transaction: args.single_transaction,
+    };
     let mut db = ctx.connect().await?;
     let result = if args.dry_run {
         match engine::plan_up(db.as_mut(), &set, &target).await {
@@ -28,13 +32,25 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
             Err(e) => Err(e),
         }
     } else {
-        let allow = Allow { modified: args.allow_modified, missing: args.allow_missing, drift: args.allow_drift };
+        let allow = Allow {
+            modified: args.allow_modified,
+            missing: args.allow_missing,
+            drift: args.allow_drift,
+        };
         let started = Instant::now();
         let mut progress = Progress::new(ctx.out);
         let r = engine::up(db.as_mut(), &set, &target, allow, &settings, &mut progress).await;
         progress.finish();
         r.map(|report| {
-            summarize(ctx, db.as_ref(), &report, Direction::Up, started, args.single_transaction, &set);
+            summarize(
+                ctx,
+                db.as_ref(),
+                &report,
+                Direction::Up,
+                started,
+                args.single_transaction,
+                &set,
+            );
             0
         })
     };
@@ -43,6 +59,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
 }
 
 pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
+    ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
     let settings = ctx.settings(args.lock_timeout.as_deref())?;
     let target = match (args.target.steps, args.target.to) {
@@ -65,7 +82,15 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
         let r = engine::down(db.as_mut(), &set, target, &settings, &mut progress).await;
         progress.finish();
         r.map(|report| {
-            summarize(ctx, db.as_ref(), &report, Direction::Down, started, false, &set);
+            summarize(
+                ctx,
+                db.as_ref(),
+                &report,
+                Direction::Down,
+                started,
+                false,
+                &set,
+            );
             0
         })
     };
@@ -73,11 +98,24 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
     result
 }
 
-fn summarize(ctx: &Context, db: &dyn Driver, report: &RunReport, dir: Direction, started: Instant, single: bool, set: &tidemark::MigrationSet) {
+fn summarize(
+    ctx: &Context,
+    db: &dyn Driver,
+    report: &RunReport,
+    dir: Direction,
+    started: Instant,
+    single: bool,
+    set: &tidemark::MigrationSet,
+) {
     // The version now at the head: the last applied (up) or the one before the last reverted.
     let current = match dir {
         Direction::Up => report.done.last().map(|d| d.version),
-        Direction::Down => report.done.last().and_then(|d| set.position(d.version)).and_then(|p| p.checked_sub(1)).map(|p| set.migrations[p].version),
+        Direction::Down => report
+            .done
+            .last()
+            .and_then(|d| set.position(d.version))
+            .and_then(|p| p.checked_sub(1))
+            .map(|p| set.migrations[p].version),
     };
     if ctx.out.is_json() {
         ctx.out.json(&RunDoc {
@@ -93,10 +131,24 @@ fn summarize(ctx: &Context, db: &dyn Driver, report: &RunReport, dir: Direction,
         return;
     }
     let ms = started.elapsed().as_millis();
-    let fp = report.fingerprint.as_deref().map(|f| paint(DIM, format!(" · schema fingerprint {}", &f[..12.min(f.len())]))).unwrap_or_default();
+    let fp = report
+        .fingerprint
+        .as_deref()
+        .map(|f| {
+            paint(
+                DIM,
+                format!(" · schema fingerprint {}", &f[..12.min(f.len())]),
+            )
+        })
+        .unwrap_or_default();
     match (dir, report.done.len()) {
-        (Direction::Up, 0) => ctx.out.line(format!("{} nothing to apply: the database is up to date", paint(GREEN, "✓"))),
-        (Direction::Down, 0) => ctx.out.line(format!("{} nothing to revert", paint(GREEN, "✓"))),
+        (Direction::Up, 0) => ctx.out.line(format!(
+            "{} nothing to apply: the database is up to date",
+            paint(GREEN, "✓")
+        )),
+        (Direction::Down, 0) => ctx
+            .out
+            .line(format!("{} nothing to revert", paint(GREEN, "✓"))),
         (Direction::Up, n) => ctx.out.line(format!(
             "{} applied {n} migration(s) in {ms} ms; now at {}{fp}",
             paint(GREEN, "✓"),
@@ -105,7 +157,9 @@ fn summarize(ctx: &Context, db: &dyn Driver, report: &RunReport, dir: Direction,
         (Direction::Down, n) => ctx.out.line(format!(
             "{} reverted {n} migration(s) in {ms} ms; now at {}{fp}",
             paint(GREEN, "✓"),
-            current.map(|v| v.to_string()).unwrap_or_else(|| "nothing applied".into())
+            current
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "nothing applied".into())
         )),
     }
 }
@@ -147,20 +201,45 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
         } else {
             "statement by statement, progress recorded in history"
         };
-        let ooo = if s.out_of_order { " · out of order" } else { "" };
-        out.line(format!("\n{}", paint(BOLD, format!("-- {} {} · {} · {mode}{ooo}", s.version, s.name, s.path.display()))));
+        let ooo = if s.out_of_order {
+            " · out of order"
+        } else {
+            ""
+        };
+        out.line(format!(
+            "\n{}",
+            paint(
+                BOLD,
+                format!(
+                    "-- {} {} · {} · {mode}{ooo}",
+                    s.version,
+                    s.name,
+                    s.path.display()
+                )
+            )
+        ));
         if s.transactional && !plan.single_transaction {
             out.line("BEGIN;");
         }
         if !s.transactional && s.direction == Direction::Up {
-            out.line(paint(DIM, format!("-- INSERT INTO {HISTORY_TABLE}: version {} as 'failed' (in progress)", s.version)));
+            out.line(paint(
+                DIM,
+                format!(
+                    "-- INSERT INTO {HISTORY_TABLE}: version {} as 'failed' (in progress)",
+                    s.version
+                ),
+            ));
         }
         for st in &s.statements {
             out.line(paint(DIM, format!("-- {}:{}", s.path.display(), st.line)));
             out.line(format!("{};", st.text));
         }
         let record = match s.direction {
-            Direction::Up if s.transactional => format!("-- INSERT INTO {HISTORY_TABLE}: version {} applied, checksum {}", s.version, &s.checksum[..12]),
+            Direction::Up if s.transactional => format!(
+                "-- INSERT INTO {HISTORY_TABLE}: version {} applied, checksum {}",
+                s.version,
+                &s.checksum[..12]
+            ),
             Direction::Up => format!("-- UPDATE {HISTORY_TABLE}: version {} applied", s.version),
             Direction::Down => format!("-- DELETE FROM {HISTORY_TABLE}: version {}", s.version),
         };

@@ -16,6 +16,7 @@ fn state_style(s: MigrationState) -> anstyle::Style {
 }
 
 pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
+    ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
     let settings = ctx.settings(None)?;
     let mut db = ctx.connect().await?;
@@ -40,47 +41,124 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     })
 }
 
-fn print_text(ctx: &Context, url: &str, caps: &tidemark::Capabilities, set: &tidemark::MigrationSet, st: &Status) {
+fn print_text(
+    ctx: &Context,
+    url: &str,
+    caps: &tidemark::Capabilities,
+    set: &tidemark::MigrationSet,
+    st: &Status,
+) {
     let out = &ctx.out;
     let pending = st.count(MigrationState::Pending);
-    out.line(format!("{} {url} {}", paint(BOLD, "Database  "), paint(DIM, format!("({} {})", caps.flavor, caps.server_version))));
-    out.line(format!("{} {} {}", paint(BOLD, "Migrations"), set.dir.display(), paint(DIM, format!("({} layout, {} files)", set.layout, set.migrations.len()))));
-    let at = st.current_version.map(|v| v.to_string()).unwrap_or_else(|| "nothing applied".into());
-    let latest = st.latest_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-    let pend = if pending > 0 { paint(YELLOW, format!(" · {pending} pending")) } else { String::new() };
-    out.line(format!("{} {at} of {latest}{pend}", paint(BOLD, "Version   ")));
+    out.line(format!(
+        "{} {url} {}",
+        paint(BOLD, "Database  "),
+        paint(DIM, format!("({} {})", caps.flavor, caps.server_version))
+    ));
+    out.line(format!(
+        "{} {} {}",
+        paint(BOLD, "Migrations"),
+        set.dir.display(),
+        paint(
+            DIM,
+            format!("({} layout, {} files)", set.layout, set.migrations.len())
+        )
+    ));
+    let at = st
+        .current_version
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "nothing applied".into());
+    let latest = st
+        .latest_version
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into());
+    let pend = if pending > 0 {
+        paint(YELLOW, format!(" · {pending} pending"))
+    } else {
+        String::new()
+    };
+    out.line(format!(
+        "{} {at} of {latest}{pend}",
+        paint(BOLD, "Version   ")
+    ));
     let drift = match st.drift.status {
         DriftState::Clean => paint(GREEN, "clean"),
         DriftState::Drifted => paint(RED.bold(), "drifted"),
         DriftState::Unknown => paint(YELLOW, "unknown"),
     };
-    let fp = st.drift.live_fingerprint.as_deref().map(|f| paint(DIM, format!(" (fingerprint {})", &f[..12.min(f.len())]))).unwrap_or_default();
-    let reason = st.drift.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let fp = st
+        .drift
+        .live_fingerprint
+        .as_deref()
+        .map(|f| paint(DIM, format!(" (fingerprint {})", &f[..12.min(f.len())])))
+        .unwrap_or_default();
+    let reason = st
+        .drift
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     out.line(format!("{} {drift}{reason}{fp}", paint(BOLD, "Drift     ")));
     if st.entries.is_empty() {
         out.line("\nno migrations yet: `tidemark new NAME` creates one");
         return;
     }
-    let vw = st.entries.iter().map(|e| e.version.to_string().len()).max().unwrap_or(7).max(7);
-    let nw = st.entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(4).clamp(4, 48);
+    let vw = st
+        .entries
+        .iter()
+        .map(|e| e.version.to_string().len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let nw = st
+        .entries
+        .iter()
+        .map(|e| e.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48);
     out.line("");
-    out.line(paint(DIM, format!("  {:<vw$}  {:<nw$}  {:<9}  {}", "VERSION", "NAME", "STATE", "APPLIED AT")));
+    out.line(paint(
+        DIM,
+        format!(
+            "  {:<vw$}  {:<nw$}  {:<9}  {}",
+            "VERSION", "NAME", "STATE", "APPLIED AT"
+        ),
+    ));
     for e in &st.entries {
-        let name: String = if e.name.chars().count() > nw { e.name.chars().take(nw - 1).chain(['…']).collect() } else { e.name.clone() };
+        let name: String = if e.name.chars().count() > nw {
+            e.name.chars().take(nw - 1).chain(['…']).collect()
+        } else {
+            e.name.clone()
+        };
         let state = format!("{:<9}", e.state.as_str());
-        let when = e.applied_at.as_deref().map(|a| a.replace('T', " ").trim_end_matches('Z').to_string()).unwrap_or_default();
+        let when = e
+            .applied_at
+            .as_deref()
+            .map(|a| a.replace('T', " ").trim_end_matches('Z').to_string())
+            .unwrap_or_default();
         let mut note = String::new();
         if e.out_of_order {
             note.push_str("  out of order");
         }
         if e.state == MigrationState::Failed {
-            let n = e.statements_applied.map(|n| format!("{n} statement(s) ran; ")).unwrap_or_default();
+            let n = e
+                .statements_applied
+                .map(|n| format!("{n} statement(s) ran; "))
+                .unwrap_or_default();
             note.push_str(&format!("  {n}{}", e.error.as_deref().unwrap_or("")));
         }
         if e.state == MigrationState::Modified {
             note.push_str("  file changed since it was applied");
         }
-        out.line(format!("  {:<vw$}  {:<nw$}  {}  {}{}", e.version, name, paint(state_style(e.state), state), when, paint(DIM, note)));
+        out.line(format!(
+            "  {:<vw$}  {:<nw$}  {}  {}{}",
+            e.version,
+            name,
+            paint(state_style(e.state), state),
+            when,
+            paint(DIM, note)
+        ));
     }
     let problems = st.problems().count();
     if problems > 0 {

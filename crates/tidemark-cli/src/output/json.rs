@@ -142,7 +142,15 @@ pub fn plan_steps(plan: &Plan) -> Vec<PlanStepDoc> {
             file: s.path.display().to_string(),
             transactional: s.transactional,
             out_of_order: s.out_of_order,
-            statements: s.statements.iter().map(|st| StatementDoc { index: st.index, line: st.line, sql: st.text.clone() }).collect(),
+            statements: s
+                .statements
+                .iter()
+                .map(|st| StatementDoc {
+                    index: st.index,
+                    line: st.line,
+                    sql: st.text.clone(),
+                })
+                .collect(),
         })
         .collect()
 }
@@ -172,6 +180,11 @@ pub fn done(report: &RunReport) -> Vec<DoneDoc> {
     report
         .done
         .iter()
-        .map(|d| DoneDoc { version: d.version, name: d.name.clone(), direction: d.direction, execution_ms: d.execution_ms })
+        .map(|d| DoneDoc {
+            version: d.version,
+            name: d.name.clone(),
+            direction: d.direction,
+            execution_ms: d.execution_ms,
+        })
         .collect()
 }

@@ -47,17 +47,25 @@ impl Observer for Progress {
         match event {
             Event::LockWaiting { holder } => {
                 if !self.out.is_json() && !self.out.quiet {
-                    anstream::eprintln!("{} waiting for the migration lock, held by {holder}", paint(YELLOW, "…"));
+                    anstream::eprintln!(
+                        "{} waiting for the migration lock, held by {holder}",
+                        paint(YELLOW, "…")
+                    );
                 }
             }
             Event::LockAcquired { .. } => {}
             Event::Planned { plan } => {
                 if plan.steps.len() > 1 && self.out.interactive() {
-                    let bar = ProgressBar::with_draw_target(Some(plan.steps.len() as u64), ProgressDrawTarget::stderr());
+                    let bar = ProgressBar::with_draw_target(
+                        Some(plan.steps.len() as u64),
+                        ProgressDrawTarget::stderr(),
+                    );
                     bar.set_style(
-                        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                     );
                     bar.enable_steady_tick(Duration::from_millis(120));
                     self.bar = Some(bar);
@@ -70,7 +78,15 @@ impl Observer for Progress {
             }
             Event::StatementFinished { step, stmt } => {
                 if self.out.verbose {
-                    self.say(paint(DIM, format!("    {}:{} {}", step.path.display(), stmt.line, tidemark::split::summarize(&stmt.text, 100))));
+                    self.say(paint(
+                        DIM,
+                        format!(
+                            "    {}:{} {}",
+                            step.path.display(),
+                            stmt.line,
+                            tidemark::split::summarize(&stmt.text, 100)
+                        ),
+                    ));
                 }
             }
             Event::StepFinished { step, ms } => {
@@ -81,8 +97,18 @@ impl Observer for Progress {
                     Direction::Up => "applied",
                     Direction::Down => "reverted",
                 };
-                let note = if step.transactional { "" } else { " · statement by statement" };
-                self.say(format!("  {} {verb} {} {} {}", paint(GREEN, "✓"), step.version, step.name, paint(DIM, format!("({ms} ms{note})"))));
+                let note = if step.transactional {
+                    ""
+                } else {
+                    " · statement by statement"
+                };
+                self.say(format!(
+                    "  {} {verb} {} {} {}",
+                    paint(GREEN, "✓"),
+                    step.version,
+                    step.name,
+                    paint(DIM, format!("({ms} ms{note})"))
+                ));
             }
             Event::Warning(w) => {
                 let bar = self.bar.clone();
