@@ -73,6 +73,15 @@ pub enum Command {
     Up(UpArgs),
     /// Revert applied migrations with their down scripts, newest first
     Down(DownArgs),
+    /// Print the live schema in canonical form (one line per object) and its fingerprint
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print only the fingerprint
+    #[arg(long)]
+    pub fingerprint: bool,
 }
 
 #[derive(Debug, Args)]

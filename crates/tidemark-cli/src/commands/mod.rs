@@ -1,4 +1,5 @@
 pub mod init;
+pub mod inspect;
 pub mod new;
 pub mod run;
 pub mod status;
@@ -17,5 +18,6 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Status(a) => status::run(&ctx, &a).await,
         Command::Up(a) => run::up(&ctx, &a).await,
         Command::Down(a) => run::down(&ctx, &a).await,
+        Command::Inspect(a) => inspect::run(&ctx, &a).await,
     }
 }
