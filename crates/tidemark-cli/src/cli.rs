@@ -75,6 +75,125 @@ pub enum Command {
     Down(DownArgs),
     /// Print the live schema in canonical form (one line per object) and its fingerprint
     Inspect(InspectArgs),
+    /// Replay the recorded migrations on a shadow database and list how the live schema differs
+    Drift(DriftArgs),
+    /// Work out from the live schema which migrations are really applied, and fix the history
+    Repair(RepairArgs),
+    /// Record 1..V as applied without running them, if the live schema is the state after V
+    Baseline(BaselineArgs),
+    /// Take over another tool's history table, verified against the live schema
+    Import(ImportArgs),
+    /// Exit 0 only if the database is ready for an application built for these migrations
+    Check(CheckArgs),
+    /// Wait for `check` to pass, then replace this process with CMD; never start CMD otherwise
+    Exec(ExecArgs),
+    /// Serve GET /health/schema: 200 with a JSON status when `check` passes, 503 otherwise
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Show the plan; change nothing (the default without --yes)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Record a half-applied migration as applied (you complete or accept what is there)
+    #[arg(long, value_name = "VERSION")]
+    pub adopt: Vec<i64>,
+    /// Treat a half-applied migration as not applied (you remove what exists; `up` runs it)
+    #[arg(long, value_name = "VERSION")]
+    pub pending: Vec<i64>,
+    /// Remove the history row of a migration whose file is gone
+    #[arg(long, value_name = "VERSION")]
+    pub forget: Vec<i64>,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+    /// How long to wait for the migration lock
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The migration whose state the database is in
+    #[arg(long, value_name = "VERSION")]
+    pub version: i64,
+    /// Record it even though the live schema differs from the state after VERSION
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+    /// How long to wait for the migration lock
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tool whose history table to read
+    #[arg(long, value_name = "TOOL", value_parser = ["golang-migrate", "sqlx", "diesel", "flyway", "seaorm", "alembic", "dbmate"])]
+    pub from: String,
+    /// Alembic only: the directory of revision files [default: alembic/versions]
+    #[arg(long, value_name = "DIR")]
+    pub alembic_dir: Option<PathBuf>,
+    /// Show the plan; change nothing (the default without --yes)
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+    /// How long to wait for the migration lock
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RequireArgs {
+    /// `latest` (every migration file) or a version
+    #[arg(long, value_name = "latest|VERSION", default_value = "latest")]
+    pub require: String,
+    /// Pass even if the live schema has drifted
+    #[arg(long)]
+    pub allow_drift: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub require: RequireArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub require: RequireArgs,
+    /// Keep checking this long before giving up (e.g. while a deploy migrates)
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub wait: String,
+    /// The command to start once the check passes
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub require: RequireArgs,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9477")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShadowArgs {
+    /// Where to replay migrations: a server on which tidemark may create a scratch database
+    /// [default: the live server; SQLite: in memory; or [shadow] url in tidemark.toml]
+    #[arg(long, value_name = "URL")]
+    pub shadow_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +220,12 @@ pub struct StatusArgs {
     /// Exit 10 when migrations are pending, 20 when something is inconsistent
     #[arg(long)]
     pub exit_code: bool,
+    /// When the schema has drifted, do not replay the migrations on a shadow database to find
+    /// which state the live schema is in
+    #[arg(long)]
+    pub no_shadow: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 #[derive(Debug, Args)]

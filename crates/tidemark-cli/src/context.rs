@@ -125,6 +125,12 @@ impl Context {
         Ok(s)
     }
 
+    /// `--shadow-url`, else `[shadow] url`.
+    pub fn shadow_url(&self, flag: &crate::cli::ShadowArgs) -> Result<Option<DatabaseUrl>> {
+        let raw = flag.shadow_url.clone().or_else(|| self.config.shadow.as_ref().and_then(|s| s.url.clone()));
+        raw.map(|u| DatabaseUrl::parse(&u)).transpose()
+    }
+
     pub async fn connect(&self) -> Result<Box<dyn Driver>> {
         let url = self.database_url()?;
         tidemark::connect(&url).await

@@ -283,7 +283,8 @@ pub async fn down(
     Ok(report)
 }
 
-async fn acquire(
+/// Take the migration lock, telling the observer if it has to wait.
+pub async fn acquire(
     driver: &mut dyn Driver,
     settings: &Settings,
     obs: &mut dyn Observer,

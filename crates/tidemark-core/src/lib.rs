@@ -4,14 +4,20 @@
 //!
 //! Core never names a driver: it sees databases only through [`driver::Driver`].
 
+pub mod baseline;
 pub mod config;
 pub mod driver;
+pub mod drift;
 pub mod engine;
 pub mod env;
 pub mod error;
+pub mod gate;
 pub mod history;
+pub mod import;
 pub mod migration;
 pub mod plan;
+pub mod repair;
+pub mod replay;
 pub mod split;
 pub mod status;
 pub mod url;

@@ -7,6 +7,18 @@ use crate::model::Schema;
 /// tidemark's own bookkeeping tables: never part of the fingerprint or a diff.
 pub const TIDEMARK_TABLES: &[&str] = &["tidemark_history", "tidemark_journal"];
 
+/// The history tables of other migration tools. They are bookkeeping, not the application's
+/// schema: a database taken over from golang-migrate, sqlx, diesel, Flyway, SeaORM, Alembic or
+/// dbmate keeps its old table, and it must not count as drift.
+pub const MIGRATION_TOOL_TABLES: &[&str] = &[
+    "schema_migrations",
+    "_sqlx_migrations",
+    "__diesel_schema_migrations",
+    "flyway_schema_history",
+    "seaql_migrations",
+    "alembic_version",
+];
+
 /// One object of the flattened schema: the unit of the canonical form and of [`crate::diff`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
@@ -72,9 +84,22 @@ fn list(items: &[String]) -> String {
     items.join(", ")
 }
 
-fn is_tidemark_table(name: &str) -> bool {
+/// `key=value, …` in key order, or `None` when there are none (so an empty map adds nothing to
+/// the canonical form).
+fn options(map: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    (!map.is_empty()).then(|| {
+        map.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// Bookkeeping tables (tidemark's and other migration tools') are left out of the canonical
+/// form, the fingerprint and every diff.
+pub fn is_bookkeeping_table(name: &str) -> bool {
     let bare = name.rsplit('.').next().unwrap_or(name);
-    TIDEMARK_TABLES.contains(&bare)
+    TIDEMARK_TABLES.contains(&bare) || MIGRATION_TOOL_TABLES.contains(&bare)
 }
 
 impl Schema {
@@ -110,7 +135,7 @@ impl Schema {
                     .field("owned_by", s.owned_by.clone()),
             );
         }
-        for (tname, t) in self.tables.iter().filter(|(n, _)| !is_tidemark_table(n)) {
+        for (tname, t) in self.tables.iter().filter(|(n, _)| !is_bookkeeping_table(n)) {
             let tpath = format!("table {tname}");
             let mut opts: Vec<String> = t.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
             opts.sort();
@@ -129,13 +154,15 @@ impl Schema {
                         .field("identity", c.identity.clone())
                         .field("generated", c.generated.clone())
                         .field("collation", c.collation.clone())
-                        .field("comment", c.comment.clone()),
+                        .field("comment", c.comment.clone())
+                        .field("options", options(&c.options)),
                 );
             }
             if let Some(pk) = &t.primary_key {
                 out.push(
                     Object::new(format!("primary key on {tname}"), parent.clone())
-                        .field("columns", list(pk)),
+                        .field("columns", list(pk))
+                        .field("name", t.primary_key_name.clone()),
                 );
             }
             for (key, u) in &t.uniques {
@@ -170,6 +197,7 @@ impl Schema {
                 out.push(
                     Object::new(format!("index {iname} on {tname}"), parent.clone())
                         .flag("unique", i.unique)
+                        .flag("nulls_not_distinct", i.nulls_not_distinct)
                         .field("parts", list(&i.parts))
                         .field("method", i.method.clone())
                         .field("include", (!i.include.is_empty()).then(|| list(&i.include)))
@@ -198,7 +226,7 @@ impl Schema {
             );
         }
         for (key, trg) in &self.triggers {
-            if is_tidemark_table(&trg.table) {
+            if is_bookkeeping_table(&trg.table) {
                 continue;
             }
             let name = key.strip_prefix(&format!("{}.", trg.table)).unwrap_or(key);
@@ -322,6 +350,26 @@ mod tests {
             .unwrap()
             .nullable = false;
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn column_options_are_listed_in_key_order_and_absent_when_empty() {
+        let mut s = users();
+        let email = s
+            .tables
+            .get_mut("users")
+            .unwrap()
+            .columns
+            .get_mut("email")
+            .unwrap();
+        email.options.insert("on_update".into(), "now()".into());
+        email.options.insert("invisible".into(), "yes".into());
+        let canonical = s.canonical();
+        assert!(
+            canonical.contains("column users.email: type=text; default='a\\;b'; options=invisible=yes, on_update=now()\n"),
+            "{canonical}"
+        );
+        assert!(canonical.contains("column users.id: type=bigint; not_null=yes\n"));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Table {
     /// application.
     pub columns: BTreeMap<String, Column>,
     pub primary_key: Option<Vec<String>>,
+    /// The primary key constraint's name when it was given one; `None` when the database
+    /// generated it (`users_pkey`), like the keys of `uniques`.
+    #[serde(default)]
+    pub primary_key_name: Option<String>,
     /// Keyed by the constraint's explicit name, or by its definition when the database
     /// generated the name (so `users_email_key` and `users_email_key1` are the same thing).
     pub uniques: BTreeMap<String, Unique>,
@@ -52,6 +56,10 @@ pub struct Column {
     pub generated: Option<String>,
     pub collation: Option<String>,
     pub comment: Option<String>,
+    /// Dialect details of the column that matter for equality and have no field of their own
+    /// (e.g. MySQL `on_update=current_timestamp()`, `invisible=yes`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +100,9 @@ pub struct Index {
     pub predicate: Option<String>,
     /// Non-key columns (PostgreSQL `INCLUDE`).
     pub include: Vec<String>,
+    /// PostgreSQL 15+ `UNIQUE NULLS NOT DISTINCT`.
+    #[serde(default)]
+    pub nulls_not_distinct: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,11 @@
+pub mod baseline;
+pub mod drift;
+pub mod gate;
+pub mod import;
 pub mod init;
 pub mod inspect;
 pub mod new;
+pub mod repair;
 pub mod run;
 pub mod status;
 
@@ -19,5 +24,12 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Up(a) => run::up(&ctx, &a).await,
         Command::Down(a) => run::down(&ctx, &a).await,
         Command::Inspect(a) => inspect::run(&ctx, &a).await,
+        Command::Drift(a) => drift::run(&ctx, &a).await,
+        Command::Repair(a) => repair::run(&ctx, &a).await,
+        Command::Baseline(a) => baseline::run(&ctx, &a).await,
+        Command::Import(a) => import::run(&ctx, &a).await,
+        Command::Check(a) => gate::check(&ctx, &a).await,
+        Command::Exec(a) => gate::exec(&ctx, a).await,
+        Command::Health(a) => gate::health(&ctx, &a).await,
     }
 }

@@ -1,10 +1,12 @@
 use tidemark::Result;
 use tidemark::engine;
+use tidemark::repair::{self, RepairPlan};
 use tidemark::status::{DriftState, MigrationState, Status};
 
 use crate::cli::StatusArgs;
 use crate::context::Context;
 use crate::output::json::StatusDoc;
+use crate::output::progress::spinner;
 use crate::output::{BOLD, DIM, GREEN, RED, YELLOW, paint};
 
 fn state_style(s: MigrationState) -> anstyle::Style {
@@ -23,12 +25,35 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let st = engine::status(db.as_mut(), &set, &settings, true).await;
     let caps = db.caps().clone();
     let url = db.url().redacted();
+    // Only when something is wrong: replay on a shadow database to say which state the live
+    // schema is in. The happy path stays one inspection.
+    let evidence = match &st {
+        Ok(st) if st.drift.status != DriftState::Clean && !args.no_shadow && !set.migrations.is_empty() => {
+            let shadow = ctx.shadow_url(&args.shadow)?;
+            let sp = spinner(&ctx.out, "the schema has drifted: replaying the migrations on a shadow database".into());
+            let r = explain(db.as_mut(), &set, &settings, shadow.as_ref()).await;
+            drop(sp);
+            match r {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    ctx.out.warn(&format!("could not replay the migrations to explain the drift: {e}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     db.close().await;
     let st = st?;
     if ctx.out.is_json() {
-        ctx.out.json(&StatusDoc::new(url.clone(), &st));
+        let mut doc = StatusDoc::new(url.clone(), &st);
+        if let Some(p) = &evidence {
+            doc.drift.matches_state_after = p.matches_state_after;
+            doc.drift.repair_needed = Some(p.changes().next().is_some());
+        }
+        ctx.out.json(&doc);
     } else {
-        print_text(ctx, &url, &caps, &set, &st);
+        print_text(ctx, &url, &caps, &set, &st, evidence.as_ref());
     }
     Ok(if !args.exit_code {
         0
@@ -41,12 +66,24 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     })
 }
 
+async fn explain(
+    db: &mut dyn tidemark::Driver,
+    set: &tidemark::MigrationSet,
+    settings: &tidemark::engine::Settings,
+    shadow: Option<&tidemark::DatabaseUrl>,
+) -> Result<RepairPlan> {
+    let h = tidemark::history::read(db).await?;
+    let ev = repair::gather(db, set, settings, shadow).await?;
+    Ok(repair::plan(set, &h, &ev))
+}
+
 fn print_text(
     ctx: &Context,
     url: &str,
     caps: &tidemark::Capabilities,
     set: &tidemark::MigrationSet,
     st: &Status,
+    evidence: Option<&RepairPlan>,
 ) {
     let out = &ctx.out;
     let pending = st.count(MigrationState::Pending);
@@ -99,6 +136,23 @@ fn print_text(
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
     out.line(format!("{} {drift}{reason}{fp}", paint(BOLD, "Drift     ")));
+    if let Some(p) = evidence {
+        let what = match p.matches_state_after {
+            Some(v) => format!("the live schema equals the state after migration {}", paint(BOLD, v)),
+            None => "the live schema equals no state of the migrations exactly".to_string(),
+        };
+        let adopt = p.steps.iter().filter(|s| s.action == repair::Action::Adopt).count();
+        let half = p.steps.iter().filter(|s| s.action == repair::Action::HalfApplied).count();
+        let mut extra = Vec::new();
+        if adopt > 0 {
+            extra.push(format!("{adopt} unrecorded migration(s) are in fact applied"));
+        }
+        if half > 0 {
+            extra.push(format!("{half} half applied"));
+        }
+        let extra = if extra.is_empty() { String::new() } else { format!("; {}", extra.join(", ")) };
+        out.line(format!("{} {what}{extra} — `tidemark repair --dry-run` shows the plan", paint(BOLD, "Evidence  ")));
+    }
     if st.entries.is_empty() {
         out.line("\nno migrations yet: `tidemark new NAME` creates one");
         return;

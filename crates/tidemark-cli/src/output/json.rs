@@ -77,6 +77,13 @@ pub struct DriftDoc {
     pub recorded_fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `status` only, when not clean: the migration after which the replayed schema equals the
+    /// live one exactly (null: no state matches), from a replay on a shadow database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches_state_after: Option<i64>,
+    /// `status` only, when not clean: whether `repair` has history changes to make.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair_needed: Option<bool>,
 }
 
 impl StatusDoc {
@@ -108,6 +115,8 @@ impl StatusDoc {
                 live_fingerprint: st.drift.live_fingerprint.clone(),
                 recorded_fingerprint: st.drift.recorded_fingerprint.clone(),
                 reason: st.drift.reason.clone(),
+                matches_state_after: None,
+                repair_needed: None,
             },
         }
     }
@@ -187,4 +196,125 @@ pub fn done(report: &RunReport) -> Vec<DoneDoc> {
             execution_ms: d.execution_ms,
         })
         .collect()
+}
+
+#[derive(Serialize)]
+pub struct DriftReportDoc {
+    /// `clean` or `drifted`.
+    pub status: &'static str,
+    pub changes: Vec<ChangeDoc>,
+    pub replayed_versions: Vec<i64>,
+    pub expected_fingerprint: String,
+    pub live_fingerprint: String,
+    pub notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct ChangeDoc {
+    pub object: String,
+    /// `missing` (expected, absent live), `unexpected` (live only) or `modified`.
+    pub kind: &'static str,
+    pub detail: Option<String>,
+}
+
+pub fn change_docs(changes: &[tidemark::schema::Change]) -> Vec<ChangeDoc> {
+    changes.iter().map(|c| ChangeDoc { object: c.object.clone(), kind: c.kind.as_str(), detail: c.detail.clone() }).collect()
+}
+
+impl DriftReportDoc {
+    pub fn new(r: &tidemark::drift::DriftReport) -> DriftReportDoc {
+        DriftReportDoc {
+            status: if r.drifted { "drifted" } else { "clean" },
+            changes: change_docs(&r.changes),
+            replayed_versions: r.replayed.clone(),
+            expected_fingerprint: r.expected_fingerprint.clone(),
+            live_fingerprint: r.live_fingerprint.clone(),
+            notes: r.notes.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RepairDoc {
+    pub dry_run: bool,
+    pub matches_state_after: Option<i64>,
+    pub steps: Vec<RepairStepDoc>,
+    /// Live objects that no migration creates.
+    pub unexplained: Vec<String>,
+    pub notes: Vec<String>,
+    pub live_fingerprint: String,
+    /// What was written (empty for a dry run): version and action
+    /// (`adopt`, `forget`, `reset`, `refresh_checksum`, `mark_half_applied`).
+    pub applied: Vec<AppliedDoc>,
+}
+
+#[derive(Serialize)]
+pub struct RepairStepDoc {
+    pub version: i64,
+    pub name: String,
+    /// `adopt`, `replay`, `forget`, `refresh_checksum` or `half_applied`.
+    pub action: &'static str,
+    pub reason: String,
+    pub present: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct AppliedDoc {
+    pub version: i64,
+    pub action: String,
+}
+
+impl RepairDoc {
+    pub fn new(p: &tidemark::repair::RepairPlan, dry_run: bool, applied: &[(i64, String)]) -> RepairDoc {
+        RepairDoc {
+            dry_run,
+            matches_state_after: p.matches_state_after,
+            steps: p
+                .steps
+                .iter()
+                .map(|s| RepairStepDoc {
+                    version: s.version,
+                    name: s.name.clone(),
+                    action: s.action.as_str(),
+                    reason: s.reason.clone(),
+                    present: s.present.clone(),
+                    missing: s.missing.clone(),
+                })
+                .collect(),
+            unexplained: p.unexplained.clone(),
+            notes: p.notes.clone(),
+            live_fingerprint: p.live_fingerprint.clone(),
+            applied: applied.iter().map(|(v, a)| AppliedDoc { version: *v, action: a.clone() }).collect(),
+        }
+    }
+}
+
+/// `check`, and the body of `GET /health/schema`.
+#[derive(Serialize)]
+pub struct CheckDoc {
+    pub ok: bool,
+    pub current_version: Option<i64>,
+    pub required_version: Option<i64>,
+    pub reasons: Vec<String>,
+    pub drift: DriftDoc,
+}
+
+impl CheckDoc {
+    pub fn new(r: &tidemark::gate::CheckReport) -> CheckDoc {
+        CheckDoc {
+            ok: r.ok,
+            current_version: r.current_version,
+            required_version: r.required_version,
+            reasons: r.reasons.clone(),
+            drift: DriftDoc {
+                status: r.drift.status.as_str(),
+                live_fingerprint: r.drift.live_fingerprint.clone(),
+                recorded_fingerprint: r.drift.recorded_fingerprint.clone(),
+                reason: r.drift.reason.clone(),
+                matches_state_after: None,
+                repair_needed: None,
+            },
+        }
+    }
 }

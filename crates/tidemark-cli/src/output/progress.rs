@@ -9,6 +9,27 @@ use tidemark::plan::Direction;
 
 use super::{DIM, GREEN, Out, YELLOW, paint};
 
+/// A spinner for work of unknown length (replays, inspections), on a terminal only. It
+/// disappears when dropped.
+pub fn spinner(out: &Out, message: String) -> Option<ProgressBarGuard> {
+    if !out.interactive() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(ProgressBarGuard(bar))
+}
+
+pub struct ProgressBarGuard(ProgressBar);
+
+impl Drop for ProgressBarGuard {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 pub struct Progress {
     out: Out,
     bar: Option<ProgressBar>,

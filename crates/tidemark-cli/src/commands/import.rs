@@ -1,0 +1,94 @@
+use tidemark::engine;
+use tidemark::import::{self, Tool};
+use tidemark::repair::{self, Decisions};
+use tidemark::{Driver, Error, MigrationSet, Result, history};
+
+use crate::cli::ImportArgs;
+use crate::context::Context;
+use crate::output::progress::{Progress, spinner};
+use crate::output::{BOLD, DIM, GREEN, YELLOW, paint};
+
+pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
+    ctx.database_url()?;
+    let tool: Tool = args.from.parse().map_err(Error::Usage)?;
+    let set = ctx.migrations()?;
+    let settings = ctx.settings(args.lock_timeout.as_deref())?;
+    let shadow = ctx.shadow_url(&args.shadow)?;
+    let carry_out = ctx.global.yes && !args.dry_run;
+    let mut db = ctx.connect().await?;
+    let r = import(ctx, db.as_mut(), &set, &settings, shadow.as_ref(), tool, args, carry_out).await;
+    db.close().await;
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn import(
+    ctx: &Context,
+    db: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &tidemark::engine::Settings,
+    shadow: Option<&tidemark::DatabaseUrl>,
+    tool: Tool,
+    args: &ImportArgs,
+    carry_out: bool,
+) -> Result<i32> {
+    let guard = if carry_out { Some(engine::acquire(db, settings, &mut Progress::new(ctx.out)).await?) } else { None };
+    let ours = history::read(db).await?;
+    if !ours.entries.is_empty() {
+        return Err(Error::Inconsistent(format!(
+            "tidemark_history already has {} row(s): import takes over from another tool once; `tidemark repair` reconciles an existing history",
+            ours.entries.len()
+        )));
+    }
+    let imported = import::read(db, set, tool, args.alembic_dir.as_deref()).await?;
+    let claimed = imported.history(set);
+    let sp = spinner(&ctx.out, format!("replaying {} migrations on a shadow database", set.migrations.len()));
+    let ev = repair::gather(db, set, settings, shadow).await;
+    drop(sp);
+    let ev = ev?;
+    let plan = repair::plan(set, &claimed, &ev);
+    if !ctx.out.is_json() {
+        let list = |v: &[i64]| if v.is_empty() { "none".to_string() } else { v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ") };
+        ctx.out.line(format!(
+            "{} {} row(s) of {} ({}): applied {}; failed {}",
+            paint(BOLD, "Read"),
+            imported.rows,
+            imported.table,
+            args.from,
+            list(&imported.applied),
+            list(&imported.failed)
+        ));
+        if !imported.unmatched.is_empty() {
+            ctx.out.line(format!("{} rows that match no migration file: {}", paint(YELLOW, "!"), imported.unmatched.join(", ")));
+        }
+    }
+    if !carry_out {
+        super::repair::render(ctx, &plan, set, true, &[]);
+        if !ctx.out.is_json() {
+            ctx.out.line(paint(DIM, "dry run: nothing was changed; `tidemark import --from … --yes` writes tidemark_history (the other tool's table is left as it is)"));
+        }
+        return Ok(0);
+    }
+    history::ensure(db).await?;
+    let done = repair::execute(db, set, &plan, &Decisions::default(), settings, "import", Some(&claimed)).await?;
+    let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
+    if let Some(g) = guard {
+        g.release().await?;
+    }
+    let applied: Vec<(i64, String)> = done.iter().map(|d| (d.version, d.action.clone())).collect();
+    super::repair::render(ctx, &plan, set, false, &applied);
+    if !ctx.out.is_json() {
+        ctx.out.line(format!(
+            "{} tidemark_history written from {} ({} row(s) recorded, {} corrected by evidence); {} is left as it was",
+            paint(GREEN, "✓"),
+            imported.table,
+            claimed.entries.len(),
+            done.len(),
+            imported.table
+        ));
+        if consistent {
+            ctx.out.line(format!("{} the history agrees with the live schema", paint(GREEN, "✓")));
+        }
+    }
+    Ok(if plan.undecided().next().is_some() { 20 } else { 0 })
+}

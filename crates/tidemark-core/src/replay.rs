@@ -1,0 +1,180 @@
+//! Replay on a shadow database: apply migrations one at a time on a scratch database and
+//! inspect after each. One machine serves `drift` (the schema the history says the database
+//! should have), `repair` and `import` (which migrations' footprints are really in the live
+//! schema), `baseline` (does the live schema equal state V) and lint's reversibility check.
+
+use std::collections::BTreeMap;
+
+use tidemark_schema::{Object, Schema};
+
+use crate::driver::{Dialect, Driver, InspectOptions};
+use crate::error::{Error, Result};
+use crate::migration::{Migration, MigrationSet};
+use crate::url::DatabaseUrl;
+
+/// A scratch database to replay migrations on, dropped by [`Shadow::close`].
+pub struct Shadow {
+    pub driver: Box<dyn Driver>,
+    /// The connection that created the scratch database and the name to drop.
+    owner: Option<(Box<dyn Driver>, String)>,
+}
+
+fn scratch_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("tm_shadow_{}_{:08x}", std::process::id(), nanos)
+}
+
+impl Shadow {
+    /// Open a shadow for `live`: on SQLite an in-memory database; elsewhere a scratch database
+    /// created on the server of `shadow_url` if given (any database there the user may connect
+    /// to; tidemark creates and drops its own scratch database beside it), else on the live
+    /// server itself.
+    pub async fn open(live: &dyn Driver, shadow_url: Option<&DatabaseUrl>) -> Result<Shadow> {
+        if let Some(u) = shadow_url
+            && u.dialect() != live.dialect()
+        {
+            return Err(Error::Usage(format!(
+                "the shadow database {u} is {} but the database is {}; they must be the same kind",
+                u.dialect(),
+                live.dialect()
+            )));
+        }
+        if live.dialect() == Dialect::Sqlite && shadow_url.is_none() {
+            let url = DatabaseUrl::parse("sqlite::memory:")?;
+            return Ok(Shadow { driver: live.connect_other(&url).await?, owner: None });
+        }
+        let mut owner = match shadow_url {
+            Some(u) => live.connect_other(u).await?,
+            None => live.connect_other(live.url()).await?,
+        };
+        let name = scratch_name();
+        let url = owner.create_database(&name).await.map_err(|e| {
+            Error::Usage(format!(
+                "could not create a shadow database to replay the migrations on ({e}); \
+                 grant CREATE DATABASE, or point --shadow-url / [shadow] url at a server where tidemark may create one"
+            ))
+        })?;
+        match live.connect_other(&url).await {
+            Ok(driver) => Ok(Shadow { driver, owner: Some((owner, name)) }),
+            Err(e) => {
+                let _ = owner.drop_database(&name).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drop the scratch database.
+    pub async fn close(self) {
+        self.driver.close().await;
+        if let Some((mut owner, name)) = self.owner {
+            if let Err(e) = owner.drop_database(&name).await {
+                tracing::warn!("could not drop the shadow database {name}: {e}");
+            }
+            owner.close().await;
+        }
+    }
+
+    /// Apply one migration's up script (in a transaction where the database allows).
+    pub async fn apply(&mut self, m: &Migration) -> Result<()> {
+        let d = self.driver.as_mut();
+        let stmts = m.up.statements(d.dialect())?;
+        let tx = m.transactional && d.caps().transactional_ddl;
+        if tx {
+            d.begin().await.map_err(|e| Error::db("shadow: could not begin", e))?;
+        }
+        for s in &stmts {
+            if let Err(e) = d.run(&s.text).await {
+                if tx {
+                    let _ = d.rollback().await;
+                }
+                return Err(Error::Inconsistent(format!(
+                    "the migrations do not replay on an empty database: migration {} ({}) failed on the shadow at {}:{}: {e}\n  \
+                     drift and repair compare the live schema with a replay, so every migration must apply to an empty database",
+                    m.version,
+                    m.name,
+                    m.up.path.display(),
+                    s.line
+                )));
+            }
+        }
+        if tx {
+            d.commit().await.map_err(|e| Error::db("shadow: could not commit", e))?;
+        }
+        Ok(())
+    }
+
+    pub async fn inspect(&mut self, opts: &InspectOptions) -> Result<Schema> {
+        self.driver.inspect(opts).await
+    }
+}
+
+/// The schema after each migration of a replay.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The migration after which this is the state; `None` for the empty start.
+    pub version: Option<i64>,
+    pub schema: Schema,
+}
+
+/// Replay `migrations` in order, inspecting after each one. The first state is the empty
+/// start (as the shadow was created).
+pub async fn states(shadow: &mut Shadow, migrations: &[&Migration], opts: &InspectOptions) -> Result<Vec<State>> {
+    let mut out = Vec::with_capacity(migrations.len() + 1);
+    out.push(State { version: None, schema: shadow.inspect(opts).await? });
+    for m in migrations {
+        shadow.apply(m).await?;
+        out.push(State { version: Some(m.version), schema: shadow.inspect(opts).await? });
+    }
+    Ok(out)
+}
+
+/// Replay `migrations` and inspect only at the end.
+pub async fn final_schema(shadow: &mut Shadow, migrations: &[&Migration], opts: &InspectOptions) -> Result<Schema> {
+    for m in migrations {
+        shadow.apply(m).await?;
+    }
+    shadow.inspect(opts).await
+}
+
+/// The objects of a schema by path.
+pub fn objects(s: &Schema) -> BTreeMap<String, Object> {
+    s.objects().map(|o| (o.path.clone(), o)).collect()
+}
+
+/// A migration's footprint: every object whose state differs between before and after it.
+/// Unlike [`tidemark_schema::diff`], nothing is collapsed: a new table brings all its columns.
+#[derive(Debug, Clone, Default)]
+pub struct Footprint {
+    /// Path → (state before, state after); `None` means absent.
+    pub objects: BTreeMap<String, (Option<Object>, Option<Object>)>,
+}
+
+impl Footprint {
+    pub fn between(before: &BTreeMap<String, Object>, after: &BTreeMap<String, Object>) -> Footprint {
+        let mut objects = BTreeMap::new();
+        for (p, a) in after {
+            match before.get(p) {
+                Some(b) if b == a => {}
+                b => {
+                    objects.insert(p.clone(), (b.cloned(), Some(a.clone())));
+                }
+            }
+        }
+        for (p, b) in before {
+            if !after.contains_key(p) {
+                objects.insert(p.clone(), (Some(b.clone()), None));
+            }
+        }
+        Footprint { objects }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// Replay every migration of the set (in order) and return the states, for evidence.
+pub async fn replay_all(shadow: &mut Shadow, set: &MigrationSet, opts: &InspectOptions) -> Result<Vec<State>> {
+    let all: Vec<&Migration> = set.migrations.iter().collect();
+    states(shadow, &all, opts).await
+}
