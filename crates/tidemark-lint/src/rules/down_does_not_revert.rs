@@ -1,0 +1,340 @@
+//! The down script must return the schema to where it was before the up script. With replay
+//! evidence from a shadow database (see [`crate::replay`]) the rule reports what really
+//! remained; without it, it checks what the SQL alone shows: every table, column, index and
+//! view the up script creates is dropped again, and every rename is renamed back.
+
+use std::collections::BTreeSet;
+
+use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectType, RenameTableNameKind, Statement};
+use tidemark_core::Dialect;
+
+use super::parsed;
+use crate::analysis::{Ctx, Script, Unit, ident_key, table_key};
+use crate::replay::RoundTrip;
+use crate::rule::{ALL_DIALECTS, Category, Level, Rule, Sink};
+use crate::source::Span;
+
+pub struct DownDoesNotRevert;
+
+const HELP: &str = "make the down script undo every change of the up script, in reverse order";
+
+/// An object as both scripts name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Object {
+    Table(String),
+    Column(String, String),
+    Index(String),
+    View(String),
+    /// A rename of a table (old, new) or of a column (table, old, new) in the up script.
+    TableRename(String, String),
+    ColumnRename(String, String, String),
+}
+
+/// What the down script undoes.
+#[derive(Default)]
+struct Undone {
+    tables: BTreeSet<String>,
+    columns: BTreeSet<(String, String)>,
+    indexes: BTreeSet<String>,
+    views: BTreeSet<String>,
+    table_renames: BTreeSet<(String, String)>,
+    column_renames: BTreeSet<(String, String, String)>,
+}
+
+impl Undone {
+    fn read(down: &Script) -> Option<Undone> {
+        let mut u = Undone::default();
+        for s in &down.stmts {
+            // A statement the parser cannot read may undo anything: no static verdict.
+            let ast = s.ast.as_ref().ok()?;
+            match ast {
+                Statement::Drop {
+                    object_type, names, ..
+                } => {
+                    let set = match object_type {
+                        ObjectType::Table => &mut u.tables,
+                        ObjectType::Index => &mut u.indexes,
+                        ObjectType::View | ObjectType::MaterializedView => &mut u.views,
+                        _ => continue,
+                    };
+                    set.extend(names.iter().map(table_key));
+                }
+                Statement::AlterTable(a) => {
+                    let t = table_key(&a.name);
+                    for op in &a.operations {
+                        match op {
+                            AlterTableOperation::DropColumn { column_names, .. } => u
+                                .columns
+                                .extend(column_names.iter().map(|c| (t.clone(), ident_key(c)))),
+                            AlterTableOperation::DropIndex { name } => {
+                                u.indexes.insert(ident_key(name));
+                            }
+                            AlterTableOperation::RenameTable { table_name } => {
+                                let (RenameTableNameKind::As(n) | RenameTableNameKind::To(n)) =
+                                    table_name;
+                                u.table_renames.insert((t.clone(), table_key(n)));
+                            }
+                            AlterTableOperation::RenameColumn {
+                                old_column_name,
+                                new_column_name,
+                            } => {
+                                u.column_renames.insert((
+                                    t.clone(),
+                                    ident_key(old_column_name),
+                                    ident_key(new_column_name),
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Statement::RenameTable(rs) => {
+                    for r in rs {
+                        u.table_renames
+                            .insert((table_key(&r.old_name), table_key(&r.new_name)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(u)
+    }
+
+    fn undoes(&self, o: &Object) -> bool {
+        match o {
+            Object::Table(t) => self.tables.contains(t),
+            Object::Column(t, c) => {
+                self.tables.contains(t) || self.columns.contains(&(t.clone(), c.clone()))
+            }
+            Object::Index(i) => self.indexes.contains(i),
+            Object::View(v) => self.views.contains(v),
+            Object::TableRename(old, new) => {
+                self.table_renames.contains(&(new.clone(), old.clone()))
+            }
+            Object::ColumnRename(t, old, new) => {
+                self.column_renames
+                    .contains(&(t.clone(), new.clone(), old.clone()))
+            }
+        }
+    }
+}
+
+fn describe(o: &Object) -> String {
+    match o {
+        Object::Table(t) => format!("does not drop table `{t}`"),
+        Object::Column(t, c) => format!("does not drop column `{t}.{c}`"),
+        Object::Index(i) => format!("does not drop index `{i}`"),
+        Object::View(v) => format!("does not drop view `{v}`"),
+        Object::TableRename(old, new) => format!("does not rename table `{new}` back to `{old}`"),
+        Object::ColumnRename(t, old, new) => {
+            format!("does not rename column `{t}.{new}` back to `{old}`")
+        }
+    }
+}
+
+/// The objects an up statement creates or renames. An index also goes with its table.
+fn created(ast: &Statement) -> Vec<(Object, Option<String>)> {
+    let key = |n: &ObjectName| table_key(n);
+    match ast {
+        Statement::CreateTable(t) => vec![(Object::Table(key(&t.name)), None)],
+        Statement::CreateIndex(i) => i
+            .name
+            .as_ref()
+            .map(|n| (Object::Index(key(n)), Some(key(&i.table_name))))
+            .into_iter()
+            .collect(),
+        Statement::CreateView(v) => vec![(Object::View(key(&v.name)), None)],
+        Statement::AlterTable(a) => {
+            let t = key(&a.name);
+            a.operations
+                .iter()
+                .filter_map(|op| match op {
+                    AlterTableOperation::AddColumn { column_def, .. } => {
+                        Some((Object::Column(t.clone(), ident_key(&column_def.name)), None))
+                    }
+                    AlterTableOperation::RenameColumn {
+                        old_column_name,
+                        new_column_name,
+                    } => Some((
+                        Object::ColumnRename(
+                            t.clone(),
+                            ident_key(old_column_name),
+                            ident_key(new_column_name),
+                        ),
+                        None,
+                    )),
+                    AlterTableOperation::RenameTable { table_name } => {
+                        let (RenameTableNameKind::As(n) | RenameTableNameKind::To(n)) = table_name;
+                        Some((Object::TableRename(t.clone(), key(n)), None))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+        Statement::RenameTable(rs) => rs
+            .iter()
+            .map(|r| {
+                (
+                    Object::TableRename(key(&r.old_name), key(&r.new_name)),
+                    None,
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Rule for DownDoesNotRevert {
+    fn id(&self) -> &'static str {
+        "down-does-not-revert"
+    }
+    fn category(&self) -> Category {
+        Category::Reversibility
+    }
+    fn default_level(&self) -> Level {
+        Level::Warning
+    }
+    fn dialects(&self) -> &'static [Dialect] {
+        ALL_DIALECTS
+    }
+    fn description(&self) -> &'static str {
+        "a down script that does not undo its up script: from the SQL, a created table, column, index or view it does not drop, or a rename it does not reverse; with a shadow-database replay, any schema difference left after up then down"
+    }
+    fn help(&self) -> &'static str {
+        HELP
+    }
+    fn check(&self, cx: &Ctx, unit: &Unit, sink: &mut Sink) {
+        let Some(down) = &unit.down else {
+            return; // missing-down says so
+        };
+        if let Some(evidence) = cx.replay.and_then(|r| r.round_trip(unit.migration.version)) {
+            let message = match evidence {
+                RoundTrip::Clean => return,
+                RoundTrip::Residue(changes) => {
+                    let shown: Vec<&str> = changes.iter().take(3).map(String::as_str).collect();
+                    let more = changes.len().saturating_sub(shown.len());
+                    format!(
+                        "after the up and this down script on a shadow database, the schema differs from before the up: {}{}",
+                        shown.join("; "),
+                        if more > 0 {
+                            format!(" (and {more} more)")
+                        } else {
+                            String::new()
+                        }
+                    )
+                }
+                RoundTrip::DownFailed { line, message } => {
+                    format!(
+                        "this down script failed on a shadow database at line {line}: {message}"
+                    )
+                }
+            };
+            sink.report(&down.source, Span::at(0), None, message, HELP);
+            return;
+        }
+        let Some(undone) = Undone::read(down) else {
+            return;
+        };
+        let dropped_tables = &undone.tables;
+        for (stmt, ast) in parsed(unit) {
+            for (object, table) in created(ast) {
+                // An index or column goes away with its table.
+                if undone.undoes(&object) || table.is_some_and(|t| dropped_tables.contains(&t)) {
+                    continue;
+                }
+                // A column added to a table this migration creates goes with the table.
+                if let Object::Column(t, _) = &object
+                    && unit.up.stmts.iter().any(|s| matches!(&s.ast, Ok(Statement::CreateTable(c)) if table_key(&c.name) == *t))
+                    && dropped_tables.contains(t)
+                {
+                    continue;
+                }
+                sink.statement(
+                    &unit.up,
+                    stmt,
+                    stmt.span(),
+                    format!(
+                        "the down script ({}) {}",
+                        down.source.path.display(),
+                        describe(&object)
+                    ),
+                    HELP,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::replay::RoundTrip;
+    use crate::testing::lint_files;
+    use tidemark_core::Dialect;
+
+    const RULE: &str = "down-does-not-revert";
+
+    fn check(up: &str, down: &str, replay: Option<&dyn crate::ReplayEvidence>) -> Vec<String> {
+        let files = [("1_a.up.sql", up), ("1_a.down.sql", down)];
+        lint_files(Dialect::Postgres, &files, &[], replay)
+            .into_iter()
+            .filter(|f| f.starts_with(RULE))
+            .map(|f| f[RULE.len() + 1..].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn flags_creations_and_renames_the_down_script_leaves() {
+        let up = "CREATE TABLE a (id int);\nALTER TABLE b ADD COLUMN c int;\nCREATE INDEX i ON b (c);\nALTER TABLE d RENAME COLUMN x TO y;";
+        assert_eq!(
+            check(up, "SELECT 1;", None),
+            vec!["1:1", "2:1", "3:1", "4:1"]
+        );
+        assert_eq!(
+            check(
+                up,
+                "DROP TABLE a;\nALTER TABLE d RENAME COLUMN x TO y;",
+                None
+            ),
+            vec!["2:1", "3:1", "4:1"]
+        );
+    }
+
+    #[test]
+    fn accepts_a_down_script_that_undoes_everything() {
+        let up = "CREATE TABLE a (id int);\nALTER TABLE a ADD COLUMN n int;\nCREATE INDEX i ON a (n);\nALTER TABLE b ADD COLUMN c int;\nALTER TABLE d RENAME TO e;";
+        let down =
+            "ALTER TABLE e RENAME TO d;\nALTER TABLE b DROP COLUMN c;\nDROP TABLE IF EXISTS a;";
+        assert!(check(up, down, None).is_empty());
+    }
+
+    #[test]
+    fn gives_no_static_verdict_when_the_down_script_does_not_parse() {
+        assert!(
+            check(
+                "CREATE TABLE a (id int);",
+                "DO $$ BEGIN EXECUTE 'DROP TABLE a'; END $$;",
+                None
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn replay_evidence_beats_the_static_check() {
+        let up = "CREATE TABLE a (id int);";
+        let residue =
+            |v: i64| (v == 1).then(|| RoundTrip::Residue(vec!["table a: unexpected".into()]));
+        assert_eq!(check(up, "DROP TABLE a;", Some(&residue)), vec!["1:1"]);
+        let clean = |_: i64| Some(RoundTrip::Clean);
+        assert!(
+            check(up, "SELECT 1;", Some(&clean)).is_empty(),
+            "the replay saw it is clean"
+        );
+        let none = |_: i64| None;
+        assert_eq!(
+            check(up, "SELECT 1;", Some(&none)),
+            vec!["1:1"],
+            "no evidence: static check"
+        );
+    }
+}
