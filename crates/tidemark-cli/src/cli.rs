@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Format {
     Text,
     Json,
+    /// GitHub Actions workflow annotations (`lint` only)
+    Github,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -89,6 +91,20 @@ pub enum Command {
     Exec(ExecArgs),
     /// Serve GET /health/schema: 200 with a JSON status when `check` passes, 503 otherwise
     Health(HealthArgs),
+    /// Check migrations for data loss, long locks, half-apply risks and missing down scripts
+    Lint(LintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Migration directories or files [default: the migrations directory]
+    pub paths: Vec<PathBuf>,
+    /// List the rules with their levels and exit
+    #[arg(long)]
+    pub list_rules: bool,
+    /// SQL dialect [default: from the database URL's scheme, else `dialect` under [lint] in tidemark.toml]
+    #[arg(long, value_parser = ["postgres", "mysql", "sqlite"])]
+    pub dialect: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,5 +4,6 @@
 mod driver;
 mod inspect;
 mod lock;
+mod normalize;
 
 pub use driver::{PgDriver, connect};

@@ -4,6 +4,7 @@ pub mod gate;
 pub mod import;
 pub mod init;
 pub mod inspect;
+pub mod lint;
 pub mod new;
 pub mod repair;
 pub mod run;
@@ -17,6 +18,11 @@ use crate::context::Context;
 /// Run a command; `Ok` carries the exit code of a command that completed (0, or e.g. 10 for
 /// `status --exit-code` with pending migrations).
 pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
+    if ctx.out.format == crate::cli::Format::Github && !matches!(command, Command::Lint(_)) {
+        return Err(tidemark::Error::Usage(
+            "--format github is for `tidemark lint`; use text or json".into(),
+        ));
+    }
     match command {
         Command::Init => init::run(&ctx),
         Command::New(a) => new::run(&ctx, &a),
@@ -31,5 +37,6 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Check(a) => gate::check(&ctx, &a).await,
         Command::Exec(a) => gate::exec(&ctx, a).await,
         Command::Health(a) => gate::health(&ctx, &a).await,
+        Command::Lint(a) => lint::run(&ctx, &a),
     }
 }

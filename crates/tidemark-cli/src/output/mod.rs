@@ -2,6 +2,7 @@
 //! document for machines, progress while long work runs.
 
 pub mod json;
+pub mod lint;
 pub mod progress;
 
 use std::io::IsTerminal;

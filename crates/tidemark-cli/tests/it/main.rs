@@ -5,4 +5,5 @@ mod commands;
 mod common;
 mod engine;
 mod inputs;
+mod lint;
 mod scenarios;

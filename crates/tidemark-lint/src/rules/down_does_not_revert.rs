@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectType, RenameTableNameKind, Statement};
+use sqlparser::ast::{
+    AlterTableOperation, Expr, ObjectName, ObjectType, RenameTableNameKind, Statement,
+};
 use tidemark_core::Dialect;
 
 use super::parsed;
@@ -132,15 +134,35 @@ fn describe(o: &Object) -> String {
     }
 }
 
-/// The objects an up statement creates or renames. An index also goes with its table.
-fn created(ast: &Statement) -> Vec<(Object, Option<String>)> {
+/// An index's table and the columns it is built on: dropping either drops the index too.
+struct IndexOn {
+    table: String,
+    columns: Vec<String>,
+}
+
+/// The objects an up statement creates or renames.
+fn created(ast: &Statement) -> Vec<(Object, Option<IndexOn>)> {
     let key = |n: &ObjectName| table_key(n);
     match ast {
         Statement::CreateTable(t) => vec![(Object::Table(key(&t.name)), None)],
         Statement::CreateIndex(i) => i
             .name
             .as_ref()
-            .map(|n| (Object::Index(key(n)), Some(key(&i.table_name))))
+            .map(|n| {
+                let columns = i
+                    .columns
+                    .iter()
+                    .filter_map(|c| match &c.column.expr {
+                        Expr::Identifier(id) => Some(ident_key(id)),
+                        _ => None,
+                    })
+                    .collect();
+                let on = IndexOn {
+                    table: key(&i.table_name),
+                    columns,
+                };
+                (Object::Index(key(n)), Some(on))
+            })
             .into_iter()
             .collect(),
         Statement::CreateView(v) => vec![(Object::View(key(&v.name)), None)],
@@ -237,16 +259,16 @@ impl Rule for DownDoesNotRevert {
         };
         let dropped_tables = &undone.tables;
         for (stmt, ast) in parsed(unit) {
-            for (object, table) in created(ast) {
-                // An index or column goes away with its table.
-                if undone.undoes(&object) || table.is_some_and(|t| dropped_tables.contains(&t)) {
-                    continue;
-                }
-                // A column added to a table this migration creates goes with the table.
-                if let Object::Column(t, _) = &object
-                    && unit.up.stmts.iter().any(|s| matches!(&s.ast, Ok(Statement::CreateTable(c)) if table_key(&c.name) == *t))
-                    && dropped_tables.contains(t)
-                {
+            for (object, index_on) in created(ast) {
+                // An index goes away with its table, or with any column it is built on.
+                let goes_with = index_on.is_some_and(|on| {
+                    dropped_tables.contains(&on.table)
+                        || on
+                            .columns
+                            .iter()
+                            .any(|c| undone.columns.contains(&(on.table.clone(), c.clone())))
+                });
+                if undone.undoes(&object) || goes_with {
                     continue;
                 }
                 sink.statement(
@@ -305,6 +327,11 @@ mod tests {
         let down =
             "ALTER TABLE e RENAME TO d;\nALTER TABLE b DROP COLUMN c;\nDROP TABLE IF EXISTS a;";
         assert!(check(up, down, None).is_empty());
+        // Dropping the column an index is built on drops the index.
+        let up = "ALTER TABLE b ADD COLUMN c int;\nCREATE INDEX i ON b (c);";
+        assert!(check(up, "ALTER TABLE b DROP COLUMN c;", None).is_empty());
+        let up = "ALTER TABLE b ADD COLUMN c int;\nCREATE INDEX i ON b (lower(d));";
+        assert_eq!(check(up, "ALTER TABLE b DROP COLUMN c;", None), vec!["2:1"]);
     }
 
     #[test]

@@ -1,0 +1,135 @@
+//! `tidemark lint [PATHS]`: lint migration files. It never connects to a database: the dialect
+//! comes from `--dialect`, the database URL's scheme, or `[lint] dialect`.
+
+use std::path::{Path, PathBuf};
+
+use tidemark::{Dialect, Error, Location, Migration, MigrationSet, Result, env};
+use tidemark_lint::{Levels, Linter, Severity};
+
+use crate::cli::LintArgs;
+use crate::context::Context;
+use crate::output::lint::{Summary, list_rules, render};
+
+pub fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
+    let levels = Levels::from_config(ctx.config.lint.as_ref())?;
+    if args.list_rules {
+        list_rules(&ctx.out, &levels);
+        return Ok(0);
+    }
+    let dialect = dialect(ctx, args)?;
+    let paths = if args.paths.is_empty() {
+        vec![ctx.dir()]
+    } else {
+        args.paths.clone()
+    };
+    let linter = Linter::new(dialect, levels);
+    let mut findings = Vec::new();
+    let mut migrations = 0;
+    for path in &paths {
+        let (set, selected) = load(ctx, path).map_err(as_bad_input)?;
+        for w in &set.warnings {
+            ctx.out.warn(w);
+        }
+        let chosen: Vec<&Migration> = set
+            .migrations
+            .iter()
+            .filter(|m| selected.as_ref().is_none_or(|s| s.contains(&m.version)))
+            .collect();
+        migrations += chosen.len();
+        findings.extend(linter.lint(chosen).map_err(as_bad_input)?);
+    }
+    let summary = Summary {
+        dialect,
+        migrations,
+        errors: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count(),
+        warnings: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count(),
+    };
+    render(&ctx.out, &findings, &summary);
+    Ok(if summary.errors > 0 { 1 } else { 0 })
+}
+
+/// `--dialect`, else the database URL's scheme (never connecting), else `[lint] dialect`.
+fn dialect(ctx: &Context, args: &LintArgs) -> Result<Dialect> {
+    if let Some(d) = &args.dialect {
+        return d.parse().map_err(Error::Usage);
+    }
+    let url_configured = ctx.global.database_url.is_some()
+        || std::env::var(env::GENERIC_DATABASE_URL).is_ok_and(|s| !s.is_empty())
+        || ctx.config.database_url.is_some();
+    if url_configured {
+        return Ok(ctx.database_url()?.dialect());
+    }
+    if let Some(d) = ctx.config.lint.as_ref().and_then(|l| l.dialect.as_deref()) {
+        return d
+            .parse()
+            .map_err(|e| Error::Usage(format!("tidemark.toml [lint] dialect: {e}")));
+    }
+    Err(Error::Usage(
+        "lint needs to know the SQL dialect: pass --dialect postgres|mysql|sqlite, configure a database URL, or set `dialect` under [lint] in tidemark.toml".into(),
+    ))
+}
+
+/// The migration set a path belongs to, and which versions of it to lint (`None`: all).
+fn load(ctx: &Context, path: &Path) -> Result<(MigrationSet, Option<Vec<i64>>)> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Usage(format!("lint: cannot read {}: {e}", path.display())))?;
+    if meta.is_dir() {
+        return Ok((MigrationSet::load(path, ctx.layout()?)?, None));
+    }
+    // A file: find the migration it belongs to. Its directory is the migrations directory,
+    // except in diesel's layout, where it is the directory above.
+    let file = canonical(path);
+    let mut first_error = None;
+    for dir in path.ancestors().skip(1).take(2) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        match MigrationSet::load(dir, ctx.layout()?) {
+            Ok(set) => {
+                let versions: Vec<i64> = set
+                    .migrations
+                    .iter()
+                    .filter(|m| {
+                        canonical(&m.up.path) == file
+                            || m.down.as_ref().is_some_and(|d| canonical(&d.path) == file)
+                    })
+                    .map(|m| m.version)
+                    .collect();
+                if !versions.is_empty() {
+                    return Ok((set, Some(versions)));
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        Error::bad_input(
+            Location::file(path),
+            "not a migration file: its directory does not hold it as a migration (lint a directory, or name an up or down script)",
+        )
+    }))
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// For lint, an unreadable file is bad input (exit 2): exit 1 means "error-level findings".
+fn as_bad_input(e: Error) -> Error {
+    match e {
+        Error::Io { path, source } => {
+            Error::bad_input(Location::file(path), format!("cannot read: {source}"))
+        }
+        other => other,
+    }
+}
