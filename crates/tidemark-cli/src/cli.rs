@@ -8,8 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "tidemark",
     version,
-    about = "Safe database schema changes: migrations under a lock, a history that knows the real schema, drift, repair, lint and backups",
-    propagate_version = true
+    about = "Safe database schema changes: migrations under a lock, a history that knows the real schema, drift, repair, lint and backups"
 )]
 pub struct Cli {
     #[command(flatten)]

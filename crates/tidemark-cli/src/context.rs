@@ -127,7 +127,10 @@ impl Context {
 
     /// `--shadow-url`, else `[shadow] url`.
     pub fn shadow_url(&self, flag: &crate::cli::ShadowArgs) -> Result<Option<DatabaseUrl>> {
-        let raw = flag.shadow_url.clone().or_else(|| self.config.shadow.as_ref().and_then(|s| s.url.clone()));
+        let raw = flag
+            .shadow_url
+            .clone()
+            .or_else(|| self.config.shadow.as_ref().and_then(|s| s.url.clone()));
         raw.map(|u| DatabaseUrl::parse(&u)).transpose()
     }
 

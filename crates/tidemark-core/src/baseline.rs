@@ -31,7 +31,11 @@ pub async fn baseline(
     shadow_url: Option<&DatabaseUrl>,
 ) -> Result<BaselineReport> {
     set.validate(driver.dialect())?;
-    let pos = set.position(version).ok_or_else(|| Error::Usage(format!("--version {version}: there is no migration with version {version}")))?;
+    let pos = set.position(version).ok_or_else(|| {
+        Error::Usage(format!(
+            "--version {version}: there is no migration with version {version}"
+        ))
+    })?;
     history::ensure(driver).await?;
     let h = history::read(driver).await?;
     if !h.entries.is_empty() {
@@ -48,7 +52,11 @@ pub async fn baseline(
     let changes = diff(&expected, &live).changes;
     if !changes.is_empty() && !force {
         let lines: Vec<String> = changes.iter().take(20).map(|c| format!("  {c}")).collect();
-        let more = if changes.len() > 20 { format!("\n  … and {} more", changes.len() - 20) } else { String::new() };
+        let more = if changes.len() > 20 {
+            format!("\n  … and {} more", changes.len() - 20)
+        } else {
+            String::new()
+        };
         return Err(Error::Inconsistent(format!(
             "the live schema is not the state after migration {version} ({} difference(s)):\n{}{more}\n\
              `tidemark repair --dry-run` works out which migrations are really applied; --force records the baseline anyway",
@@ -56,7 +64,10 @@ pub async fn baseline(
             lines.join("\n")
         )));
     }
-    driver.begin().await.map_err(|e| Error::db("could not begin", e))?;
+    driver
+        .begin()
+        .await
+        .map_err(|e| Error::db("could not begin", e))?;
     let r = async {
         for m in &upto {
             history::insert(
@@ -87,11 +98,19 @@ pub async fn baseline(
     }
     .await;
     match r {
-        Ok(()) => driver.commit().await.map_err(|e| Error::db("could not commit the baseline", e))?,
+        Ok(()) => driver
+            .commit()
+            .await
+            .map_err(|e| Error::db("could not commit the baseline", e))?,
         Err(e) => {
             let _ = driver.rollback().await;
             return Err(e);
         }
     }
-    Ok(BaselineReport { version, recorded: upto.iter().map(|m| m.version).collect(), changes, forced: force })
+    Ok(BaselineReport {
+        version,
+        recorded: upto.iter().map(|m| m.version).collect(),
+        changes,
+        forced: force,
+    })
 }

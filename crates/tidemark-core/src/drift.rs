@@ -28,7 +28,11 @@ pub struct DriftReport {
 
 /// The recorded migrations that can be replayed, in order of application, with notes on the
 /// ones that cannot.
-pub fn recorded_migrations<'a>(set: &'a MigrationSet, st: &Status, notes: &mut Vec<String>) -> Vec<&'a Migration> {
+pub fn recorded_migrations<'a>(
+    set: &'a MigrationSet,
+    st: &Status,
+    notes: &mut Vec<String>,
+) -> Vec<&'a Migration> {
     let mut out = Vec::new();
     for e in &st.entries {
         match e.state {
@@ -50,7 +54,12 @@ pub fn recorded_migrations<'a>(set: &'a MigrationSet, st: &Status, notes: &mut V
     out
 }
 
-pub async fn drift(live: &mut dyn Driver, set: &MigrationSet, settings: &Settings, shadow_url: Option<&DatabaseUrl>) -> Result<DriftReport> {
+pub async fn drift(
+    live: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    shadow_url: Option<&DatabaseUrl>,
+) -> Result<DriftReport> {
     set.validate(live.dialect())?;
     let h = history::read(live).await?;
     let st = Status::compute(set, &h);

@@ -25,7 +25,10 @@ impl FromStr for Require {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "latest" => Ok(Require::Latest),
-            v => v.parse().map(Require::Version).map_err(|_| format!("`{v}` is neither `latest` nor a version number")),
+            v => v
+                .parse()
+                .map(Require::Version)
+                .map_err(|_| format!("`{v}` is neither `latest` nor a version number")),
         }
     }
 }
@@ -42,7 +45,13 @@ pub struct CheckReport {
 
 /// Passes only if the required migrations are applied, nothing is failed, modified or
 /// missing, and the live schema has not drifted (unless drift is allowed).
-pub async fn check(driver: &mut dyn Driver, set: &MigrationSet, settings: &Settings, require: Require, allow_drift: bool) -> Result<CheckReport> {
+pub async fn check(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    require: Require,
+    allow_drift: bool,
+) -> Result<CheckReport> {
     let st = engine::status(driver, set, settings, true).await?;
     let mut reasons = Vec::new();
     let required_position = match require {
@@ -55,15 +64,25 @@ pub async fn check(driver: &mut dyn Driver, set: &MigrationSet, settings: &Setti
             }
         },
     };
-    let required_version = required_position.checked_sub(1).map(|p| set.migrations[p].version);
+    let required_version = required_position
+        .checked_sub(1)
+        .map(|p| set.migrations[p].version);
     let not_applied: Vec<i64> = set.migrations[..required_position]
         .iter()
-        .filter(|m| st.entries.iter().any(|e| e.version == m.version && !e.state.is_applied()))
+        .filter(|m| {
+            st.entries
+                .iter()
+                .any(|e| e.version == m.version && !e.state.is_applied())
+        })
         .map(|m| m.version)
         .collect();
     if !not_applied.is_empty() {
         let list: Vec<String> = not_applied.iter().map(i64::to_string).collect();
-        reasons.push(format!("{} required migration(s) not applied: {}", not_applied.len(), list.join(", ")));
+        reasons.push(format!(
+            "{} required migration(s) not applied: {}",
+            not_applied.len(),
+            list.join(", ")
+        ));
     }
     for e in st.problems() {
         let what = match e.state {
@@ -74,7 +93,16 @@ pub async fn check(driver: &mut dyn Driver, set: &MigrationSet, settings: &Setti
         reasons.push(format!("migration {} ({}) {what}", e.version, e.name));
     }
     if st.drift.status == DriftState::Drifted && !allow_drift {
-        reasons.push(format!("the live schema has drifted: {}", st.drift.reason.as_deref().unwrap_or("fingerprints differ")));
+        reasons.push(format!(
+            "the live schema has drifted: {}",
+            st.drift.reason.as_deref().unwrap_or("fingerprints differ")
+        ));
     }
-    Ok(CheckReport { ok: reasons.is_empty(), current_version: st.current_version, required_version, reasons, drift: st.drift })
+    Ok(CheckReport {
+        ok: reasons.is_empty(),
+        current_version: st.current_version,
+        required_version,
+        reasons,
+        drift: st.drift,
+    })
 }

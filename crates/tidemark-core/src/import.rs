@@ -35,7 +35,11 @@ impl FromStr for Tool {
             "seaorm" | "sea-orm" => Tool::Seaorm,
             "alembic" => Tool::Alembic,
             "dbmate" => Tool::Dbmate,
-            other => return Err(format!("unknown tool `{other}` (golang-migrate, sqlx, diesel, flyway, seaorm, alembic, dbmate)")),
+            other => {
+                return Err(format!(
+                    "unknown tool `{other}` (golang-migrate, sqlx, diesel, flyway, seaorm, alembic, dbmate)"
+                ));
+            }
         })
     }
 }
@@ -73,7 +77,10 @@ impl Imported {
     /// checksums are not comparable), for the evidence planner.
     pub fn history(&self, set: &MigrationSet) -> History {
         let mut entries: Vec<HistoryEntry> = Vec::new();
-        for (versions, state) in [(&self.applied, HistoryState::Applied), (&self.failed, HistoryState::Failed)] {
+        for (versions, state) in [
+            (&self.applied, HistoryState::Applied),
+            (&self.failed, HistoryState::Failed),
+        ] {
             for v in versions {
                 let Some(m) = set.get(*v) else { continue };
                 entries.push(HistoryEntry {
@@ -85,25 +92,46 @@ impl Imported {
                     execution_ms: 0,
                     applied_by: String::new(),
                     schema_fingerprint: None,
-                    error: (state == HistoryState::Failed).then(|| format!("marked failed/dirty by {}", self.table)),
+                    error: (state == HistoryState::Failed)
+                        .then(|| format!("marked failed/dirty by {}", self.table)),
                     statements_applied: None,
                 });
             }
         }
         entries.sort_by_key(|e| set.position(e.version));
-        History { entries, exists: true }
+        History {
+            entries,
+            exists: true,
+        }
     }
 }
 
 pub async fn table_exists(driver: &mut dyn Driver, table: &str) -> Result<bool> {
     let d = driver.dialect();
     let (sql, params): (&str, Vec<Value>) = match d {
-        Dialect::Postgres => ("SELECT COUNT(*) FROM pg_tables WHERE tablename = $1 AND schemaname = ANY (current_schemas(false))", vec![table.into()]),
-        Dialect::MySql => ("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", vec![table.into()]),
-        Dialect::Sqlite => ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", vec![table.into()]),
+        Dialect::Postgres => (
+            "SELECT COUNT(*) FROM pg_tables WHERE tablename = $1 AND schemaname = ANY (current_schemas(false))",
+            vec![table.into()],
+        ),
+        Dialect::MySql => (
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            vec![table.into()],
+        ),
+        Dialect::Sqlite => (
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            vec![table.into()],
+        ),
     };
-    let rows = driver.query(sql, &params).await.map_err(|e| Error::db(format!("could not look for {table}"), e))?;
-    Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_i64).unwrap_or(0) > 0)
+    let rows = driver
+        .query(sql, &params)
+        .await
+        .map_err(|e| Error::db(format!("could not look for {table}"), e))?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        > 0)
 }
 
 fn digits(s: &str) -> Option<i64> {
@@ -112,14 +140,26 @@ fn digits(s: &str) -> Option<i64> {
 }
 
 /// Read the tool's table. `alembic_dir` is where Alembic's revision files are (for the chain).
-pub async fn read(driver: &mut dyn Driver, set: &MigrationSet, tool: Tool, alembic_dir: Option<&Path>) -> Result<Imported> {
+pub async fn read(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    tool: Tool,
+    alembic_dir: Option<&Path>,
+) -> Result<Imported> {
     let table = tool.table();
     if !table_exists(driver, table).await? {
-        return Err(Error::Usage(format!("there is no {table} table in this database: nothing to import from {}", tool_name(tool))));
+        return Err(Error::Usage(format!(
+            "there is no {table} table in this database: nothing to import from {}",
+            tool_name(tool)
+        )));
     }
     let sql = match tool {
-        Tool::GolangMigrate => format!("SELECT version, CASE WHEN dirty THEN 1 ELSE 0 END FROM {table}"),
-        Tool::Sqlx => format!("SELECT version, CASE WHEN success THEN 1 ELSE 0 END FROM {table} ORDER BY version"),
+        Tool::GolangMigrate => {
+            format!("SELECT version, CASE WHEN dirty THEN 1 ELSE 0 END FROM {table}")
+        }
+        Tool::Sqlx => format!(
+            "SELECT version, CASE WHEN success THEN 1 ELSE 0 END FROM {table} ORDER BY version"
+        ),
         Tool::Diesel => format!("SELECT CAST(version AS CHAR(64)), 1 FROM {table}"),
         Tool::Flyway => format!(
             "SELECT CAST(version AS CHAR(64)), CASE WHEN success THEN 1 ELSE 0 END, type FROM {table} WHERE version IS NOT NULL ORDER BY installed_rank"
@@ -130,15 +170,37 @@ pub async fn read(driver: &mut dyn Driver, set: &MigrationSet, tool: Tool, alemb
     };
     // The version columns are numbers in some tools and text in others: read them as text.
     // PostgreSQL would pad CHAR(n), so it gets TEXT.
-    let sql = if driver.dialect() == Dialect::Postgres { sql.replace("AS CHAR(64)", "AS TEXT") } else { sql };
-    let rows = driver.query(&sql, &[]).await.map_err(|e| Error::db(format!("could not read {table}"), e))?;
-    let mut out = Imported { tool, table, rows: rows.len(), applied: Vec::new(), failed: Vec::new(), unmatched: Vec::new() };
-    let text = |v: &Value| v.clone().into_text().map(|s| s.trim().to_string()).unwrap_or_default();
+    let sql = if driver.dialect() == Dialect::Postgres {
+        sql.replace("AS CHAR(64)", "AS TEXT")
+    } else {
+        sql
+    };
+    let rows = driver
+        .query(&sql, &[])
+        .await
+        .map_err(|e| Error::db(format!("could not read {table}"), e))?;
+    let mut out = Imported {
+        tool,
+        table,
+        rows: rows.len(),
+        applied: Vec::new(),
+        failed: Vec::new(),
+        unmatched: Vec::new(),
+    };
+    let text = |v: &Value| {
+        v.clone()
+            .into_text()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
     match tool {
         Tool::GolangMigrate => {
             // One row: the current version; everything up to it is applied.
             if rows.len() > 1 {
-                return Err(Error::Inconsistent(format!("{table} has {} rows; golang-migrate keeps exactly one", rows.len())));
+                return Err(Error::Inconsistent(format!(
+                    "{table} has {} rows; golang-migrate keeps exactly one",
+                    rows.len()
+                )));
             }
             if let Some(r) = rows.first() {
                 let v = r[0].as_i64().unwrap_or(0);
@@ -150,12 +212,20 @@ pub async fn read(driver: &mut dyn Driver, set: &MigrationSet, tool: Tool, alemb
                 for m in &set.migrations[..pos] {
                     out.applied.push(m.version);
                 }
-                if dirty { out.failed.push(v) } else { out.applied.push(v) }
+                if dirty {
+                    out.failed.push(v)
+                } else {
+                    out.applied.push(v)
+                }
             }
         }
         Tool::Flyway => {
             for r in &rows {
-                let (ver, ok, kind) = (text(&r[0]), r[1].as_i64() == Some(1), text(&r[2]).to_ascii_uppercase());
+                let (ver, ok, kind) = (
+                    text(&r[0]),
+                    r[1].as_i64() == Some(1),
+                    text(&r[2]).to_ascii_uppercase(),
+                );
                 let Some(v) = digits(&ver) else { continue };
                 if kind.contains("BASELINE") {
                     // Everything up to the baseline counts as applied.
@@ -179,7 +249,11 @@ pub async fn read(driver: &mut dyn Driver, set: &MigrationSet, tool: Tool, alemb
                 if kind.starts_with("UNDO") {
                     continue;
                 }
-                if ok { out.applied.push(v) } else { out.failed.push(v) }
+                if ok {
+                    out.applied.push(v)
+                } else {
+                    out.failed.push(v)
+                }
             }
         }
         Tool::Seaorm => {
@@ -192,7 +266,9 @@ pub async fn read(driver: &mut dyn Driver, set: &MigrationSet, tool: Tool, alemb
             }
         }
         Tool::Alembic => {
-            let dir = alembic_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("alembic/versions"));
+            let dir = alembic_dir
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("alembic/versions"));
             let chain = alembic_chain(&dir)?;
             for r in &rows {
                 let head = text(&r[0]);
@@ -247,18 +323,30 @@ fn tool_name(t: Tool) -> &'static str {
 fn map_seaorm(set: &MigrationSet, name: &str) -> Option<i64> {
     let rest = name.strip_prefix('m').unwrap_or(name);
     let mut parts = rest.splitn(3, '_');
-    let (date, time, desc) = (parts.next()?, parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (date, time, desc) = (
+        parts.next()?,
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
     if let Some(v) = digits(&format!("{date}{time}")).filter(|v| set.get(*v).is_some()) {
         return Some(v);
     }
-    let by_name: Vec<i64> = set.migrations.iter().filter(|m| !desc.is_empty() && m.name == desc).map(|m| m.version).collect();
+    let by_name: Vec<i64> = set
+        .migrations
+        .iter()
+        .filter(|m| !desc.is_empty() && m.name == desc)
+        .map(|m| m.version)
+        .collect();
     (by_name.len() == 1).then(|| by_name[0])
 }
 
 /// The revision chain of an Alembic versions directory, base first. Branches are refused.
 pub fn alembic_chain(dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::Usage(format!("cannot read the Alembic revisions in {} ({e}); pass --alembic-dir", dir.display()))
+        Error::Usage(format!(
+            "cannot read the Alembic revisions in {} ({e}); pass --alembic-dir",
+            dir.display()
+        ))
     })?;
     let mut revs: Vec<(String, Option<String>, PathBuf)> = Vec::new();
     for e in entries.flatten() {
@@ -277,7 +365,8 @@ pub fn alembic_chain(dir: &Path) -> Result<Vec<String>> {
     let mut chain: Vec<String> = Vec::new();
     let mut current: Option<String> = None;
     loop {
-        let next: Vec<&(String, Option<String>, PathBuf)> = revs.iter().filter(|(_, d, _)| *d == current).collect();
+        let next: Vec<&(String, Option<String>, PathBuf)> =
+            revs.iter().filter(|(_, d, _)| *d == current).collect();
         match next.len() {
             0 => break,
             1 => {
@@ -287,13 +376,19 @@ pub fn alembic_chain(dir: &Path) -> Result<Vec<String>> {
             _ => {
                 return Err(Error::bad_input(
                     Location::file(&next[1].2),
-                    format!("Alembic branch: several revisions follow {}; merge the heads first", current.as_deref().unwrap_or("base")),
+                    format!(
+                        "Alembic branch: several revisions follow {}; merge the heads first",
+                        current.as_deref().unwrap_or("base")
+                    ),
                 ));
             }
         }
     }
     if chain.len() != revs.len() {
-        return Err(Error::Usage(format!("the Alembic revisions in {} do not form one chain from the base", dir.display())));
+        return Err(Error::Usage(format!(
+            "the Alembic revisions in {} do not form one chain from the base",
+            dir.display()
+        )));
     }
     Ok(chain)
 }
@@ -302,7 +397,9 @@ pub fn alembic_chain(dir: &Path) -> Result<Vec<String>> {
 /// of a line.
 fn assignment(text: &str, name: &str) -> Option<Option<String>> {
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         let rest = rest.trim_start();
         let rest = match rest.strip_prefix(':') {
             Some(r) => r.split_once('=').map(|x| x.1)?,
@@ -327,23 +424,54 @@ mod tests {
     #[test]
     fn alembic_chain_follows_down_revisions() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("b2_second.py"), "revision = 'b2'\ndown_revision = 'a1'\n").unwrap();
-        std::fs::write(d.path().join("a1_first.py"), "revision: str = \"a1\"\ndown_revision: Union[str, None] = None\n").unwrap();
-        std::fs::write(d.path().join("c3_third.py"), "revision = 'c3'\ndown_revision = 'b2'\n").unwrap();
+        std::fs::write(
+            d.path().join("b2_second.py"),
+            "revision = 'b2'\ndown_revision = 'a1'\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("a1_first.py"),
+            "revision: str = \"a1\"\ndown_revision: Union[str, None] = None\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("c3_third.py"),
+            "revision = 'c3'\ndown_revision = 'b2'\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("__init__.py"), "").unwrap();
         assert_eq!(alembic_chain(d.path()).unwrap(), vec!["a1", "b2", "c3"]);
-        std::fs::write(d.path().join("d4_branch.py"), "revision = 'd4'\ndown_revision = 'b2'\n").unwrap();
-        assert!(alembic_chain(d.path()).unwrap_err().to_string().contains("branch"));
+        std::fs::write(
+            d.path().join("d4_branch.py"),
+            "revision = 'd4'\ndown_revision = 'b2'\n",
+        )
+        .unwrap();
+        assert!(
+            alembic_chain(d.path())
+                .unwrap_err()
+                .to_string()
+                .contains("branch")
+        );
     }
 
     #[test]
     fn seaorm_names_map_by_version_or_name() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("20250511073638_create_task_table.sql"), "SELECT 1;").unwrap();
+        std::fs::write(
+            d.path().join("20250511073638_create_task_table.sql"),
+            "SELECT 1;",
+        )
+        .unwrap();
         std::fs::write(d.path().join("7_create_user_table.sql"), "SELECT 1;").unwrap();
         let set = MigrationSet::load(d.path(), None).unwrap();
-        assert_eq!(map_seaorm(&set, "m20250511_073638_create_task_table"), Some(20250511073638));
-        assert_eq!(map_seaorm(&set, "m20240101_000000_create_user_table"), Some(7));
+        assert_eq!(
+            map_seaorm(&set, "m20250511_073638_create_task_table"),
+            Some(20250511073638)
+        );
+        assert_eq!(
+            map_seaorm(&set, "m20240101_000000_create_user_table"),
+            Some(7)
+        );
         assert_eq!(map_seaorm(&set, "m20240101_000000_unknown"), None);
     }
 }

@@ -6,8 +6,8 @@
 
 pub mod baseline;
 pub mod config;
-pub mod driver;
 pub mod drift;
+pub mod driver;
 pub mod engine;
 pub mod env;
 pub mod error;

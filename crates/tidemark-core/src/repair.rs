@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use serde::Serialize;
 use tidemark_schema::{Object, Schema};
 
@@ -78,11 +77,15 @@ pub struct RepairPlan {
 impl RepairPlan {
     /// Steps that change history when carried out.
     pub fn changes(&self) -> impl Iterator<Item = &RepairStep> {
-        self.steps.iter().filter(|s| s.action != Action::Replay || s.reason.contains("recorded as failed"))
+        self.steps
+            .iter()
+            .filter(|s| s.action != Action::Replay || s.reason.contains("recorded as failed"))
     }
 
     pub fn undecided(&self) -> impl Iterator<Item = &RepairStep> {
-        self.steps.iter().filter(|s| s.action == Action::HalfApplied)
+        self.steps
+            .iter()
+            .filter(|s| s.action == Action::HalfApplied)
     }
 }
 
@@ -94,14 +97,22 @@ pub struct Evidence {
 }
 
 /// Replay every migration on a shadow database and inspect the live one.
-pub async fn gather(live: &mut dyn Driver, set: &MigrationSet, settings: &Settings, shadow_url: Option<&DatabaseUrl>) -> Result<Evidence> {
+pub async fn gather(
+    live: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    shadow_url: Option<&DatabaseUrl>,
+) -> Result<Evidence> {
     set.validate(live.dialect())?;
     let mut shadow = Shadow::open(live, shadow_url).await?;
     let states = replay::replay_all(&mut shadow, set, &settings.inspect).await;
     shadow.close().await;
     let states = states?;
     let live_schema = live.inspect(&settings.inspect).await?;
-    Ok(Evidence { states, live: live_schema })
+    Ok(Evidence {
+        states,
+        live: live_schema,
+    })
 }
 
 /// What the live schema says about one migration.
@@ -131,7 +142,12 @@ type Timeline = Vec<(usize, Option<Object>)>;
 /// migration changed it again), and as evidence that `k` did not run when its live state is the
 /// one before `k` and no later state. When the state before `k` comes back later (a table
 /// created here and dropped later), the object says nothing about `k`.
-fn judge(k: usize, footprint: &Footprint, timelines: &BTreeMap<String, Timeline>, live: &BTreeMap<String, Object>) -> Judged {
+fn judge(
+    k: usize,
+    footprint: &Footprint,
+    timelines: &BTreeMap<String, Timeline>,
+    live: &BTreeMap<String, Object>,
+) -> Judged {
     let mut present = Vec::new();
     let mut missing = Vec::new();
     let mut before_like = 0usize;
@@ -139,7 +155,12 @@ fn judge(k: usize, footprint: &Footprint, timelines: &BTreeMap<String, Timeline>
     for (path, (before, after)) in &footprint.objects {
         let l = live.get(path);
         let later: Vec<Option<&Object>> = std::iter::once(after.as_ref())
-            .chain(timelines[path].iter().filter(|(j, _)| *j > k).map(|(_, o)| o.as_ref()))
+            .chain(
+                timelines[path]
+                    .iter()
+                    .filter(|(j, _)| *j > k)
+                    .map(|(_, o)| o.as_ref()),
+            )
             .collect();
         let label = match after {
             Some(_) => path.clone(),
@@ -165,7 +186,11 @@ fn judge(k: usize, footprint: &Footprint, timelines: &BTreeMap<String, Timeline>
         // either way.
         _ => Found::Partial,
     };
-    Judged { found, present, missing }
+    Judged {
+        found,
+        present,
+        missing,
+    }
 }
 
 /// Build the repair plan. Pure.
@@ -173,7 +198,11 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     let st = Status::compute(set, history);
     let live = replay::objects(&ev.live);
     let live_fp = ev.live.fingerprint();
-    let objs: Vec<BTreeMap<String, Object>> = ev.states.iter().map(|s| replay::objects(&s.schema)).collect();
+    let objs: Vec<BTreeMap<String, Object>> = ev
+        .states
+        .iter()
+        .map(|s| replay::objects(&s.schema))
+        .collect();
     let fps: Vec<String> = ev.states.iter().map(|s| s.schema.fingerprint().0).collect();
     let n = set.migrations.len();
     let mut notes = Vec::new();
@@ -182,7 +211,11 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     let recorded_head = set
         .migrations
         .iter()
-        .rposition(|m| history.get(m.version).is_some_and(|h| h.state == HistoryState::Applied))
+        .rposition(|m| {
+            history
+                .get(m.version)
+                .is_some_and(|h| h.state == HistoryState::Applied)
+        })
         .map(|p| p + 1)
         .unwrap_or(0);
 
@@ -199,7 +232,11 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
                 _ => runs.push((k, k)),
             }
         }
-        let (a, b) = runs.iter().copied().find(|(a, b)| (*a..=*b).contains(&recorded_head)).unwrap_or(*runs.last().expect("non-empty"));
+        let (a, b) = runs
+            .iter()
+            .copied()
+            .find(|(a, b)| (*a..=*b).contains(&recorded_head))
+            .unwrap_or(*runs.last().expect("non-empty"));
         if a != b {
             notes.push(format!(
                 "the live schema equals the states after {} to {}: the migrations in between change no schema, so the history decides between them",
@@ -211,41 +248,63 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     };
 
     // Footprints and, per object, the timeline of its states.
-    let footprints: Vec<Footprint> = (1..=n).map(|k| Footprint::between(&objs[k - 1], &objs[k])).collect();
+    let footprints: Vec<Footprint> = (1..=n)
+        .map(|k| Footprint::between(&objs[k - 1], &objs[k]))
+        .collect();
     let mut timelines: BTreeMap<String, Timeline> = BTreeMap::new();
     for (i, f) in footprints.iter().enumerate() {
         for (p, (_, after)) in &f.objects {
-            timelines.entry(p.clone()).or_default().push((i + 1, after.clone()));
+            timelines
+                .entry(p.clone())
+                .or_default()
+                .push((i + 1, after.clone()));
         }
     }
-    let judged: Vec<Judged> = (0..n).map(|k| judge(k + 1, &footprints[k], &timelines, &live)).collect();
+    let judged: Vec<Judged> = (0..n)
+        .map(|k| judge(k + 1, &footprints[k], &timelines, &live))
+        .collect();
 
     // Is migration k (0-based) applied according to the evidence?
-    let applied_by_evidence = |k: usize| -> Option<bool> {
-        if let Some(m) = exact {
-            return Some(k < m);
-        }
-        match judged[k].found {
-            Found::Present => Some(true),
-            Found::Absent => Some(false),
-            Found::Partial => None,
-            // No footprint of its own: migrations run in order, so it ran if a later one with a
-            // footprint did.
-            Found::NoFootprint => Some((k + 1..n).any(|j| judged[j].found == Found::Present || judged[j].found == Found::Partial)),
-        }
-    };
+    let applied_by_evidence =
+        |k: usize| -> Option<bool> {
+            if let Some(m) = exact {
+                return Some(k < m);
+            }
+            match judged[k].found {
+                Found::Present => Some(true),
+                Found::Absent => Some(false),
+                Found::Partial => None,
+                // No footprint of its own: migrations run in order, so it ran if a later one with a
+                // footprint did.
+                Found::NoFootprint => Some((k + 1..n).any(|j| {
+                    judged[j].found == Found::Present || judged[j].found == Found::Partial
+                })),
+            }
+        };
 
     let mut steps = Vec::new();
     for (k, m) in set.migrations.iter().enumerate() {
-        let entry = st.entries.iter().find(|e| e.version == m.version).expect("every file has a status entry");
+        let entry = st
+            .entries
+            .iter()
+            .find(|e| e.version == m.version)
+            .expect("every file has a status entry");
         let j = &judged[k];
         let evidence = match (exact, &j.found) {
-            (Some(x), _) if k < x => format!("the live schema equals the state after {}", version_at(set, x)),
-            (Some(x), _) => format!("the live schema equals the state after {}, before this migration", version_at(set, x)),
+            (Some(x), _) if k < x => format!(
+                "the live schema equals the state after {}",
+                version_at(set, x)
+            ),
+            (Some(x), _) => format!(
+                "the live schema equals the state after {}, before this migration",
+                version_at(set, x)
+            ),
             (None, Found::Present) => "all of its objects exist".to_string(),
             (None, Found::Absent) => "none of its objects exist".to_string(),
             (None, Found::Partial) => "some of its objects exist, some do not".to_string(),
-            (None, Found::NoFootprint) => "it changes no schema object of its own, so its position decides".to_string(),
+            (None, Found::NoFootprint) => {
+                "it changes no schema object of its own, so its position decides".to_string()
+            }
         };
         let (present, missing) = (j.present.clone(), j.missing.clone());
         let step = |action: Action, reason: String| RepairStep {
@@ -259,28 +318,59 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
         let applied = applied_by_evidence(k);
         let s = match (entry.state, applied) {
             (MigrationState::Applied, Some(true)) => None,
-            (MigrationState::Applied, Some(false)) => Some(step(Action::Forget, format!("recorded as applied, but {evidence}"))),
-            (MigrationState::Applied, None) => Some(step(Action::HalfApplied, format!("recorded as applied, but {evidence}"))),
-            (MigrationState::Modified, Some(true)) => {
-                Some(step(Action::RefreshChecksum, format!("the file was changed after it was applied, and its effect is in place: {evidence}")))
-            }
+            (MigrationState::Applied, Some(false)) => Some(step(
+                Action::Forget,
+                format!("recorded as applied, but {evidence}"),
+            )),
+            (MigrationState::Applied, None) => Some(step(
+                Action::HalfApplied,
+                format!("recorded as applied, but {evidence}"),
+            )),
+            (MigrationState::Modified, Some(true)) => Some(step(
+                Action::RefreshChecksum,
+                format!(
+                    "the file was changed after it was applied, and its effect is in place: {evidence}"
+                ),
+            )),
             (MigrationState::Modified, _) => Some(step(
                 Action::HalfApplied,
-                format!("the file was changed after it was applied and the live schema does not show its effect ({evidence})"),
+                format!(
+                    "the file was changed after it was applied and the live schema does not show its effect ({evidence})"
+                ),
             )),
-            (MigrationState::Failed, Some(true)) => Some(step(Action::Adopt, format!("recorded as failed, but {evidence}"))),
-            (MigrationState::Failed, Some(false)) => {
-                Some(step(Action::Replay, format!("recorded as failed, but {evidence}: the failed record is cleared and `up` runs it")))
+            (MigrationState::Failed, Some(true)) => Some(step(
+                Action::Adopt,
+                format!("recorded as failed, but {evidence}"),
+            )),
+            (MigrationState::Failed, Some(false)) => Some(step(
+                Action::Replay,
+                format!(
+                    "recorded as failed, but {evidence}: the failed record is cleared and `up` runs it"
+                ),
+            )),
+            (MigrationState::Failed, None) => Some(step(
+                Action::HalfApplied,
+                format!("recorded as failed: {evidence}"),
+            )),
+            (MigrationState::Pending, Some(true)) => {
+                Some(step(Action::Adopt, format!("not recorded, but {evidence}")))
             }
-            (MigrationState::Failed, None) => Some(step(Action::HalfApplied, format!("recorded as failed: {evidence}"))),
-            (MigrationState::Pending, Some(true)) => Some(step(Action::Adopt, format!("not recorded, but {evidence}"))),
-            (MigrationState::Pending, Some(false)) => Some(step(Action::Replay, format!("pending: {evidence}"))),
-            (MigrationState::Pending, None) => Some(step(Action::HalfApplied, format!("not recorded: {evidence}"))),
+            (MigrationState::Pending, Some(false)) => {
+                Some(step(Action::Replay, format!("pending: {evidence}")))
+            }
+            (MigrationState::Pending, None) => Some(step(
+                Action::HalfApplied,
+                format!("not recorded: {evidence}"),
+            )),
             (MigrationState::Missing, _) => None,
         };
         steps.extend(s);
     }
-    for e in st.entries.iter().filter(|e| e.state == MigrationState::Missing) {
+    for e in st
+        .entries
+        .iter()
+        .filter(|e| e.state == MigrationState::Missing)
+    {
         notes.push(format!(
             "migration {} ({}) is recorded but its file is gone: there is no evidence about it; restore the file, or pass --forget {}",
             e.version, e.name, e.version
@@ -289,7 +379,11 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
 
     // Live objects that no state of the replay has.
     let known: BTreeSet<&String> = objs.iter().flat_map(|o| o.keys()).collect();
-    let unexplained: Vec<String> = live.keys().filter(|p| !known.contains(p)).cloned().collect();
+    let unexplained: Vec<String> = live
+        .keys()
+        .filter(|p| !known.contains(p))
+        .cloned()
+        .collect();
 
     RepairPlan {
         matches_state_after: exact.filter(|&x| x > 0).map(|x| version_at(set, x)),
@@ -301,7 +395,11 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
 }
 
 fn version_at(set: &MigrationSet, k: usize) -> i64 {
-    if k == 0 { 0 } else { set.migrations[k - 1].version }
+    if k == 0 {
+        0
+    } else {
+        set.migrations[k - 1].version
+    }
 }
 
 /// Decisions a person gives for half-applied migrations (and files that are gone).
@@ -336,9 +434,16 @@ pub async fn execute(
     journal_action: &str,
     imported: Option<&History>,
 ) -> Result<Vec<Applied>> {
-    for v in decisions.adopt.iter().chain(&decisions.pending) {
-        if !plan.steps.iter().any(|s| s.version == *v && s.action == Action::HalfApplied) {
-            return Err(Error::Usage(format!("migration {v} is not half applied in this plan; --adopt and --pending decide half-applied migrations only")));
+    // A decision must match what the evidence leaves open (or already concludes).
+    let step_action = |v: i64| plan.steps.iter().find(|s| s.version == v).map(|s| s.action);
+    for v in &decisions.adopt {
+        if !matches!(step_action(*v), Some(Action::HalfApplied | Action::Adopt)) {
+            return Err(Error::Usage(format!("--adopt {v}: migration {v} is not half applied in this plan (nothing to decide)")));
+        }
+    }
+    for v in &decisions.pending {
+        if !matches!(step_action(*v), Some(Action::HalfApplied | Action::Replay)) {
+            return Err(Error::Usage(format!("--pending {v}: migration {v} is not half applied in this plan (nothing to decide)")));
         }
     }
     let h = match imported {
@@ -347,10 +452,15 @@ pub async fn execute(
     };
     for v in &decisions.forget {
         if set.get(*v).is_some() || h.get(*v).is_none() {
-            return Err(Error::Usage(format!("--forget {v}: only a recorded migration whose file is gone can be forgotten this way")));
+            return Err(Error::Usage(format!(
+                "--forget {v}: only a recorded migration whose file is gone can be forgotten this way"
+            )));
         }
     }
-    driver.begin().await.map_err(|e| Error::db("could not begin the repair transaction", e))?;
+    driver
+        .begin()
+        .await
+        .map_err(|e| Error::db("could not begin the repair transaction", e))?;
     let result = async {
         if imported.is_some() {
             write_imported(driver, &h, settings, journal_action).await?;
@@ -360,7 +470,10 @@ pub async fn execute(
     .await;
     match result {
         Ok(done) => {
-            driver.commit().await.map_err(|e| Error::db("could not commit the repair", e))?;
+            driver
+                .commit()
+                .await
+                .map_err(|e| Error::db("could not commit the repair", e))?;
             Ok(done)
         }
         Err(e) => {
@@ -370,7 +483,12 @@ pub async fn execute(
     }
 }
 
-async fn write_imported(driver: &mut dyn Driver, h: &History, settings: &Settings, journal_action: &str) -> Result<()> {
+async fn write_imported(
+    driver: &mut dyn Driver,
+    h: &History,
+    settings: &Settings,
+    journal_action: &str,
+) -> Result<()> {
     for e in &h.entries {
         history::insert(
             driver,
@@ -473,16 +591,28 @@ async fn write_all(
             },
         )
         .await?;
-        done.push(Applied { version: m.version, action: action.to_string() });
+        done.push(Applied {
+            version: m.version,
+            action: action.to_string(),
+        });
     }
     for v in &decisions.forget {
         history::delete(driver, *v).await?;
         history::journal(
             driver,
-            &JournalWrite { run_id: &settings.run_id, action: &format!("{journal_action}:forget"), version: Some(*v), detail: None, actor: &settings.actor },
+            &JournalWrite {
+                run_id: &settings.run_id,
+                action: &format!("{journal_action}:forget"),
+                version: Some(*v),
+                detail: None,
+                actor: &settings.actor,
+            },
         )
         .await?;
-        done.push(Applied { version: *v, action: "forget".into() });
+        done.push(Applied {
+            version: *v,
+            action: "forget".into(),
+        });
     }
     Ok(done)
 }
@@ -490,15 +620,33 @@ async fn write_all(
 /// After a repair: when the live schema equals the replayed state of what history now says is
 /// applied (a prefix of the migrations), record its fingerprint on the head row so that
 /// `status` and `up` can tell drift cheaply again.
-pub async fn record_fingerprint_if_consistent(driver: &mut dyn Driver, set: &MigrationSet, ev: &Evidence) -> Result<bool> {
+pub async fn record_fingerprint_if_consistent(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    ev: &Evidence,
+) -> Result<bool> {
     let h = history::read(driver).await?;
     let st = Status::compute(set, &h);
-    if st.entries.iter().any(|e| !matches!(e.state, MigrationState::Applied | MigrationState::Pending)) {
+    if st
+        .entries
+        .iter()
+        .any(|e| !matches!(e.state, MigrationState::Applied | MigrationState::Pending))
+    {
         return Ok(false);
     }
-    let applied = st.entries.iter().filter(|e| e.state == MigrationState::Applied).count();
-    let is_prefix = st.entries.iter().take(applied).all(|e| e.state == MigrationState::Applied);
-    let Some(head) = st.current_version else { return Ok(false) };
+    let applied = st
+        .entries
+        .iter()
+        .filter(|e| e.state == MigrationState::Applied)
+        .count();
+    let is_prefix = st
+        .entries
+        .iter()
+        .take(applied)
+        .all(|e| e.state == MigrationState::Applied);
+    let Some(head) = st.current_version else {
+        return Ok(false);
+    };
     if !is_prefix || ev.states[applied].schema.fingerprint() != ev.live.fingerprint() {
         return Ok(false);
     }
@@ -516,7 +664,11 @@ mod tests {
     fn files(n: usize) -> (tempfile::TempDir, MigrationSet) {
         let d = tempfile::tempdir().unwrap();
         for i in 1..=n {
-            std::fs::write(d.path().join(format!("{i}_m{i}.sql")), format!("SELECT {i};")).unwrap();
+            std::fs::write(
+                d.path().join(format!("{i}_m{i}.sql")),
+                format!("SELECT {i};"),
+            )
+            .unwrap();
         }
         let s = MigrationSet::load(d.path(), None).unwrap();
         (d, s)
@@ -524,12 +676,24 @@ mod tests {
 
     fn table(s: &mut Schema, name: &str) {
         let mut t = Table::default();
-        t.columns.insert("id".into(), Column { data_type: "integer".into(), ..Default::default() });
+        t.columns.insert(
+            "id".into(),
+            Column {
+                data_type: "integer".into(),
+                ..Default::default()
+            },
+        );
         s.tables.insert(name.into(), t);
     }
 
     fn index(s: &mut Schema, t: &str, name: &str) {
-        s.tables.get_mut(t).unwrap().indexes.insert(name.into(), Index { parts: vec!["id".into()], ..Default::default() });
+        s.tables.get_mut(t).unwrap().indexes.insert(
+            name.into(),
+            Index {
+                parts: vec!["id".into()],
+                ..Default::default()
+            },
+        );
     }
 
     fn recorded(set: &MigrationSet, versions: &[i64]) -> History {
@@ -555,19 +719,28 @@ mod tests {
 
     /// States where migration k creates table `tk`, except those listed as data-only.
     fn states(n: usize, data_only: &[usize]) -> Vec<State> {
-        let mut out = vec![State { version: None, schema: Schema::default() }];
+        let mut out = vec![State {
+            version: None,
+            schema: Schema::default(),
+        }];
         let mut s = Schema::default();
         for k in 1..=n {
             if !data_only.contains(&k) {
                 table(&mut s, &format!("t{k}"));
             }
-            out.push(State { version: Some(k as i64), schema: s.clone() });
+            out.push(State {
+                version: Some(k as i64),
+                schema: s.clone(),
+            });
         }
         out
     }
 
     fn actions(p: &RepairPlan) -> Vec<(i64, &'static str)> {
-        p.steps.iter().map(|s| (s.version, s.action.as_str())).collect()
+        p.steps
+            .iter()
+            .map(|s| (s.version, s.action.as_str()))
+            .collect()
     }
 
     #[test]
@@ -575,18 +748,37 @@ mod tests {
         // S0 in small: recorded 1–3, applied 1–6, files 1–8.
         let (_d, set) = files(8);
         let st = states(8, &[]);
-        let ev = Evidence { live: st[6].schema.clone(), states: st };
+        let ev = Evidence {
+            live: st[6].schema.clone(),
+            states: st,
+        };
         let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
         assert_eq!(p.matches_state_after, Some(6));
-        assert_eq!(actions(&p), vec![(4, "adopt"), (5, "adopt"), (6, "adopt"), (7, "replay"), (8, "replay")]);
-        assert!(p.steps[0].reason.contains("equals the state after 6"), "{}", p.steps[0].reason);
+        assert_eq!(
+            actions(&p),
+            vec![
+                (4, "adopt"),
+                (5, "adopt"),
+                (6, "adopt"),
+                (7, "replay"),
+                (8, "replay")
+            ]
+        );
+        assert!(
+            p.steps[0].reason.contains("equals the state after 6"),
+            "{}",
+            p.steps[0].reason
+        );
     }
 
     #[test]
     fn empty_history_and_a_half_applied_migration() {
         // S1 variant: migration 4 creates two indexes; only one exists. 5 and 6 are there, 7 not.
         let (_d, set) = files(7);
-        let mut st = vec![State { version: None, schema: Schema::default() }];
+        let mut st = vec![State {
+            version: None,
+            schema: Schema::default(),
+        }];
         let mut s = Schema::default();
         for k in 1..=7 {
             match k {
@@ -596,14 +788,28 @@ mod tests {
                 }
                 _ => table(&mut s, &format!("t{k}")),
             }
-            st.push(State { version: Some(k), schema: s.clone() });
+            st.push(State {
+                version: Some(k),
+                schema: s.clone(),
+            });
         }
         let mut live = st[6].schema.clone();
         live.tables.get_mut("t1").unwrap().indexes.remove("b");
         let ev = Evidence { live, states: st };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(p.matches_state_after, None);
-        assert_eq!(actions(&p), vec![(1, "adopt"), (2, "adopt"), (3, "adopt"), (4, "half_applied"), (5, "adopt"), (6, "adopt"), (7, "replay")]);
+        assert_eq!(
+            actions(&p),
+            vec![
+                (1, "adopt"),
+                (2, "adopt"),
+                (3, "adopt"),
+                (4, "half_applied"),
+                (5, "adopt"),
+                (6, "adopt"),
+                (7, "replay")
+            ]
+        );
         let four = &p.steps[3];
         assert_eq!(four.present, vec!["index a on t1"]);
         assert_eq!(four.missing, vec!["index b on t1"]);
@@ -619,7 +825,11 @@ mod tests {
         table(&mut live, "t4");
         let ev = Evidence { live, states: st };
         let p = plan(&set, &recorded(&set, &[1, 2, 3, 4, 5]), &ev);
-        assert_eq!(p.matches_state_after, Some(4), "data-only 3 makes 3 and 4 ambiguous; history decides");
+        assert_eq!(
+            p.matches_state_after,
+            Some(4),
+            "data-only 3 makes 3 and 4 ambiguous; history decides"
+        );
         assert_eq!(actions(&p), vec![(5, "forget")]);
     }
 
@@ -627,7 +837,10 @@ mod tests {
     fn data_only_migration_without_later_evidence_is_pending() {
         let (_d, set) = files(3);
         let st = states(3, &[3]);
-        let ev = Evidence { live: st[2].schema.clone(), states: st };
+        let ev = Evidence {
+            live: st[2].schema.clone(),
+            states: st,
+        };
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
         assert_eq!(actions(&p), vec![(2, "adopt"), (3, "replay")]);
@@ -638,14 +851,38 @@ mod tests {
         // 1 creates t1 with id; 2 adds column x; 3 changes x's type. Live has x with the old type.
         let (_d, set) = files(3);
         let mut s0 = Schema::default();
-        let mut st = vec![State { version: None, schema: s0.clone() }];
+        let mut st = vec![State {
+            version: None,
+            schema: s0.clone(),
+        }];
         table(&mut s0, "t1");
-        st.push(State { version: Some(1), schema: s0.clone() });
-        s0.tables.get_mut("t1").unwrap().columns.insert("x".into(), Column { data_type: "integer".into(), ..Default::default() });
-        st.push(State { version: Some(2), schema: s0.clone() });
+        st.push(State {
+            version: Some(1),
+            schema: s0.clone(),
+        });
+        s0.tables.get_mut("t1").unwrap().columns.insert(
+            "x".into(),
+            Column {
+                data_type: "integer".into(),
+                ..Default::default()
+            },
+        );
+        st.push(State {
+            version: Some(2),
+            schema: s0.clone(),
+        });
         let live = s0.clone();
-        s0.tables.get_mut("t1").unwrap().columns.get_mut("x").unwrap().data_type = "bigint".into();
-        st.push(State { version: Some(3), schema: s0 });
+        s0.tables
+            .get_mut("t1")
+            .unwrap()
+            .columns
+            .get_mut("x")
+            .unwrap()
+            .data_type = "bigint".into();
+        st.push(State {
+            version: Some(3),
+            schema: s0,
+        });
         // Make the exact match impossible so the footprint path is used: an extra live table.
         let mut live = live;
         table(&mut live, "extra");
@@ -661,7 +898,10 @@ mod tests {
         let st = states(2, &[]);
         let mut h = recorded(&set, &[1, 2]);
         h.entries[1].checksum = "old".into();
-        let ev = Evidence { live: st[2].schema.clone(), states: st };
+        let ev = Evidence {
+            live: st[2].schema.clone(),
+            states: st,
+        };
         let p = plan(&set, &h, &ev);
         assert_eq!(actions(&p), vec![(2, "refresh_checksum")]);
     }

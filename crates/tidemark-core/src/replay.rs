@@ -20,7 +20,10 @@ pub struct Shadow {
 }
 
 fn scratch_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("tm_shadow_{}_{:08x}", std::process::id(), nanos)
 }
 
@@ -41,7 +44,10 @@ impl Shadow {
         }
         if live.dialect() == Dialect::Sqlite && shadow_url.is_none() {
             let url = DatabaseUrl::parse("sqlite::memory:")?;
-            return Ok(Shadow { driver: live.connect_other(&url).await?, owner: None });
+            return Ok(Shadow {
+                driver: live.connect_other(&url).await?,
+                owner: None,
+            });
         }
         let mut owner = match shadow_url {
             Some(u) => live.connect_other(u).await?,
@@ -55,7 +61,10 @@ impl Shadow {
             ))
         })?;
         match live.connect_other(&url).await {
-            Ok(driver) => Ok(Shadow { driver, owner: Some((owner, name)) }),
+            Ok(driver) => Ok(Shadow {
+                driver,
+                owner: Some((owner, name)),
+            }),
             Err(e) => {
                 let _ = owner.drop_database(&name).await;
                 Err(e)
@@ -80,7 +89,9 @@ impl Shadow {
         let stmts = m.up.statements(d.dialect())?;
         let tx = m.transactional && d.caps().transactional_ddl;
         if tx {
-            d.begin().await.map_err(|e| Error::db("shadow: could not begin", e))?;
+            d.begin()
+                .await
+                .map_err(|e| Error::db("shadow: could not begin", e))?;
         }
         for s in &stmts {
             if let Err(e) = d.run(&s.text).await {
@@ -98,7 +109,9 @@ impl Shadow {
             }
         }
         if tx {
-            d.commit().await.map_err(|e| Error::db("shadow: could not commit", e))?;
+            d.commit()
+                .await
+                .map_err(|e| Error::db("shadow: could not commit", e))?;
         }
         Ok(())
     }
@@ -118,18 +131,32 @@ pub struct State {
 
 /// Replay `migrations` in order, inspecting after each one. The first state is the empty
 /// start (as the shadow was created).
-pub async fn states(shadow: &mut Shadow, migrations: &[&Migration], opts: &InspectOptions) -> Result<Vec<State>> {
+pub async fn states(
+    shadow: &mut Shadow,
+    migrations: &[&Migration],
+    opts: &InspectOptions,
+) -> Result<Vec<State>> {
     let mut out = Vec::with_capacity(migrations.len() + 1);
-    out.push(State { version: None, schema: shadow.inspect(opts).await? });
+    out.push(State {
+        version: None,
+        schema: shadow.inspect(opts).await?,
+    });
     for m in migrations {
         shadow.apply(m).await?;
-        out.push(State { version: Some(m.version), schema: shadow.inspect(opts).await? });
+        out.push(State {
+            version: Some(m.version),
+            schema: shadow.inspect(opts).await?,
+        });
     }
     Ok(out)
 }
 
 /// Replay `migrations` and inspect only at the end.
-pub async fn final_schema(shadow: &mut Shadow, migrations: &[&Migration], opts: &InspectOptions) -> Result<Schema> {
+pub async fn final_schema(
+    shadow: &mut Shadow,
+    migrations: &[&Migration],
+    opts: &InspectOptions,
+) -> Result<Schema> {
     for m in migrations {
         shadow.apply(m).await?;
     }
@@ -150,7 +177,10 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    pub fn between(before: &BTreeMap<String, Object>, after: &BTreeMap<String, Object>) -> Footprint {
+    pub fn between(
+        before: &BTreeMap<String, Object>,
+        after: &BTreeMap<String, Object>,
+    ) -> Footprint {
         let mut objects = BTreeMap::new();
         for (p, a) in after {
             match before.get(p) {
@@ -174,7 +204,11 @@ impl Footprint {
 }
 
 /// Replay every migration of the set (in order) and return the states, for evidence.
-pub async fn replay_all(shadow: &mut Shadow, set: &MigrationSet, opts: &InspectOptions) -> Result<Vec<State>> {
+pub async fn replay_all(
+    shadow: &mut Shadow,
+    set: &MigrationSet,
+    opts: &InspectOptions,
+) -> Result<Vec<State>> {
     let all: Vec<&Migration> = set.migrations.iter().collect();
     states(shadow, &all, opts).await
 }

@@ -85,6 +85,20 @@ fn properties(o: &Object) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+fn order_key(o: &Object) -> (String, u8, String) {
+    let group = o.parent.clone().unwrap_or_else(|| o.path.clone());
+    let rank = match o.path.split(' ').next().unwrap_or("") {
+        "table" => 0,
+        "column" => 1,
+        "primary" => 2,
+        "constraint" => 3,
+        "index" => 4,
+        "trigger" => 5,
+        _ => 6,
+    };
+    (group, rank, o.path.clone())
+}
+
 /// Compare `expected` (the reference, e.g. the schema the migrations produce) with `actual`
 /// (e.g. the live database). Pure; the order of changes is the canonical object order.
 ///
@@ -94,9 +108,11 @@ pub fn diff(expected: &Schema, actual: &Schema) -> Diff {
     let exp: BTreeMap<String, Object> = expected.objects().map(|o| (o.path.clone(), o)).collect();
     let act: BTreeMap<String, Object> = actual.objects().map(|o| (o.path.clone(), o)).collect();
     let order: Vec<&Object> = {
-        // Canonical order of the expected side first, then live-only objects in their order.
+        // One order for both sides: by table (a table, then its columns, keys, indexes), so a
+        // person reads the changes of one table together.
         let mut v: Vec<&Object> = exp.values().collect();
         v.extend(act.values().filter(|o| !exp.contains_key(&o.path)));
+        v.sort_by_cached_key(|o| order_key(o));
         v
     };
     let whole_tables: BTreeSet<&str> = order

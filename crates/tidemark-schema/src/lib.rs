@@ -11,7 +11,9 @@ mod canonical;
 mod diff;
 mod model;
 
-pub use canonical::{Fingerprint, MIGRATION_TOOL_TABLES, Object, TIDEMARK_TABLES, is_bookkeeping_table};
+pub use canonical::{
+    Fingerprint, MIGRATION_TOOL_TABLES, Object, TIDEMARK_TABLES, is_bookkeeping_table,
+};
 pub use diff::{Change, ChangeKind, Diff, diff};
 pub use model::{
     Check, Column, Domain, EnumType, Extension, ForeignKey, Function, Index, Schema, Sequence,

@@ -16,6 +16,38 @@
 pub use tidemark_core::*;
 pub use tidemark_schema as schema;
 
+/// The application gate for a Rust application's start-up: is the database at the migrations
+/// this build was made for (`require`), with nothing failed and no drift? The same check as
+/// `tidemark check`.
+///
+/// ```no_run
+/// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+/// let report = tidemark::check_database(&std::env::var("DATABASE_URL")?, "migrations".as_ref(), tidemark::gate::Require::Latest).await?;
+/// if !report.ok {
+///     return Err(format!("refusing to start: {}", report.reasons.join("; ")).into());
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn check_database(
+    url: &str,
+    migrations: &std::path::Path,
+    require: gate::Require,
+) -> Result<gate::CheckReport> {
+    let url = DatabaseUrl::parse(url)?;
+    let set = MigrationSet::load(migrations, None)?;
+    let mut db = connect(&url).await?;
+    let report = gate::check(
+        db.as_mut(),
+        &set,
+        &engine::Settings::default(),
+        require,
+        false,
+    )
+    .await;
+    db.close().await;
+    report
+}
+
 /// Open a connection to the database a URL names.
 pub async fn connect(url: &DatabaseUrl) -> Result<Box<dyn Driver>> {
     match url.dialect() {

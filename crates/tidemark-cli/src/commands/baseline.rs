@@ -13,7 +13,15 @@ pub async fn run(ctx: &Context, args: &BaselineArgs) -> Result<i32> {
     let mut db = ctx.connect().await?;
     let r = async {
         let guard = engine::acquire(db.as_mut(), &settings, &mut Progress::new(ctx.out)).await?;
-        let report = baseline::baseline(db.as_mut(), &set, args.version, args.force, &settings, shadow.as_ref()).await?;
+        let report = baseline::baseline(
+            db.as_mut(),
+            &set,
+            args.version,
+            args.force,
+            &settings,
+            shadow.as_ref(),
+        )
+        .await?;
         guard.release().await?;
         Ok::<_, tidemark::Error>(report)
     }
@@ -29,7 +37,10 @@ pub async fn run(ctx: &Context, args: &BaselineArgs) -> Result<i32> {
         }));
     } else {
         if report.forced && !report.changes.is_empty() {
-            ctx.out.warn(&format!("--force: recorded although the live schema differs in {} place(s):", report.changes.len()));
+            ctx.out.warn(&format!(
+                "--force: recorded although the live schema differs in {} place(s):",
+                report.changes.len()
+            ));
             for c in &report.changes {
                 ctx.out.line(format!("  {}", paint(YELLOW, c)));
             }

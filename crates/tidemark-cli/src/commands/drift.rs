@@ -42,9 +42,13 @@ pub async fn run(ctx: &Context, args: &DriftArgs) -> Result<i32> {
                 ctx.out.line(format!("  {}", paint(style, c)));
             }
             ctx.out.line(paint(DIM, "missing: the migrations create it but the database lacks it · unexpected: only in the database"));
-            ctx.out.line("`tidemark repair --dry-run` works out which migrations are really applied");
+            ctx.out
+                .line("`tidemark repair --dry-run` works out which migrations are really applied");
         } else {
-            ctx.out.line(format!("{} the live schema equals the replay of {through}", paint(GREEN, "clean:")));
+            ctx.out.line(format!(
+                "{} the live schema equals the replay of {through}",
+                paint(GREEN, "clean:")
+            ));
         }
     }
     Ok(if report.drifted { 20 } else { 0 })

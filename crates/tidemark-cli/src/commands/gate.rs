@@ -12,10 +12,18 @@ use crate::output::json::CheckDoc;
 use crate::output::{GREEN, RED, paint};
 
 fn require(args: &RequireArgs) -> Result<Require> {
-    args.require.parse::<Require>().map_err(|e| Error::Usage(format!("--require: {e}")))
+    args.require
+        .parse::<Require>()
+        .map_err(|e| Error::Usage(format!("--require: {e}")))
 }
 
-async fn run_check(url: &DatabaseUrl, set: &MigrationSet, settings: &tidemark::engine::Settings, req: Require, allow_drift: bool) -> Result<CheckReport> {
+async fn run_check(
+    url: &DatabaseUrl,
+    set: &MigrationSet,
+    settings: &tidemark::engine::Settings,
+    req: Require,
+    allow_drift: bool,
+) -> Result<CheckReport> {
     let mut db = tidemark::connect(url).await?;
     let r = gate::check(db.as_mut(), set, settings, req, allow_drift).await;
     db.close().await;
@@ -34,8 +42,14 @@ pub async fn check(ctx: &Context, args: &CheckArgs) -> Result<i32> {
         ctx.out.line(format!(
             "{} ready: at {} (requires {})",
             paint(GREEN, "✓"),
-            report.current_version.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into()),
-            report.required_version.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into())
+            report
+                .current_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "nothing".into()),
+            report
+                .required_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "nothing".into())
         ));
     } else {
         for r in &report.reasons {
@@ -67,20 +81,30 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
             Err(e) if last => return Err(e),
             Ok(r) => {
                 if !told {
-                    ctx.out.warn(&format!("waiting up to {} for the schema: {}", humantime::format_duration(wait), r.reasons.join("; ")));
+                    ctx.out.warn(&format!(
+                        "waiting up to {} for the schema: {}",
+                        humantime::format_duration(wait),
+                        r.reasons.join("; ")
+                    ));
                     told = true;
                 }
             }
             Err(e) => {
                 if !told {
-                    ctx.out.warn(&format!("waiting up to {} for the database: {e}", humantime::format_duration(wait)));
+                    ctx.out.warn(&format!(
+                        "waiting up to {} for the database: {e}",
+                        humantime::format_duration(wait)
+                    ));
                     told = true;
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let (program, rest) = args.command.split_first().ok_or_else(|| Error::Usage("exec needs a command after --".into()))?;
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::Usage("exec needs a command after --".into()))?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
     #[cfg(unix)]
@@ -88,11 +112,19 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
         use std::os::unix::process::CommandExt;
         // Replaces this process: signals and the exit code are the application's own.
         let err = cmd.exec();
-        Err(Error::Usage(format!("could not start {}: {err}", program.to_string_lossy())))
+        Err(Error::Usage(format!(
+            "could not start {}: {err}",
+            program.to_string_lossy()
+        )))
     }
     #[cfg(not(unix))]
     {
-        let status = cmd.status().map_err(|e| Error::Usage(format!("could not start {}: {e}", program.to_string_lossy())))?;
+        let status = cmd.status().map_err(|e| {
+            Error::Usage(format!(
+                "could not start {}: {e}",
+                program.to_string_lossy()
+            ))
+        })?;
         Ok(status.code().unwrap_or(1))
     }
 }
@@ -105,16 +137,27 @@ struct HealthState {
     allow_drift: bool,
 }
 
-async fn health_schema(axum::extract::State(st): axum::extract::State<Arc<HealthState>>) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+async fn health_schema(
+    axum::extract::State(st): axum::extract::State<Arc<HealthState>>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     use axum::http::StatusCode;
     match run_check(&st.url, &st.set, &st.settings, st.require, st.allow_drift).await {
         Ok(r) => {
-            let code = if r.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            (code, axum::Json(serde_json::to_value(CheckDoc::new(&r)).unwrap_or_default()))
+            let code = if r.ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (
+                code,
+                axum::Json(serde_json::to_value(CheckDoc::new(&r)).unwrap_or_default()),
+            )
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "ok": false, "reasons": [e.to_string()], "error": e.class().name() })),
+            axum::Json(
+                serde_json::json!({ "ok": false, "reasons": [e.to_string()], "error": e.class().name() }),
+            ),
         ),
     }
 }
@@ -124,13 +167,26 @@ pub async fn health(ctx: &Context, args: &HealthArgs) -> Result<i32> {
     let req = require(&args.require)?;
     let set = ctx.migrations()?;
     let settings = ctx.settings(None)?;
-    let state = Arc::new(HealthState { url, set, settings, require: req, allow_drift: args.require.allow_drift });
-    let app = axum::Router::new().route("/health/schema", axum::routing::get(health_schema)).with_state(state);
+    let state = Arc::new(HealthState {
+        url,
+        set,
+        settings,
+        require: req,
+        allow_drift: args.require.allow_drift,
+    });
+    let app = axum::Router::new()
+        .route("/health/schema", axum::routing::get(health_schema))
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| Error::Usage(format!("--listen {}: {e}", args.listen)))?;
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.listen.clone());
-    ctx.out.line(format!("serving GET http://{addr}/health/schema (Ctrl-C stops)"));
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| args.listen.clone());
+    ctx.out.line(format!(
+        "serving GET http://{addr}/health/schema (Ctrl-C stops)"
+    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -16,7 +16,17 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     let shadow = ctx.shadow_url(&args.shadow)?;
     let carry_out = ctx.global.yes && !args.dry_run;
     let mut db = ctx.connect().await?;
-    let r = import(ctx, db.as_mut(), &set, &settings, shadow.as_ref(), tool, args, carry_out).await;
+    let r = import(
+        ctx,
+        db.as_mut(),
+        &set,
+        &settings,
+        shadow.as_ref(),
+        tool,
+        args,
+        carry_out,
+    )
+    .await;
     db.close().await;
     r
 }
@@ -32,7 +42,11 @@ async fn import(
     args: &ImportArgs,
     carry_out: bool,
 ) -> Result<i32> {
-    let guard = if carry_out { Some(engine::acquire(db, settings, &mut Progress::new(ctx.out)).await?) } else { None };
+    let guard = if carry_out {
+        Some(engine::acquire(db, settings, &mut Progress::new(ctx.out)).await?)
+    } else {
+        None
+    };
     let ours = history::read(db).await?;
     if !ours.entries.is_empty() {
         return Err(Error::Inconsistent(format!(
@@ -42,13 +56,25 @@ async fn import(
     }
     let imported = import::read(db, set, tool, args.alembic_dir.as_deref()).await?;
     let claimed = imported.history(set);
-    let sp = spinner(&ctx.out, format!("replaying {} migrations on a shadow database", set.migrations.len()));
+    let sp = spinner(
+        &ctx.out,
+        format!(
+            "replaying {} migrations on a shadow database",
+            set.migrations.len()
+        ),
+    );
     let ev = repair::gather(db, set, settings, shadow).await;
     drop(sp);
     let ev = ev?;
     let plan = repair::plan(set, &claimed, &ev);
     if !ctx.out.is_json() {
-        let list = |v: &[i64]| if v.is_empty() { "none".to_string() } else { v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ") };
+        let list = |v: &[i64]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            }
+        };
         ctx.out.line(format!(
             "{} {} row(s) of {} ({}): applied {}; failed {}",
             paint(BOLD, "Read"),
@@ -59,7 +85,11 @@ async fn import(
             list(&imported.failed)
         ));
         if !imported.unmatched.is_empty() {
-            ctx.out.line(format!("{} rows that match no migration file: {}", paint(YELLOW, "!"), imported.unmatched.join(", ")));
+            ctx.out.line(format!(
+                "{} rows that match no migration file: {}",
+                paint(YELLOW, "!"),
+                imported.unmatched.join(", ")
+            ));
         }
     }
     if !carry_out {
@@ -70,7 +100,16 @@ async fn import(
         return Ok(0);
     }
     history::ensure(db).await?;
-    let done = repair::execute(db, set, &plan, &Decisions::default(), settings, "import", Some(&claimed)).await?;
+    let done = repair::execute(
+        db,
+        set,
+        &plan,
+        &Decisions::default(),
+        settings,
+        "import",
+        Some(&claimed),
+    )
+    .await?;
     let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
     if let Some(g) = guard {
         g.release().await?;
@@ -87,8 +126,15 @@ async fn import(
             imported.table
         ));
         if consistent {
-            ctx.out.line(format!("{} the history agrees with the live schema", paint(GREEN, "✓")));
+            ctx.out.line(format!(
+                "{} the history agrees with the live schema",
+                paint(GREEN, "✓")
+            ));
         }
     }
-    Ok(if plan.undecided().next().is_some() { 20 } else { 0 })
+    Ok(if plan.undecided().next().is_some() {
+        20
+    } else {
+        0
+    })
 }

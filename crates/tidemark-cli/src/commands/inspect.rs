@@ -12,7 +12,8 @@ pub async fn run(ctx: &Context, args: &InspectArgs) -> Result<i32> {
     let fingerprint = schema.fingerprint();
     if ctx.out.is_json() {
         let objects: Vec<String> = schema.objects().map(|o| o.to_string()).collect();
-        ctx.out.json(&serde_json::json!({ "fingerprint": fingerprint.as_str(), "objects": objects }));
+        ctx.out
+            .json(&serde_json::json!({ "fingerprint": fingerprint.as_str(), "objects": objects }));
     } else if args.fingerprint {
         ctx.out.line(fingerprint.as_str());
     } else {

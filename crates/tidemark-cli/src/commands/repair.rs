@@ -13,10 +13,23 @@ pub async fn run(ctx: &Context, args: &RepairArgs) -> Result<i32> {
     let set = ctx.migrations()?;
     let settings = ctx.settings(args.lock_timeout.as_deref())?;
     let shadow = ctx.shadow_url(&args.shadow)?;
-    let decisions = Decisions { adopt: args.adopt.clone(), pending: args.pending.clone(), forget: args.forget.clone() };
+    let decisions = Decisions {
+        adopt: args.adopt.clone(),
+        pending: args.pending.clone(),
+        forget: args.forget.clone(),
+    };
     let carry_out = ctx.global.yes && !args.dry_run;
     let mut db = ctx.connect().await?;
-    let r = repair(ctx, db.as_mut(), &set, &settings, shadow.as_ref(), &decisions, carry_out).await;
+    let r = repair(
+        ctx,
+        db.as_mut(),
+        &set,
+        &settings,
+        shadow.as_ref(),
+        &decisions,
+        carry_out,
+    )
+    .await;
     db.close().await;
     r
 }
@@ -38,7 +51,13 @@ async fn repair(
         None
     };
     let h = history::read(db).await?;
-    let sp = spinner(&ctx.out, format!("replaying {} migrations on a shadow database", set.migrations.len()));
+    let sp = spinner(
+        &ctx.out,
+        format!(
+            "replaying {} migrations on a shadow database",
+            set.migrations.len()
+        ),
+    );
     let ev = repair::gather(db, set, settings, shadow).await;
     drop(sp);
     let ev = ev?;
@@ -48,9 +67,15 @@ async fn repair(
         if !ctx.out.is_json() {
             let n = plan.changes().count();
             if n == 0 {
-                ctx.out.line(format!("{} the history agrees with the live schema: nothing to repair", paint(GREEN, "✓")));
+                ctx.out.line(format!(
+                    "{} the history agrees with the live schema: nothing to repair",
+                    paint(GREEN, "✓")
+                ));
             } else {
-                ctx.out.line(paint(DIM, "dry run: nothing was changed; `tidemark repair --yes` carries out this plan"));
+                ctx.out.line(paint(
+                    DIM,
+                    "dry run: nothing was changed; `tidemark repair --yes` carries out this plan",
+                ));
             }
         }
         return Ok(0);
@@ -68,7 +93,11 @@ async fn repair(
     let applied: Vec<(i64, String)> = done.iter().map(|d| (d.version, d.action.clone())).collect();
     render(ctx, &plan, set, false, &applied);
     if !ctx.out.is_json() {
-        ctx.out.line(format!("{} {} history change(s) written in one transaction, each journaled", paint(GREEN, "✓"), done.len()));
+        ctx.out.line(format!(
+            "{} {} history change(s) written in one transaction, each journaled",
+            paint(GREEN, "✓"),
+            done.len()
+        ));
         if consistent {
             ctx.out.line(format!("{} the history now agrees with the live schema; `tidemark up` applies what is pending", paint(GREEN, "✓")));
         }
@@ -85,7 +114,13 @@ async fn repair(
 }
 
 /// The plan for people (or JSON), shared by `repair` and `import`.
-pub fn render(ctx: &Context, plan: &RepairPlan, set: &MigrationSet, dry_run: bool, applied: &[(i64, String)]) {
+pub fn render(
+    ctx: &Context,
+    plan: &RepairPlan,
+    set: &MigrationSet,
+    dry_run: bool,
+    applied: &[(i64, String)],
+) {
     if ctx.out.is_json() {
         ctx.out.json(&RepairDoc::new(plan, dry_run, applied));
         return;
@@ -95,7 +130,11 @@ pub fn render(ctx: &Context, plan: &RepairPlan, set: &MigrationSet, dry_run: boo
         Some(v) => format!("the live schema equals the state after migration {} exactly", paint(BOLD, v)),
         None => "the live schema equals no state of the replay exactly; each migration is judged by its own objects".into(),
     };
-    out.line(format!("{} replayed {} migration(s) on a shadow database: {evidence}", paint(BOLD, "Evidence:"), set.migrations.len()));
+    out.line(format!(
+        "{} replayed {} migration(s) on a shadow database: {evidence}",
+        paint(BOLD, "Evidence:"),
+        set.migrations.len()
+    ));
     for n in &plan.notes {
         out.line(paint(DIM, format!("  note: {n}")));
     }
@@ -103,8 +142,19 @@ pub fn render(ctx: &Context, plan: &RepairPlan, set: &MigrationSet, dry_run: boo
         return;
     }
     out.line("");
-    let nw = plan.steps.iter().map(|s| s.name.chars().count()).max().unwrap_or(4).clamp(4, 40);
-    let vw = plan.steps.iter().map(|s| s.version.to_string().len()).max().unwrap_or(1);
+    let nw = plan
+        .steps
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let vw = plan
+        .steps
+        .iter()
+        .map(|s| s.version.to_string().len())
+        .max()
+        .unwrap_or(1);
     for s in &plan.steps {
         let style = match s.action {
             Action::Adopt | Action::RefreshChecksum => GREEN,
@@ -112,15 +162,35 @@ pub fn render(ctx: &Context, plan: &RepairPlan, set: &MigrationSet, dry_run: boo
             Action::Forget => YELLOW.bold(),
             Action::HalfApplied => RED.bold(),
         };
-        let label = if s.action == Action::HalfApplied { "HALF APPLIED".to_string() } else { s.action.as_str().to_string() };
+        let label = if s.action == Action::HalfApplied {
+            "HALF APPLIED".to_string()
+        } else {
+            s.action.as_str().to_string()
+        };
         let name: String = s.name.chars().take(nw).collect();
-        out.line(format!("  {:>vw$}  {:<nw$}  {}  {}", s.version, name, paint(style, format!("{label:<16}")), s.reason));
+        out.line(format!(
+            "  {:>vw$}  {:<nw$}  {}  {}",
+            s.version,
+            name,
+            paint(style, format!("{label:<16}")),
+            s.reason
+        ));
         if s.action == Action::HalfApplied {
             if !s.present.is_empty() {
-                out.line(format!("  {:vw$}  {:nw$}    present: {}", "", "", s.present.join(", ")));
+                out.line(format!(
+                    "  {:vw$}  {:nw$}    present: {}",
+                    "",
+                    "",
+                    s.present.join(", ")
+                ));
             }
             if !s.missing.is_empty() {
-                out.line(format!("  {:vw$}  {:nw$}    missing: {}", "", "", s.missing.join(", ")));
+                out.line(format!(
+                    "  {:vw$}  {:nw$}    missing: {}",
+                    "",
+                    "",
+                    s.missing.join(", ")
+                ));
             }
             out.line(paint(
                 DIM,
@@ -134,11 +204,28 @@ pub fn render(ctx: &Context, plan: &RepairPlan, set: &MigrationSet, dry_run: boo
         }
     }
     if !plan.unexplained.is_empty() {
-        let shown: Vec<&str> = plan.unexplained.iter().take(10).map(String::as_str).collect();
-        let more = if plan.unexplained.len() > 10 { format!(" … and {} more", plan.unexplained.len() - 10) } else { String::new() };
-        out.line(format!("\n{} {}{more}", paint(YELLOW, "live objects no migration creates:"), shown.join(", ")));
+        let shown: Vec<&str> = plan
+            .unexplained
+            .iter()
+            .take(10)
+            .map(String::as_str)
+            .collect();
+        let more = if plan.unexplained.len() > 10 {
+            format!(" … and {} more", plan.unexplained.len() - 10)
+        } else {
+            String::new()
+        };
+        out.line(format!(
+            "\n{} {}{more}",
+            paint(YELLOW, "live objects no migration creates:"),
+            shown.join(", ")
+        ));
     }
-    let pending = plan.steps.iter().filter(|s| s.action == Action::Replay).count();
+    let pending = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Replay)
+        .count();
     if pending > 0 {
         out.line(paint(DIM, format!("\nreplay: {pending} migration(s) stay pending; `tidemark up` applies them after the repair")));
     }

@@ -28,15 +28,24 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     // Only when something is wrong: replay on a shadow database to say which state the live
     // schema is in. The happy path stays one inspection.
     let evidence = match &st {
-        Ok(st) if st.drift.status != DriftState::Clean && !args.no_shadow && !set.migrations.is_empty() => {
+        Ok(st)
+            if st.drift.status != DriftState::Clean
+                && !args.no_shadow
+                && !set.migrations.is_empty() =>
+        {
             let shadow = ctx.shadow_url(&args.shadow)?;
-            let sp = spinner(&ctx.out, "the schema has drifted: replaying the migrations on a shadow database".into());
+            let sp = spinner(
+                &ctx.out,
+                "the schema has drifted: replaying the migrations on a shadow database".into(),
+            );
             let r = explain(db.as_mut(), &set, &settings, shadow.as_ref()).await;
             drop(sp);
             match r {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    ctx.out.warn(&format!("could not replay the migrations to explain the drift: {e}"));
+                    ctx.out.warn(&format!(
+                        "could not replay the migrations to explain the drift: {e}"
+                    ));
                     None
                 }
             }
@@ -138,20 +147,40 @@ fn print_text(
     out.line(format!("{} {drift}{reason}{fp}", paint(BOLD, "Drift     ")));
     if let Some(p) = evidence {
         let what = match p.matches_state_after {
-            Some(v) => format!("the live schema equals the state after migration {}", paint(BOLD, v)),
+            Some(v) => format!(
+                "the live schema equals the state after migration {}",
+                paint(BOLD, v)
+            ),
             None => "the live schema equals no state of the migrations exactly".to_string(),
         };
-        let adopt = p.steps.iter().filter(|s| s.action == repair::Action::Adopt).count();
-        let half = p.steps.iter().filter(|s| s.action == repair::Action::HalfApplied).count();
+        let adopt = p
+            .steps
+            .iter()
+            .filter(|s| s.action == repair::Action::Adopt)
+            .count();
+        let half = p
+            .steps
+            .iter()
+            .filter(|s| s.action == repair::Action::HalfApplied)
+            .count();
         let mut extra = Vec::new();
         if adopt > 0 {
-            extra.push(format!("{adopt} unrecorded migration(s) are in fact applied"));
+            extra.push(format!(
+                "{adopt} unrecorded migration(s) are in fact applied"
+            ));
         }
         if half > 0 {
             extra.push(format!("{half} half applied"));
         }
-        let extra = if extra.is_empty() { String::new() } else { format!("; {}", extra.join(", ")) };
-        out.line(format!("{} {what}{extra} — `tidemark repair --dry-run` shows the plan", paint(BOLD, "Evidence  ")));
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", extra.join(", "))
+        };
+        out.line(format!(
+            "{} {what}{extra} — `tidemark repair --dry-run` shows the plan",
+            paint(BOLD, "Evidence  ")
+        ));
     }
     if st.entries.is_empty() {
         out.line("\nno migrations yet: `tidemark new NAME` creates one");

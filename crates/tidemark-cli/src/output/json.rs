@@ -218,7 +218,14 @@ pub struct ChangeDoc {
 }
 
 pub fn change_docs(changes: &[tidemark::schema::Change]) -> Vec<ChangeDoc> {
-    changes.iter().map(|c| ChangeDoc { object: c.object.clone(), kind: c.kind.as_str(), detail: c.detail.clone() }).collect()
+    changes
+        .iter()
+        .map(|c| ChangeDoc {
+            object: c.object.clone(),
+            kind: c.kind.as_str(),
+            detail: c.detail.clone(),
+        })
+        .collect()
 }
 
 impl DriftReportDoc {
@@ -266,7 +273,11 @@ pub struct AppliedDoc {
 }
 
 impl RepairDoc {
-    pub fn new(p: &tidemark::repair::RepairPlan, dry_run: bool, applied: &[(i64, String)]) -> RepairDoc {
+    pub fn new(
+        p: &tidemark::repair::RepairPlan,
+        dry_run: bool,
+        applied: &[(i64, String)],
+    ) -> RepairDoc {
         RepairDoc {
             dry_run,
             matches_state_after: p.matches_state_after,
@@ -285,7 +296,13 @@ impl RepairDoc {
             unexplained: p.unexplained.clone(),
             notes: p.notes.clone(),
             live_fingerprint: p.live_fingerprint.clone(),
-            applied: applied.iter().map(|(v, a)| AppliedDoc { version: *v, action: a.clone() }).collect(),
+            applied: applied
+                .iter()
+                .map(|(v, a)| AppliedDoc {
+                    version: *v,
+                    action: a.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -4,6 +4,10 @@
 mod commands;
 mod common;
 mod engine;
+mod gate;
+mod imports;
 mod inputs;
 mod lint;
+mod recovery;
+mod inspect_postgres;
 mod scenarios;
