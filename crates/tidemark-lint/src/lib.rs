@@ -123,3 +123,77 @@ fn silenced(unit: &Unit, v: &Violation) -> bool {
         std::sync::Arc::ptr_eq(&s.source, &v.source) && s.ignores.silences(v.rule, v.statement)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use tidemark_core::{Dialect, MigrationSet};
+
+    use super::*;
+
+    /// Lint a small project and list its findings one per line, as a compiler would.
+    fn listing(dialect: Dialect, files: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        let set = MigrationSet::load(dir.path(), None).unwrap();
+        let findings = Linter::new(dialect, Levels::default())
+            .lint(set.migrations.iter())
+            .unwrap();
+        findings
+            .iter()
+            .map(|v| {
+                let at = v.position();
+                let file = v.source.path.strip_prefix(dir.path()).unwrap().display();
+                format!(
+                    "{file}:{}:{}: {}[{}]: {}\n  help: {}\n",
+                    at.line, at.column, v.severity, v.rule, v.message, v.help
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mysql_project() {
+        insta::assert_snapshot!(listing(
+            Dialect::MySql,
+            &[
+                (
+                    "001_users.up.sql",
+                    "CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(200) NOT NULL) ENGINE=InnoDB;\nCREATE INDEX users_email ON users (email);\n",
+                ),
+                ("001_users.down.sql", "DROP TABLE users;\n"),
+                (
+                    "002_reshape.up.sql",
+                    "ALTER TABLE users CHANGE email login VARCHAR(200) NOT NULL;\nALTER TABLE users MODIFY COLUMN id BIGINT AUTO_INCREMENT;\nRENAME TABLE users TO accounts;\nUPDATE accounts SET login = LOWER(login);\n",
+                ),
+                (
+                    "002_reshape.down.sql",
+                    "RENAME TABLE accounts TO users;\nALTER TABLE users CHANGE login email VARCHAR(200) NOT NULL;\n",
+                ),
+            ],
+        ));
+    }
+
+    #[test]
+    fn sqlite_project() {
+        insta::assert_snapshot!(listing(
+            Dialect::Sqlite,
+            &[
+                (
+                    "1_todos.up.sql",
+                    "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL);\nCREATE TRIGGER todos_touch AFTER UPDATE ON todos BEGIN\n  UPDATE todos SET title = title WHERE id = new.id;\nEND;\n",
+                ),
+                ("1_todos.down.sql", "DROP TABLE todos;\n"),
+                (
+                    "2_cleanup.up.sql",
+                    "ALTER TABLE todos ADD COLUMN done INTEGER NOT NULL;\nALTER TABLE todos DROP COLUMN title;\nDELETE FROM todos;\nPRAGMA foreign_keys = ON;\n",
+                ),
+                (
+                    "2_cleanup.down.sql",
+                    "ALTER TABLE todos ADD COLUMN title TEXT;\n"
+                ),
+            ],
+        ));
+    }
+}

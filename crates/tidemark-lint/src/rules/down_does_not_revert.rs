@@ -277,7 +277,12 @@ impl Rule for DownDoesNotRevert {
                     stmt.span(),
                     format!(
                         "the down script ({}) {}",
-                        down.source.path.display(),
+                        // The file name: the finding itself names the up script's path beside it.
+                        down.source
+                            .path
+                            .file_name()
+                            .map_or(down.source.path.display(), |n| std::path::Path::new(n)
+                                .display()),
                         describe(&object)
                     ),
                     HELP,

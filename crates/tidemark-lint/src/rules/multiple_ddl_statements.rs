@@ -48,9 +48,10 @@ impl Rule for MultipleDdlStatements {
                 stmt,
                 stmt.span(),
                 format!(
-                    "DDL statement {} of {total} in this migration: MySQL commits each DDL statement by itself, so if this one fails the {} before it stay applied",
+                    "DDL statement {} of {total} in this migration: MySQL commits each DDL statement by itself, so if this one fails, {} before it {} applied",
                     n + 1,
-                    if n == 1 { "one".to_string() } else { n.to_string() }
+                    if n == 1 { "the one".to_string() } else { format!("the {n}") },
+                    if n == 1 { "stays" } else { "stay" }
                 ),
                 HELP,
             );
