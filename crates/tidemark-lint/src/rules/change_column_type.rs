@@ -39,18 +39,18 @@ impl Rule for ChangeColumnType {
                     AlterTableOperation::AlterColumn {
                         column_name,
                         op: AlterColumnOperation::SetDataType { data_type, .. },
-                    } => (column_name, data_type, "changes the type of"),
+                    } => (column_name, data_type, "changing the type of"),
                     // MySQL restates the whole definition; the old type is unknown here.
                     AlterTableOperation::ModifyColumn {
                         col_name,
                         data_type,
                         ..
-                    } => (col_name, data_type, "redefines (MODIFY)"),
+                    } => (col_name, data_type, "redefining (MODIFY)"),
                     AlterTableOperation::ChangeColumn {
                         old_name,
                         data_type,
                         ..
-                    } => (old_name, data_type, "redefines (CHANGE)"),
+                    } => (old_name, data_type, "redefining (CHANGE)"),
                     _ => continue,
                 };
                 sink.statement(
@@ -58,7 +58,7 @@ impl Rule for ChangeColumnType {
                     stmt,
                     stmt.span_of(col.span),
                     format!(
-                        "{how} column `{}.{col}` as {ty}; the running release may still send or expect the old type",
+                        "{how} column `{}.{col}` to {ty} can break the running release, which may still send or expect the old type",
                         alter.name
                     ),
                     HELP,

@@ -96,7 +96,10 @@ fn rewrite_reason(col: &sqlparser::ast::ColumnDef) -> Option<String> {
             ColumnOption::Default(e) => {
                 let text = e.to_string().to_ascii_lowercase();
                 if let Some(f) = VOLATILE.iter().find(|f| text.contains(*f)) {
-                    return Some(format!("with the volatile default {}…)", f));
+                    return Some(format!(
+                        "with the volatile default {}()",
+                        f.trim_end_matches('(')
+                    ));
                 }
             }
             ColumnOption::Generated { .. } => {

@@ -1,0 +1,2 @@
+TRUNCATE sessions;
+DROP TABLE IF EXISTS old_audit_log;

@@ -1,0 +1,4 @@
+ALTER TABLE users DROP CONSTRAINT users_login_key;
+ALTER TABLE users ALTER COLUMN login DROP NOT NULL;
+ALTER TABLE users DROP COLUMN updated_at;
+ALTER TABLE sessions DROP COLUMN token;

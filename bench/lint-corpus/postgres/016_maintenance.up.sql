@@ -1,0 +1,3 @@
+-- tidemark:no-transaction
+VACUUM FULL orders;
+CLUSTER orders USING orders_pkey;
