@@ -5,5 +5,6 @@
 mod driver;
 mod inspect;
 mod lock;
+mod normalize;
 
 pub use driver::{MySqlDriver, connect};

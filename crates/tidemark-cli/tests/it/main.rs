@@ -9,5 +9,6 @@ mod imports;
 mod inputs;
 mod lint;
 mod recovery;
+mod inspect_mysql;
 mod inspect_postgres;
 mod scenarios;
