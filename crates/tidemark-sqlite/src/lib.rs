@@ -4,5 +4,6 @@
 mod driver;
 mod inspect;
 mod lock;
+mod sql;
 
 pub use driver::{SqliteDriver, connect};

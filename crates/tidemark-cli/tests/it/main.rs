@@ -11,4 +11,5 @@ mod lint;
 mod recovery;
 mod inspect_mysql;
 mod inspect_postgres;
+mod inspect_sqlite;
 mod scenarios;
