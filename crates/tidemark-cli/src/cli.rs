@@ -92,6 +92,43 @@ pub enum Command {
     Health(HealthArgs),
     /// Check migrations for data loss, long locks, half-apply risks and missing down scripts
     Lint(LintArgs),
+    /// Verified backups: create, list, verify, restore, prune
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup now
+    Create {
+        /// Why, recorded in the manifest
+        #[arg(long, default_value = "manual")]
+        reason: String,
+    },
+    /// List the backups of this database, oldest first
+    List,
+    /// Restore into a scratch database and compare fingerprint and row counts with the manifest
+    Verify {
+        /// A backup id, or `latest`
+        id: String,
+    },
+    /// Replace the database with a backup (needs --yes); a backup of the current state is taken first
+    Restore {
+        /// A backup id, or `latest`
+        id: String,
+        /// Do not back up the current state first
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Delete old backups: keep the newest N and/or those younger than N days; never the newest
+    Prune {
+        /// Keep the newest N [default: [backup] keep]
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Keep those younger than N days [default: [backup] keep_days]
+        #[arg(long, value_name = "DAYS")]
+        keep_days: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +323,9 @@ pub struct DownTargetArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub target: DownTargetArgs,
+    /// Do not take a backup first
+    #[arg(long)]
+    pub no_backup: bool,
     /// Print the plan and its exact SQL; change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -10,6 +10,14 @@ use tidemark::{DatabaseUrl, Driver, Error, Layout, MigrationSet, Result, env};
 use crate::cli::Global;
 use crate::output::Out;
 
+pub struct BackupSettings {
+    pub dir: PathBuf,
+    pub keep: Option<usize>,
+    pub keep_days: Option<u64>,
+    pub enabled: bool,
+    pub stop_writers: Option<String>,
+}
+
 pub struct Context {
     pub global: Global,
     pub config: Config,
@@ -132,6 +140,29 @@ impl Context {
             .clone()
             .or_else(|| self.config.shadow.as_ref().and_then(|s| s.url.clone()));
         raw.map(|u| DatabaseUrl::parse(&u)).transpose()
+    }
+
+    /// Where backups go and how long they stay: TIDEMARK_BACKUP_DIR, else `[backup] dir`, else
+    /// the user's data directory.
+    pub fn backup_settings(&self, url: &DatabaseUrl) -> Result<BackupSettings> {
+        let cfg = self.config.backup.clone().unwrap_or_default();
+        let dir = match (
+            std::env::var_os(env::BACKUP_DIR).filter(|v| !v.is_empty()),
+            &cfg.dir,
+        ) {
+            (Some(d), _) => PathBuf::from(d),
+            (None, Some(d)) => self.config.resolve(d),
+            (None, None) => tidemark::backup::default_dir(url)?,
+        };
+        let in_memory = url.dialect() == tidemark::Dialect::Sqlite
+            && url.database().is_none_or(|d| d.contains(":memory:"));
+        Ok(BackupSettings {
+            dir,
+            keep: cfg.keep,
+            keep_days: cfg.keep_days,
+            enabled: cfg.enabled.unwrap_or(true) && !in_memory,
+            stop_writers: cfg.stop_writers,
+        })
     }
 
     pub async fn connect(&self) -> Result<Box<dyn Driver>> {

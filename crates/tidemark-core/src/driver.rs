@@ -184,6 +184,25 @@ impl LockWait for () {
     fn waiting(&mut self, _: &str) {}
 }
 
+/// Dump and restore through the database's own tools (pg_dump/pg_restore, mariadb-dump and the
+/// client, SQLite's `VACUUM INTO`). Holds no connection: restore replaces the database.
+#[async_trait]
+pub trait Dumper: Send + Sync {
+    /// Check that the tools exist and suit the server (before anything is changed); returns a
+    /// description such as `pg_dump 15.4`.
+    async fn check_tools(&self) -> Result<String>;
+    /// Write a consistent dump of the whole database to `path`.
+    async fn dump(&self, path: &std::path::Path) -> Result<()>;
+    /// Replace the database with the dump: everything now in it is dropped first.
+    async fn restore_replace(&self, path: &std::path::Path) -> Result<()>;
+    /// Load the dump into another, empty database of the same kind (for `verify`).
+    async fn restore_into(&self, path: &std::path::Path, target: &DatabaseUrl) -> Result<()>;
+    /// File name extension of the dump, e.g. `dump`, `sql`, `sqlite`.
+    fn extension(&self) -> &'static str;
+    /// What kind of dump it is, for the manifest (e.g. `pg_dump custom format`).
+    fn format(&self) -> &'static str;
+}
+
 /// Options for [`Driver::inspect`].
 #[derive(Debug, Clone, Default)]
 pub struct InspectOptions {

@@ -55,6 +55,19 @@ impl Observer for Quiet {
     fn event(&mut self, _: Event<'_>) {}
 }
 
+/// Called under the lock when a run is about to change the database (its plan is not empty),
+/// e.g. to take a backup. What it returns (a backup id) is journaled with the run; an error
+/// stops the run before anything changed.
+#[async_trait::async_trait]
+pub trait BeforeChange: Send {
+    async fn before_change(
+        &mut self,
+        driver: &mut dyn Driver,
+        plan: &Plan,
+        status: &Status,
+    ) -> Result<Option<String>>;
+}
+
 /// What may be overridden before `up` starts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Allow {
@@ -106,6 +119,8 @@ pub struct RunReport {
     /// Fingerprint of the schema after the run, when it changed anything and inspection worked.
     pub fingerprint: Option<String>,
     pub run_id: String,
+    /// The backup taken before the run, if one was.
+    pub backup: Option<String>,
 }
 
 /// Read status without changing anything (no lock, no table created): the fingerprint is
@@ -226,10 +241,12 @@ pub async fn up(
     allow: Allow,
     settings: &Settings,
     obs: &mut dyn Observer,
+    before: Option<&mut dyn BeforeChange>,
 ) -> Result<RunReport> {
     set.validate(driver.dialect())?;
     let guard = acquire(driver, settings, obs).await?;
-    history::ensure(driver).await?;
+    // The history tables are created only once something will be applied, after the backup:
+    // a run that changes nothing (or whose backup fails) leaves the database as it was.
     let history = history::read(driver).await?;
     let mut st = Status::compute(set, &history);
     if !allow.drift {
@@ -243,9 +260,46 @@ pub async fn up(
         driver.caps().transactional_ddl,
         target,
     )?;
-    let report = execute(driver, set, &p, settings, obs).await?;
+    let backup = run_before(driver, &p, &st, settings, before).await?;
+    let mut report = execute(driver, set, &p, settings, obs).await?;
+    report.backup = backup;
     guard.release().await?;
     Ok(report)
+}
+
+async fn run_before(
+    driver: &mut dyn Driver,
+    p: &Plan,
+    st: &Status,
+    settings: &Settings,
+    before: Option<&mut dyn BeforeChange>,
+) -> Result<Option<String>> {
+    if p.is_empty() {
+        return Ok(None);
+    }
+    let id = match before {
+        Some(hook) => hook.before_change(driver, p, st).await?,
+        None => None,
+    };
+    history::ensure(driver).await?;
+    if let Some(id) = &id {
+        // Journaled with the run id, so the report of this run names the backup that precedes
+        // its migrations.
+        let versions: Vec<i64> = p.steps.iter().map(|s| s.version).collect();
+        let detail = serde_json::json!({ "backup_id": id, "before": versions });
+        history::journal(
+            driver,
+            &JournalWrite {
+                run_id: &settings.run_id,
+                action: "backup",
+                version: None,
+                detail: Some(detail.to_string()),
+                actor: &settings.actor,
+            },
+        )
+        .await?;
+    }
+    Ok(id)
 }
 
 /// Revert applied migrations with their down scripts, newest first, under the lock.
@@ -255,10 +309,10 @@ pub async fn down(
     target: DownTarget,
     settings: &Settings,
     obs: &mut dyn Observer,
+    before: Option<&mut dyn BeforeChange>,
 ) -> Result<RunReport> {
     set.validate(driver.dialect())?;
     let guard = acquire(driver, settings, obs).await?;
-    history::ensure(driver).await?;
     let history = history::read(driver).await?;
     let st = Status::compute(set, &history);
     if let Some(e) = st
@@ -278,7 +332,9 @@ pub async fn down(
         driver.caps().transactional_ddl,
         target,
     )?;
-    let report = execute(driver, set, &p, settings, obs).await?;
+    let backup = run_before(driver, &p, &st, settings, before).await?;
+    let mut report = execute(driver, set, &p, settings, obs).await?;
+    report.backup = backup;
     guard.release().await?;
     Ok(report)
 }
@@ -393,6 +449,7 @@ pub async fn execute(
         done,
         fingerprint,
         run_id: settings.run_id.clone(),
+        backup: None,
     })
 }
 

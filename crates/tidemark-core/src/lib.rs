@@ -4,6 +4,7 @@
 //!
 //! Core never names a driver: it sees databases only through [`driver::Driver`].
 
+pub mod backup;
 pub mod baseline;
 pub mod config;
 pub mod drift;
@@ -22,7 +23,7 @@ pub mod split;
 pub mod status;
 pub mod url;
 
-pub use driver::{Capabilities, DbError, Dialect, Driver, LockGuard, LockWait, Value};
+pub use driver::{Capabilities, DbError, Dialect, Driver, Dumper, LockGuard, LockWait, Value};
 pub use error::{Error, ExitClass, Location, Result};
 pub use migration::{Layout, Migration, MigrationSet, Script};
 pub use url::DatabaseUrl;

@@ -438,12 +438,16 @@ pub async fn execute(
     let step_action = |v: i64| plan.steps.iter().find(|s| s.version == v).map(|s| s.action);
     for v in &decisions.adopt {
         if !matches!(step_action(*v), Some(Action::HalfApplied | Action::Adopt)) {
-            return Err(Error::Usage(format!("--adopt {v}: migration {v} is not half applied in this plan (nothing to decide)")));
+            return Err(Error::Usage(format!(
+                "--adopt {v}: migration {v} is not half applied in this plan (nothing to decide)"
+            )));
         }
     }
     for v in &decisions.pending {
         if !matches!(step_action(*v), Some(Action::HalfApplied | Action::Replay)) {
-            return Err(Error::Usage(format!("--pending {v}: migration {v} is not half applied in this plan (nothing to decide)")));
+            return Err(Error::Usage(format!(
+                "--pending {v}: migration {v} is not half applied in this plan (nothing to decide)"
+            )));
         }
     }
     let h = match imported {

@@ -3,8 +3,10 @@
 //! migrations statement by statement with progress recorded in history.
 
 mod driver;
+mod dump;
 mod inspect;
 mod lock;
 mod normalize;
 
 pub use driver::{MySqlDriver, connect};
+pub use dump::{MySqlDumper, dumper};

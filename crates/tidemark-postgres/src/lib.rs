@@ -2,8 +2,10 @@
 //! lock, catalog inspection into the neutral schema model, scratch databases.
 
 mod driver;
+mod dump;
 mod inspect;
 mod lock;
 mod normalize;
 
 pub use driver::{PgDriver, connect};
+pub use dump::{PgDumper, dumper};

@@ -2,8 +2,10 @@
 //! that the kernel drops with the process, and inspection reads sqlite_schema and pragmas.
 
 mod driver;
+mod dump;
 mod inspect;
 mod lock;
 mod sql;
 
 pub use driver::{SqliteDriver, connect};
+pub use dump::{SqliteDumper, dumper};

@@ -48,6 +48,22 @@ pub async fn check_database(
     report
 }
 
+/// The backup tool for the database a URL names (pg_dump, mariadb-dump, SQLite `VACUUM INTO`).
+pub fn dumper(url: &DatabaseUrl) -> Result<Box<dyn Dumper>> {
+    match url.dialect() {
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => Ok(Box::new(tidemark_postgres::dumper(url))),
+        #[cfg(feature = "mysql")]
+        Dialect::MySql => Ok(Box::new(tidemark_mysql::dumper(url))),
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => Ok(Box::new(tidemark_sqlite::dumper(url))),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::Usage(format!(
+            "this build of tidemark has no {other} driver (cargo feature `{other}`)"
+        ))),
+    }
+}
+
 /// Open a connection to the database a URL names.
 pub async fn connect(url: &DatabaseUrl) -> Result<Box<dyn Driver>> {
     match url.dialect() {

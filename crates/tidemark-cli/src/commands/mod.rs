@@ -1,3 +1,4 @@
+pub mod backup;
 pub mod baseline;
 pub mod drift;
 pub mod gate;
@@ -37,6 +38,7 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Check(a) => gate::check(&ctx, &a).await,
         Command::Exec(a) => gate::exec(&ctx, a).await,
         Command::Health(a) => gate::health(&ctx, &a).await,
+        Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Lint(a) => lint::run(&ctx, &a),
     }
 }

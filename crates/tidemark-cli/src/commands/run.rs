@@ -39,7 +39,19 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
         };
         let started = Instant::now();
         let mut progress = Progress::new(ctx.out);
-        let r = engine::up(db.as_mut(), &set, &target, allow, &settings, &mut progress).await;
+        let url = db.url().clone();
+        let mut backup = super::backup::BackupFirst::new(ctx, &url, args.no_backup, &settings)?;
+        let hook = backup.as_mut().map(|b| b as &mut dyn engine::BeforeChange);
+        let r = engine::up(
+            db.as_mut(),
+            &set,
+            &target,
+            allow,
+            &settings,
+            &mut progress,
+            hook,
+        )
+        .await;
         progress.finish();
         r.map(|report| {
             summarize(
@@ -79,7 +91,10 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
     } else {
         let started = Instant::now();
         let mut progress = Progress::new(ctx.out);
-        let r = engine::down(db.as_mut(), &set, target, &settings, &mut progress).await;
+        let url = db.url().clone();
+        let mut backup = super::backup::BackupFirst::new(ctx, &url, args.no_backup, &settings)?;
+        let hook = backup.as_mut().map(|b| b as &mut dyn engine::BeforeChange);
+        let r = engine::down(db.as_mut(), &set, target, &settings, &mut progress, hook).await;
         progress.finish();
         r.map(|report| {
             summarize(
@@ -127,6 +142,7 @@ fn summarize(
             current_version: current,
             schema_fingerprint: report.fingerprint.clone(),
             run_id: Some(report.run_id.clone()),
+            backup: report.backup.clone(),
         });
         return;
     }
@@ -175,6 +191,7 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
             current_version: None,
             schema_fingerprint: None,
             run_id: None,
+            backup: None,
         });
         return;
     }

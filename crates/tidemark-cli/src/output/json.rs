@@ -175,6 +175,8 @@ pub struct RunDoc {
     pub current_version: Option<i64>,
     pub schema_fingerprint: Option<String>,
     pub run_id: Option<String>,
+    /// The backup taken before the run (its id), when one was.
+    pub backup: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -332,6 +334,60 @@ impl CheckDoc {
                 matches_state_after: None,
                 repair_needed: None,
             },
+        }
+    }
+}
+
+/// One backup, as `backup create` and `backup list` print it.
+#[derive(Serialize)]
+pub struct BackupDoc {
+    pub id: String,
+    pub created_at: String,
+    pub path: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub schema_fingerprint: String,
+    pub history_head: Option<i64>,
+    pub database: String,
+    pub format: String,
+    pub reason: String,
+    pub row_counts: std::collections::BTreeMap<String, i64>,
+    pub duration_ms: u64,
+}
+
+impl BackupDoc {
+    pub fn new(store: &tidemark::backup::Store, m: &tidemark::backup::Manifest) -> BackupDoc {
+        BackupDoc {
+            id: m.id.clone(),
+            created_at: m.created_at.clone(),
+            path: store.data_path(m).display().to_string(),
+            size_bytes: m.size_bytes,
+            sha256: m.sha256.clone(),
+            schema_fingerprint: m.schema_fingerprint.clone(),
+            history_head: m.history_head,
+            database: m.database.clone(),
+            format: m.format.clone(),
+            reason: m.reason.clone(),
+            row_counts: m.row_counts.clone(),
+            duration_ms: m.duration_ms,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct BackupListDoc {
+    pub dir: String,
+    pub backups: Vec<BackupDoc>,
+}
+
+impl BackupListDoc {
+    pub fn new(
+        store: &tidemark::backup::Store,
+        all: &[tidemark::backup::Manifest],
+    ) -> BackupListDoc {
+        BackupListDoc {
+            dir: store.dir().display().to_string(),
+            backups: all.iter().map(|m| BackupDoc::new(store, m)).collect(),
         }
     }
 }

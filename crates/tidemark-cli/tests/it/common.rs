@@ -75,6 +75,9 @@ pub fn command(cwd: &Path) -> Command {
 /// `tidemark -d DB --dir MIGRATIONS ARGS…`
 pub fn tm_cmd(db: &TestDb, m: &Migrations, args: &[&str]) -> Command {
     let mut c = command(m.path().parent().unwrap_or(m.path()));
+    // Backups are on, as for users; they go beside the test's migrations (a dot-directory,
+    // which the migration loader skips) and vanish with them.
+    c.env("TIDEMARK_BACKUP_DIR", m.path().join(".backups"));
     c.arg("-d")
         .arg(db.url_string())
         .arg("--dir")

@@ -27,6 +27,7 @@ db_test!(history_rows_record_what_happened, |db| async move {
         Allow::default(),
         &Settings::default(),
         &mut Quiet,
+        None,
     )
     .await
     .unwrap();
@@ -77,6 +78,7 @@ db_test!(
             Allow::default(),
             &Settings::default(),
             &mut Quiet,
+            None,
         )
         .await
         .unwrap_err();
@@ -130,6 +132,7 @@ db_test!(
             Allow::default(),
             &Settings::default(),
             &mut Quiet,
+            None,
         )
         .await
         .unwrap_err();
@@ -164,6 +167,7 @@ db_test!(failed_state_blocks_up_and_down, |db| async move {
         Allow::default(),
         &Settings::default(),
         &mut Quiet,
+        None,
     )
     .await
     .unwrap_err();
@@ -178,6 +182,7 @@ db_test!(failed_state_blocks_up_and_down, |db| async move {
         Allow::default(),
         &Settings::default(),
         &mut Quiet,
+        None,
     )
     .await
     .unwrap_err();
@@ -189,6 +194,7 @@ db_test!(failed_state_blocks_up_and_down, |db| async move {
         tidemark::plan::DownTarget::Steps(1),
         &Settings::default(),
         &mut Quiet,
+        None,
     )
     .await
     .unwrap_err();

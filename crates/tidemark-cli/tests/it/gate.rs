@@ -13,7 +13,11 @@ db_test!(check_requires_latest_or_a_version, |db| async move {
     let m = numbered(3);
     let r = tm(&db, &m, &["check", "--require", "latest"]);
     r.code(20);
-    assert!(r.stderr.contains("3 required migration(s) not applied"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("3 required migration(s) not applied"),
+        "{}",
+        r.stderr
+    );
     tm(&db, &m, &["up", "--to", "2"]).ok();
     tm(&db, &m, &["check", "--require", "2"]).ok();
     tm(&db, &m, &["check", "--require", "latest"]).code(20);
@@ -33,12 +37,32 @@ db_test!(check_requires_latest_or_a_version, |db| async move {
 db_test!(exec_starts_the_command_only_when_ready, |db| async move {
     let m = numbered(2);
     let marker = m.path().join("started");
-    let r = tm(&db, &m, &["exec", "--", "sh", "-c", &format!("echo hi > {}", marker.display())]);
+    let r = tm(
+        &db,
+        &m,
+        &[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo hi > {}", marker.display()),
+        ],
+    );
     r.code(20);
     assert!(!marker.exists());
     tm(&db, &m, &["up"]).ok();
     // The command replaces tidemark: its exit code is the command's.
-    let r = tm(&db, &m, &["exec", "--", "sh", "-c", &format!("echo hi > {}; exit 7", marker.display())]);
+    let r = tm(
+        &db,
+        &m,
+        &[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo hi > {}; exit 7", marker.display()),
+        ],
+    );
     r.code(7);
     assert!(marker.exists());
 });
@@ -46,11 +70,22 @@ db_test!(exec_starts_the_command_only_when_ready, |db| async move {
 db_test!(exec_waits_for_the_migrations, |db| async move {
     let m = numbered(2);
     let marker = m.path().join("started");
-    let child = tm_cmd(&db, &m, &["exec", "--wait", "60s", "--", "touch", marker.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = tm_cmd(
+        &db,
+        &m,
+        &[
+            "exec",
+            "--wait",
+            "60s",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert!(!marker.exists(), "started before the schema was ready");
     tm(&db, &m, &["up"]).ok();
@@ -62,20 +97,38 @@ db_test!(exec_waits_for_the_migrations, |db| async move {
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let code = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
 db_test!(health_endpoint_follows_the_check, |db| async move {
     let m = numbered(1);
-    let mut child = tm_cmd(&db, &m, &["health", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = tm_cmd(&db, &m, &["health", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
     let (code, body) = http_get(&addr, "/health/schema");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("\"ok\":false"), "{body}");
@@ -92,12 +145,18 @@ db_test!(health_endpoint_follows_the_check, |db| async move {
 db_test!(library_gate_for_application_start_up, |db| async move {
     let m = numbered(2);
     let url = db.url_string();
-    let r = tidemark::check_database(&url, m.path(), Require::Latest).await.unwrap();
+    let r = tidemark::check_database(&url, m.path(), Require::Latest)
+        .await
+        .unwrap();
     assert!(!r.ok);
     assert_eq!(r.reasons.len(), 1, "{:?}", r.reasons);
     tm(&db, &m, &["up"]).ok();
-    let r = tidemark::check_database(&url, m.path(), Require::Latest).await.unwrap();
+    let r = tidemark::check_database(&url, m.path(), Require::Latest)
+        .await
+        .unwrap();
     assert!(r.ok, "{:?}", r.reasons);
-    let bad = tidemark::check_database("postgres://nobody@127.0.0.1:1/x", m.path(), Require::Latest).await;
+    let bad =
+        tidemark::check_database("postgres://nobody@127.0.0.1:1/x", m.path(), Require::Latest)
+            .await;
     assert_eq!(bad.unwrap_err().class(), tidemark::ExitClass::Operational);
 });

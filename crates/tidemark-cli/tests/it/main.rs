@@ -1,15 +1,16 @@
 //! Integration tests: the real `tidemark` binary and the library against real PostgreSQL,
 //! MariaDB/MySQL and SQLite, one scratch database per test.
 
+mod backups;
 mod commands;
 mod common;
 mod engine;
 mod gate;
 mod imports;
 mod inputs;
-mod lint;
-mod recovery;
 mod inspect_mysql;
 mod inspect_postgres;
 mod inspect_sqlite;
+mod lint;
+mod recovery;
 mod scenarios;

@@ -11,9 +11,20 @@ fn thirty_nine() -> Migrations {
     let m = Migrations::new(&[]);
     for i in 1..=39usize {
         let (name, sql) = match i % 3 {
-            0 => (format!("add_c{i}"), format!("ALTER TABLE t{} ADD COLUMN c{i} INTEGER;\n", i - 1)),
-            1 => (format!("create_t{i}"), format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name VARCHAR(40));\n")),
-            _ => (format!("create_t{i}"), format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name VARCHAR(40));\nCREATE INDEX idx_t{i}_name ON t{i} (name);\n")),
+            0 => (
+                format!("add_c{i}"),
+                format!("ALTER TABLE t{} ADD COLUMN c{i} INTEGER;\n", i - 1),
+            ),
+            1 => (
+                format!("create_t{i}"),
+                format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name VARCHAR(40));\n"),
+            ),
+            _ => (
+                format!("create_t{i}"),
+                format!(
+                    "CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name VARCHAR(40));\nCREATE INDEX idx_t{i}_name ON t{i} (name);\n"
+                ),
+            ),
         };
         m.write(&format!("{i:03}_{name}.up.sql"), &sql);
     }
@@ -22,10 +33,22 @@ fn thirty_nine() -> Migrations {
 
 /// Run migration files by hand, behind tidemark's back (as the incidents did).
 async fn by_hand(db: &TestDb, m: &Migrations, versions: std::ops::RangeInclusive<usize>) {
-    let mut files: Vec<_> = std::fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for v in versions {
-        let f = files.iter().find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&format!("{v:03}_"))).unwrap();
+        let f = files
+            .iter()
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&format!("{v:03}_"))
+            })
+            .unwrap();
         db.exec(&std::fs::read_to_string(f).unwrap()).await;
     }
 }
@@ -103,8 +126,14 @@ fn task_tracker(d: Dialect) -> Migrations {
         }
     };
     Migrations::new(&[
-        ("20250511073638_create_task_table.up.sql", "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title VARCHAR(200) NOT NULL);\n"),
-        ("20250511073639_create_user_table.up.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL);\n"),
+        (
+            "20250511073638_create_task_table.up.sql",
+            "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title VARCHAR(200) NOT NULL);\n",
+        ),
+        (
+            "20250511073639_create_user_table.up.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL);\n",
+        ),
         (
             "20250511073640_create_refresh_tokens.up.sql",
             "CREATE TABLE refresh_tokens (token VARCHAR(64) PRIMARY KEY, user_id INTEGER NOT NULL);\n",
@@ -113,13 +142,27 @@ fn task_tracker(d: Dialect) -> Migrations {
             "20250511073641_add_indexes.up.sql",
             "CREATE UNIQUE INDEX idx_users_email ON users (email);\nCREATE INDEX idx_refresh_tokens_user ON refresh_tokens (user_id);\n",
         ),
-        ("20250511073642_task_owner.up.sql", "ALTER TABLE tasks ADD COLUMN user_id INTEGER;\n"),
-        ("20250511073643_task_owner_index.up.sql", "CREATE INDEX idx_tasks_user_id ON tasks (user_id);\n"),
+        (
+            "20250511073642_task_owner.up.sql",
+            "ALTER TABLE tasks ADD COLUMN user_id INTEGER;\n",
+        ),
+        (
+            "20250511073643_task_owner_index.up.sql",
+            "CREATE INDEX idx_tasks_user_id ON tasks (user_id);\n",
+        ),
         ("20250511073644_add_roles.up.sql", roles),
     ])
 }
 
-const V: [i64; 7] = [20250511073638, 20250511073639, 20250511073640, 20250511073641, 20250511073642, 20250511073643, 20250511073644];
+const V: [i64; 7] = [
+    20250511073638,
+    20250511073639,
+    20250511073640,
+    20250511073641,
+    20250511073642,
+    20250511073643,
+    20250511073644,
+];
 
 /// Build 1–6 by hand-run SQL, written differently from the migration files (as a person would),
 /// optionally leaving out the second index of migration 4.
@@ -134,12 +177,23 @@ async fn hand_built(db: &TestDb, with_second_index: bool) {
     )
     .await;
     if with_second_index {
-        db.exec("CREATE INDEX idx_refresh_tokens_user ON refresh_tokens (user_id);").await;
+        db.exec("CREATE INDEX idx_refresh_tokens_user ON refresh_tokens (user_id);")
+            .await;
     }
 }
 
 fn steps(j: &serde_json::Value) -> Vec<(i64, String)> {
-    j["steps"].as_array().unwrap().iter().map(|s| (s["version"].as_i64().unwrap(), s["action"].as_str().unwrap().to_string())).collect()
+    j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["version"].as_i64().unwrap(),
+                s["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 db_test!(
@@ -242,95 +296,149 @@ db_test!(
     }
 );
 
-db_test!(baseline_is_verified_against_the_live_schema, |db| async move {
-    let m = numbered(4);
-    by_hand_numbered(&db, 1..=3).await;
-    let wrong = tm(&db, &m, &["baseline", "--version", "2"]);
-    wrong.code(20);
-    assert!(wrong.stderr.contains("table t3: unexpected"), "{}", wrong.stderr);
-    assert!(history(&db).await.is_empty());
-    tm(&db, &m, &["baseline", "--version", "3"]).ok();
-    assert_eq!(versions(&history(&db).await), vec![1, 2, 3]);
-    tm(&db, &m, &["status", "--exit-code"]).code(10);
-    tm(&db, &m, &["up"]).ok();
-    tm(&db, &m, &["baseline", "--version", "3"]).code(20);
-});
+db_test!(
+    baseline_is_verified_against_the_live_schema,
+    |db| async move {
+        let m = numbered(4);
+        by_hand_numbered(&db, 1..=3).await;
+        let wrong = tm(&db, &m, &["baseline", "--version", "2"]);
+        wrong.code(20);
+        assert!(
+            wrong.stderr.contains("table t3: unexpected"),
+            "{}",
+            wrong.stderr
+        );
+        assert!(history(&db).await.is_empty());
+        tm(&db, &m, &["baseline", "--version", "3"]).ok();
+        assert_eq!(versions(&history(&db).await), vec![1, 2, 3]);
+        tm(&db, &m, &["status", "--exit-code"]).code(10);
+        tm(&db, &m, &["up"]).ok();
+        tm(&db, &m, &["baseline", "--version", "3"]).code(20);
+    }
+);
 
-db_test!(baseline_force_records_despite_differences, |db| async move {
-    let m = numbered(3);
-    by_hand_numbered(&db, 1..=3).await;
-    let r = tm(&db, &m, &["baseline", "--version", "2", "--force"]);
-    r.ok();
-    assert!(r.stderr.contains("--force"), "{}", r.stderr);
-    assert_eq!(versions(&history(&db).await), vec![1, 2]);
-});
+db_test!(
+    baseline_force_records_despite_differences,
+    |db| async move {
+        let m = numbered(3);
+        by_hand_numbered(&db, 1..=3).await;
+        let r = tm(&db, &m, &["baseline", "--version", "2", "--force"]);
+        r.ok();
+        assert!(r.stderr.contains("--force"), "{}", r.stderr);
+        assert_eq!(versions(&history(&db).await), vec![1, 2]);
+    }
+);
 
 async fn by_hand_numbered(db: &TestDb, r: std::ops::RangeInclusive<usize>) {
     for i in r {
-        db.exec(&format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name VARCHAR(50));")).await;
+        db.exec(&format!(
+            "CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name VARCHAR(50));"
+        ))
+        .await;
     }
 }
 
-db_test!(drift_reports_changes_behind_tidemarks_back, |db| async move {
-    let m = numbered(3);
-    tm(&db, &m, &["up"]).ok();
-    let clean = tm(&db, &m, &["drift", "--format", "json"]);
-    clean.ok();
-    assert_eq!(clean.json()["status"], "clean");
-    db.exec("ALTER TABLE t1 ADD COLUMN role_id INTEGER;").await;
-    db.exec("DROP TABLE t3;").await;
-    let r = tm(&db, &m, &["drift", "--format", "json"]);
-    r.code(20);
-    let j = r.json();
-    assert_eq!(j["status"], "drifted");
-    let changes: Vec<(String, String)> =
-        j["changes"].as_array().unwrap().iter().map(|c| (c["object"].as_str().unwrap().into(), c["kind"].as_str().unwrap().into())).collect();
-    assert_eq!(changes, vec![("column t1.role_id".to_string(), "unexpected".to_string()), ("table t3".to_string(), "missing".to_string())]);
-    let text = tm(&db, &m, &["drift"]);
-    assert!(text.stdout.contains("column t1.role_id: unexpected"), "{}", text.stdout);
-    // The cheap check in status sees it too, and up refuses.
-    let st = tm(&db, &m, &["status", "--format", "json", "--no-shadow"]).json();
-    assert_eq!(st["drift"]["status"], "drifted");
-    tm(&db, &m, &["up"]).code(20);
-});
+db_test!(
+    drift_reports_changes_behind_tidemarks_back,
+    |db| async move {
+        let m = numbered(3);
+        tm(&db, &m, &["up"]).ok();
+        let clean = tm(&db, &m, &["drift", "--format", "json"]);
+        clean.ok();
+        assert_eq!(clean.json()["status"], "clean");
+        db.exec("ALTER TABLE t1 ADD COLUMN role_id INTEGER;").await;
+        db.exec("DROP TABLE t3;").await;
+        let r = tm(&db, &m, &["drift", "--format", "json"]);
+        r.code(20);
+        let j = r.json();
+        assert_eq!(j["status"], "drifted");
+        let changes: Vec<(String, String)> = j["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["object"].as_str().unwrap().into(),
+                    c["kind"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                ("column t1.role_id".to_string(), "unexpected".to_string()),
+                ("table t3".to_string(), "missing".to_string())
+            ]
+        );
+        let text = tm(&db, &m, &["drift"]);
+        assert!(
+            text.stdout.contains("column t1.role_id: unexpected"),
+            "{}",
+            text.stdout
+        );
+        // The cheap check in status sees it too, and up refuses.
+        let st = tm(&db, &m, &["status", "--format", "json", "--no-shadow"]).json();
+        assert_eq!(st["drift"]["status"], "drifted");
+        tm(&db, &m, &["up"]).code(20);
+    }
+);
 
-db_test!(up_down_up_ends_with_the_fingerprint_of_up_alone, |db| async move {
-    let m = numbered(4);
-    m.write("005_index.up.sql", "CREATE INDEX idx_t1_name ON t1 (name);\n");
-    m.write(
-        "005_index.down.sql",
-        if db.dialect() == Dialect::MySql { "DROP INDEX idx_t1_name ON t1;\n" } else { "DROP INDEX idx_t1_name;\n" },
-    );
-    tm(&db, &m, &["up"]).ok();
-    let once = tm(&db, &m, &["inspect", "--fingerprint"]).stdout;
-    tm(&db, &m, &["down", "--to", "0"]).ok();
-    tm(&db, &m, &["up"]).ok();
-    let again = tm(&db, &m, &["inspect", "--fingerprint"]).stdout;
-    assert_eq!(once, again);
-    let st = tm(&db, &m, &["status", "--format", "json"]).json();
-    assert_eq!(st["drift"]["status"], "clean");
-    assert_eq!(st["drift"]["live_fingerprint"].as_str().unwrap(), once.trim());
-});
+db_test!(
+    up_down_up_ends_with_the_fingerprint_of_up_alone,
+    |db| async move {
+        let m = numbered(4);
+        m.write(
+            "005_index.up.sql",
+            "CREATE INDEX idx_t1_name ON t1 (name);\n",
+        );
+        m.write(
+            "005_index.down.sql",
+            if db.dialect() == Dialect::MySql {
+                "DROP INDEX idx_t1_name ON t1;\n"
+            } else {
+                "DROP INDEX idx_t1_name;\n"
+            },
+        );
+        tm(&db, &m, &["up"]).ok();
+        let once = tm(&db, &m, &["inspect", "--fingerprint"]).stdout;
+        tm(&db, &m, &["down", "--to", "0"]).ok();
+        tm(&db, &m, &["up"]).ok();
+        let again = tm(&db, &m, &["inspect", "--fingerprint"]).stdout;
+        assert_eq!(once, again);
+        let st = tm(&db, &m, &["status", "--format", "json"]).json();
+        assert_eq!(st["drift"]["status"], "clean");
+        assert_eq!(
+            st["drift"]["live_fingerprint"].as_str().unwrap(),
+            once.trim()
+        );
+    }
+);
 
-db_test!(repair_forgets_a_recorded_migration_whose_effects_are_absent, |db| async move {
-    let m = numbered(3);
-    tm(&db, &m, &["up"]).ok();
-    db.exec("DROP TABLE t3;").await;
-    let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
-    assert_eq!(steps(&p), vec![(3, "forget".to_string())]);
-    tm(&db, &m, &["repair", "--yes"]).ok();
-    assert_eq!(versions(&history(&db).await), vec![1, 2]);
-    tm(&db, &m, &["up"]).ok();
-    assert!(db.has_table("t3").await);
-});
+db_test!(
+    repair_forgets_a_recorded_migration_whose_effects_are_absent,
+    |db| async move {
+        let m = numbered(3);
+        tm(&db, &m, &["up"]).ok();
+        db.exec("DROP TABLE t3;").await;
+        let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
+        assert_eq!(steps(&p), vec![(3, "forget".to_string())]);
+        tm(&db, &m, &["repair", "--yes"]).ok();
+        assert_eq!(versions(&history(&db).await), vec![1, 2]);
+        tm(&db, &m, &["up"]).ok();
+        assert!(db.has_table("t3").await);
+    }
+);
 
-db_test!(repair_refreshes_the_checksum_of_a_reformatted_file, |db| async move {
-    let m = numbered(2);
-    tm(&db, &m, &["up"]).ok();
-    m.write("002_create_t2.up.sql", "-- reformatted\nCREATE TABLE t2 (\n  id INTEGER PRIMARY KEY,\n  name VARCHAR(50)\n);\n");
-    tm(&db, &m, &["status", "--exit-code"]).code(20);
-    let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
-    assert_eq!(steps(&p), vec![(2, "refresh_checksum".to_string())]);
-    tm(&db, &m, &["repair", "--yes"]).ok();
-    tm(&db, &m, &["status", "--exit-code"]).ok();
-});
+db_test!(
+    repair_refreshes_the_checksum_of_a_reformatted_file,
+    |db| async move {
+        let m = numbered(2);
+        tm(&db, &m, &["up"]).ok();
+        m.write("002_create_t2.up.sql", "-- reformatted\nCREATE TABLE t2 (\n  id INTEGER PRIMARY KEY,\n  name VARCHAR(50)\n);\n");
+        tm(&db, &m, &["status", "--exit-code"]).code(20);
+        let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
+        assert_eq!(steps(&p), vec![(2, "refresh_checksum".to_string())]);
+        tm(&db, &m, &["repair", "--yes"]).ok();
+        tm(&db, &m, &["status", "--exit-code"]).ok();
+    }
+);

@@ -1,0 +1,600 @@
+//! Backups: taken before anything changes, kept in a persistent directory (never /tmp), each
+//! with a manifest that says what it holds, and provably restorable (`verify` restores into a
+//! scratch database and compares the schema fingerprint and row counts).
+//!
+//! The dumping itself is the database's own tool, behind [`Dumper`]; everything else (ids,
+//! manifests, checksums, file modes, retention) is here, once.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tidemark_schema::Schema;
+
+use crate::driver::{Dialect, Driver, Dumper, InspectOptions, Value};
+use crate::error::{Error, Result};
+use crate::url::DatabaseUrl;
+
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub tidemark_version: String,
+    /// The database URL with its password redacted.
+    pub database: String,
+    pub dialect: String,
+    pub server: String,
+    /// The newest applied migration when the backup was taken.
+    pub history_head: Option<i64>,
+    pub schema_fingerprint: String,
+    pub row_counts: BTreeMap<String, i64>,
+    pub size_bytes: u64,
+    /// SHA-256 (hex) of the dump file.
+    pub sha256: String,
+    pub format: String,
+    /// The dump's file name, in the backup's directory.
+    pub file: String,
+    /// Why it was taken: `manual`, `before up (run …)`, `before restore of …`.
+    pub reason: String,
+    pub run_id: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// The backup directory: one subdirectory per backup, holding the dump and its manifest.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+fn restrict_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Create (or truncate) a file readable by its owner only.
+fn private_file(path: &Path) -> Result<fs::File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path).map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(f)
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// `2026-11-23T18:46:26.780Z`: RFC 3339 in UTC with milliseconds, as everywhere in tidemark.
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Open the directory, creating it (mode 0700) if needed. tidemark never picks temporary
+    /// storage itself (see [`default_dir`]); a configured one is the user's choice, and the CLI
+    /// warns about it.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let abs = if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(dir, e))?
+                .join(dir)
+        };
+        if !abs.exists() {
+            fs::create_dir_all(&abs).map_err(|e| Error::io(&abs, e))?;
+            restrict_dir(&abs)?;
+        }
+        Ok(Store { dir: abs })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn list(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
+            let e = e.map_err(|e| Error::io(&self.dir, e))?;
+            let m = e.path().join(MANIFEST);
+            if m.is_file() {
+                out.push(read_manifest(&m)?);
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Manifest> {
+        if id.contains(['/', '\\']) || id.starts_with('.') {
+            return Err(Error::Usage(format!("`{id}` is not a backup id")));
+        }
+        let m = self.dir.join(id).join(MANIFEST);
+        if !m.is_file() {
+            return Err(Error::Usage(format!(
+                "no backup `{id}` in {} (`tidemark backup list` shows them)",
+                self.dir.display()
+            )));
+        }
+        read_manifest(&m)
+    }
+
+    /// The newest backup, if any.
+    pub fn latest(&self) -> Result<Option<Manifest>> {
+        Ok(self.list()?.pop())
+    }
+
+    pub fn data_path(&self, m: &Manifest) -> PathBuf {
+        self.dir.join(&m.id).join(&m.file)
+    }
+
+    /// Does the dump still match its manifest?
+    pub fn check(&self, m: &Manifest) -> Result<()> {
+        let p = self.data_path(m);
+        if !p.is_file() {
+            return Err(Error::Inconsistent(format!(
+                "backup {}: its dump {} is gone",
+                m.id,
+                p.display()
+            )));
+        }
+        let sum = sha256_file(&p)?;
+        if sum != m.sha256 {
+            return Err(Error::Inconsistent(format!(
+                "backup {} is corrupted: the dump's SHA-256 is {} but the manifest says {}; refusing to use it",
+                m.id,
+                &sum[..12],
+                &m.sha256[..12.min(m.sha256.len())]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Apply retention: keep the newest `keep` and those younger than `keep_days`; the newest
+    /// backup is never deleted. With neither set nothing is deleted. Returns the deleted ids.
+    pub fn prune(
+        &self,
+        keep: Option<usize>,
+        keep_days: Option<u64>,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        let all = self.list()?;
+        let doomed = doomed(&all, keep, keep_days, now);
+        for id in &doomed {
+            let d = self.dir.join(id);
+            fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        Ok(doomed)
+    }
+}
+
+/// Which backups retention deletes (pure; `all` oldest first).
+pub fn doomed(
+    all: &[Manifest],
+    keep: Option<usize>,
+    keep_days: Option<u64>,
+    now: time::OffsetDateTime,
+) -> Vec<String> {
+    if keep.is_none() && keep_days.is_none() {
+        return Vec::new();
+    }
+    let n = all.len();
+    let mut out = Vec::new();
+    for (i, m) in all.iter().enumerate() {
+        let newest_rank = n - 1 - i; // 0 = newest
+        if newest_rank == 0 {
+            continue;
+        }
+        let by_count = keep.is_some_and(|k| newest_rank < k);
+        let by_age = keep_days.is_some_and(|d| {
+            time::OffsetDateTime::parse(
+                &m.created_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map(|t| now - t < time::Duration::days(d as i64))
+            .unwrap_or(true)
+        });
+        if !by_count && !by_age {
+            out.push(m.id.clone());
+        }
+    }
+    out
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::bad_input(
+            crate::error::Location::file(path),
+            format!("not a backup manifest: {e}"),
+        )
+    })
+}
+
+fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+    let tmp = dir.join(format!("{MANIFEST}.tmp"));
+    let mut f = private_file(&tmp)?;
+    let text =
+        serde_json::to_string_pretty(m).map_err(|e| Error::Usage(format!("manifest: {e}")))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    let path = dir.join(MANIFEST);
+    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
+
+fn quote_table(dialect: Dialect, name: &str) -> String {
+    let q = |part: &str, c: char| format!("{c}{}{c}", part.replace(c, &format!("{c}{c}")));
+    match dialect {
+        Dialect::MySql => q(name, '`'),
+        // PostgreSQL names outside `public` are displayed as `schema.table`.
+        Dialect::Postgres => name
+            .splitn(2, '.')
+            .map(|p| q(p, '"'))
+            .collect::<Vec<_>>()
+            .join("."),
+        Dialect::Sqlite => q(name, '"'),
+    }
+}
+
+/// Exact row count of every table of the schema.
+pub async fn row_counts(driver: &mut dyn Driver, schema: &Schema) -> Result<BTreeMap<String, i64>> {
+    let d = driver.dialect();
+    let tables: Vec<&String> = schema
+        .tables
+        .keys()
+        .filter(|t| !tidemark_schema::is_bookkeeping_table(t))
+        .collect();
+    let mut out = BTreeMap::new();
+    // A UNION ALL per hundred tables: few round trips even for large schemas.
+    for chunk in tables.chunks(100) {
+        let parts: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("SELECT {i}, COUNT(*) FROM {}", quote_table(d, t)))
+            .collect();
+        let rows = driver
+            .query(&parts.join(" UNION ALL "), &[])
+            .await
+            .map_err(|e| Error::db("could not count rows", e))?;
+        for r in rows {
+            let i = r.first().and_then(Value::as_i64).unwrap_or(-1);
+            let n = r.get(1).and_then(Value::as_i64).unwrap_or(0);
+            if let Some(t) = usize::try_from(i).ok().and_then(|i| chunk.get(i)) {
+                out.insert((*t).clone(), n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn new_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    format!(
+        "{stamp}-{:04x}",
+        (now.nanosecond() ^ std::process::id()) & 0xffff
+    )
+}
+
+/// What to record about the database being backed up.
+pub struct Subject<'a> {
+    pub history_head: Option<i64>,
+    pub reason: String,
+    pub run_id: Option<&'a str>,
+    pub inspect: &'a InspectOptions,
+}
+
+/// Take a backup. The tools are checked first; on any failure the partial backup is removed
+/// and nothing else has changed.
+pub async fn create(
+    driver: &mut dyn Driver,
+    dumper: &dyn Dumper,
+    store: &Store,
+    subject: Subject<'_>,
+) -> Result<Manifest> {
+    let started = std::time::Instant::now();
+    dumper.check_tools().await?;
+    let schema = driver.inspect(subject.inspect).await?;
+    let counts = row_counts(driver, &schema).await?;
+    let id = new_id();
+    let dir = store.dir.join(&id);
+    fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    restrict_dir(&dir)?;
+    let file = format!("data.{}", dumper.extension());
+    let path = dir.join(&file);
+    let database = driver.url().redacted();
+    let dialect = driver.dialect().name().to_string();
+    let server = format!("{} {}", driver.caps().flavor, driver.caps().server_version);
+    let result = async {
+        drop(private_file(&path)?); // so that the dump tool writes into a 0600 file
+        dumper.dump(&path).await?;
+        let size = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        let m = Manifest {
+            id: id.clone(),
+            created_at: now_rfc3339(),
+            tidemark_version: env!("CARGO_PKG_VERSION").to_string(),
+            database,
+            dialect,
+            server,
+            history_head: subject.history_head,
+            schema_fingerprint: schema.fingerprint().0,
+            row_counts: counts,
+            size_bytes: size,
+            sha256: sha256_file(&path)?,
+            format: dumper.format().to_string(),
+            file,
+            reason: subject.reason,
+            run_id: subject.run_id.map(str::to_string),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        write_manifest(&dir, &m)?;
+        Ok(m)
+    }
+    .await;
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub id: String,
+    pub ok: bool,
+    pub checksum_ok: bool,
+    pub fingerprint_ok: bool,
+    pub row_counts_ok: bool,
+    pub restored_fingerprint: Option<String>,
+    /// Tables whose row count differs: (table, manifest, restored).
+    pub row_count_mismatches: Vec<(String, i64, Option<i64>)>,
+    pub duration_ms: u64,
+}
+
+/// Restore into a scratch database and compare the schema fingerprint and the row counts with
+/// the manifest. `live` is only used to create (and drop) the scratch database.
+pub async fn verify(
+    live: &mut dyn Driver,
+    dumper: &dyn Dumper,
+    store: &Store,
+    m: &Manifest,
+    inspect: &InspectOptions,
+) -> Result<VerifyReport> {
+    let started = std::time::Instant::now();
+    let mut report = VerifyReport {
+        id: m.id.clone(),
+        ok: false,
+        checksum_ok: false,
+        fingerprint_ok: false,
+        row_counts_ok: false,
+        restored_fingerprint: None,
+        row_count_mismatches: Vec::new(),
+        duration_ms: 0,
+    };
+    if store.check(m).is_err() {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    report.checksum_ok = true;
+    let name = format!(
+        "tm_verify_{}_{}",
+        std::process::id(),
+        m.id.replace('-', "_").to_ascii_lowercase()
+    );
+    let (url, sqlite_file) = if live.dialect() == Dialect::Sqlite {
+        let p = store.dir.join(format!(".{name}.sqlite"));
+        (
+            DatabaseUrl::parse(&format!("sqlite://{}", p.display()))?,
+            Some(p),
+        )
+    } else {
+        (live.create_database(&name).await?, None)
+    };
+    let outcome = async {
+        dumper.restore_into(&store.data_path(m), &url).await?;
+        let mut scratch = live.connect_other(&url).await?;
+        let r = async {
+            let schema = scratch.inspect(inspect).await?;
+            let counts = row_counts(scratch.as_mut(), &schema).await?;
+            Ok::<_, Error>((schema.fingerprint().0, counts))
+        }
+        .await;
+        scratch.close().await;
+        r
+    }
+    .await;
+    match &sqlite_file {
+        Some(p) => {
+            let _ = fs::remove_file(p);
+        }
+        None => {
+            if let Err(e) = live.drop_database(&name).await {
+                tracing::warn!("could not drop the verification database {name}: {e}");
+            }
+        }
+    }
+    let (fp, counts) = outcome?;
+    report.fingerprint_ok = fp == m.schema_fingerprint;
+    report.restored_fingerprint = Some(fp);
+    for (t, n) in &m.row_counts {
+        if counts.get(t) != Some(n) {
+            report
+                .row_count_mismatches
+                .push((t.clone(), *n, counts.get(t).copied()));
+        }
+    }
+    for (t, n) in &counts {
+        if !m.row_counts.contains_key(t) {
+            report.row_count_mismatches.push((t.clone(), 0, Some(*n)));
+        }
+    }
+    report.row_counts_ok = report.row_count_mismatches.is_empty();
+    report.ok = report.checksum_ok && report.fingerprint_ok && report.row_counts_ok;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Run the configured command that stops whatever writes to the database (before a restore).
+pub fn stop_writers(command: &str) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .status()
+        .map_err(|e| {
+            Error::Tool(format!(
+                "could not run the stop_writers command `{command}`: {e}"
+            ))
+        })?;
+    if !status.success() {
+        return Err(Error::Tool(format!(
+            "the stop_writers command `{command}` failed ({status}); nothing was restored"
+        )));
+    }
+    Ok(())
+}
+
+/// Replace the database with a backup, after checking the dump against its manifest.
+pub async fn restore(dumper: &dyn Dumper, store: &Store, m: &Manifest) -> Result<()> {
+    store.check(m)?;
+    dumper.check_tools().await?;
+    dumper.restore_replace(&store.data_path(m)).await
+}
+
+/// Where backups go when nothing is configured: the user's data directory, one subdirectory
+/// per database (never /tmp).
+pub fn default_dir(url: &DatabaseUrl) -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| Error::Usage("no HOME: set [backup] dir or TIDEMARK_BACKUP_DIR".into()))?;
+    let key: String = format!(
+        "{}-{}",
+        url.dialect(),
+        url.database().unwrap_or_else(|| "default".into())
+    )
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    })
+    .collect();
+    Ok(base.join("tidemark/backups").join(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str, created_at: &str) -> Manifest {
+        Manifest {
+            id: id.into(),
+            created_at: created_at.into(),
+            tidemark_version: "0".into(),
+            database: String::new(),
+            dialect: "sqlite".into(),
+            server: String::new(),
+            history_head: None,
+            schema_fingerprint: String::new(),
+            row_counts: BTreeMap::new(),
+            size_bytes: 0,
+            sha256: String::new(),
+            format: String::new(),
+            file: String::new(),
+            reason: String::new(),
+            run_id: None,
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_always() {
+        let now = time::OffsetDateTime::parse(
+            "2026-11-23T00:00:00Z",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let all = vec![
+            manifest("a", "2026-10-01T00:00:00Z"),
+            manifest("b", "2026-11-01T00:00:00Z"),
+            manifest("c", "2026-11-20T00:00:00Z"),
+            manifest("d", "2026-11-22T00:00:00Z"),
+        ];
+        assert_eq!(doomed(&all, Some(2), None, now), vec!["a", "b"]);
+        assert_eq!(doomed(&all, None, Some(7), now), vec!["a", "b"]);
+        assert_eq!(
+            doomed(&all, Some(3), Some(7), now),
+            vec!["a"],
+            "kept if either rule keeps it"
+        );
+        assert!(doomed(&all, None, None, now).is_empty());
+        assert_eq!(
+            doomed(&all, Some(0), Some(0), now),
+            vec!["a", "b", "c"],
+            "the newest is never deleted"
+        );
+    }
+
+    #[test]
+    fn the_default_directory_is_persistent_and_per_database() {
+        let u = DatabaseUrl::parse("postgres://app:pw@db/shop").unwrap();
+        let d = default_dir(&u).unwrap();
+        assert!(!d.starts_with("/tmp"), "{}", d.display());
+        assert!(
+            d.ends_with("tidemark/backups/postgres-shop"),
+            "{}",
+            d.display()
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(
+            quote_table(Dialect::Postgres, "app.users"),
+            "\"app\".\"users\""
+        );
+        assert_eq!(quote_table(Dialect::MySql, "we`ird"), "`we``ird`");
+    }
+}

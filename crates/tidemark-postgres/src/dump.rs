@@ -1,0 +1,253 @@
+//! Backups through pg_dump (custom format) and pg_restore. The password travels in PGPASSWORD,
+//! never on the command line where `ps` would show it.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use tidemark_core::driver::{Driver, Dumper};
+use tidemark_core::{DatabaseUrl, Error, Result};
+
+use crate::driver::{connect, quote_ident};
+
+pub struct PgDumper {
+    url: DatabaseUrl,
+}
+
+pub fn dumper(url: &DatabaseUrl) -> PgDumper {
+    PgDumper { url: url.clone() }
+}
+
+/// The URL without its password (for the tool's argument) and the password (for PGPASSWORD).
+fn split_password(url: &DatabaseUrl) -> Result<(String, Option<String>)> {
+    let mut u = url::Url::parse(url.expose_secret())
+        .map_err(|e| Error::Usage(format!("invalid PostgreSQL URL {url}: {e}")))?;
+    let mut password = u.password().map(|p| {
+        percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    let _ = u.set_password(None);
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if pairs.iter().any(|(k, _)| k == "password") {
+        let mut q = u.query_pairs_mut();
+        q.clear();
+        for (k, v) in &pairs {
+            if k == "password" {
+                password = Some(v.clone());
+            } else {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    // libpq wants postgresql:// or postgres://; both are what we accept.
+    Ok((u.to_string(), password))
+}
+
+async fn run(
+    tool: &str,
+    args: &[String],
+    password: Option<&str>,
+    url: &DatabaseUrl,
+) -> Result<String> {
+    let mut cmd = tokio::process::Command::new(tool);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd.output().await.map_err(|e| missing(tool, e))?;
+    let scrub = |s: &[u8]| {
+        let text = String::from_utf8_lossy(s).into_owned();
+        let text = text.replace(url.expose_secret(), &url.redacted());
+        match password {
+            Some(p) if !p.is_empty() => text.replace(p, "***"),
+            _ => text,
+        }
+    };
+    if !out.status.success() {
+        return Err(Error::Tool(format!(
+            "{tool} failed ({}): {}",
+            out.status,
+            scrub(&out.stderr).trim()
+        )));
+    }
+    Ok(scrub(&out.stdout))
+}
+
+fn missing(tool: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::Tool(format!(
+            "{tool} was not found on PATH: install the PostgreSQL client tools (e.g. the postgresql-client package of the server's version); nothing was changed"
+        ))
+    } else {
+        Error::Tool(format!("could not run {tool}: {e}"))
+    }
+}
+
+/// `pg_dump (PostgreSQL) 15.4 (Debian 15.4-1)` → 15.
+fn tool_major(version_output: &str) -> Option<u32> {
+    let v = version_output
+        .split(')')
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    v.split('.').next()?.parse().ok()
+}
+
+impl PgDumper {
+    async fn server_major(&self) -> Result<u32> {
+        let d = connect(&self.url).await?;
+        let v = d.version_num();
+        Box::new(d).close().await;
+        Ok((v / 10000) as u32)
+    }
+}
+
+#[async_trait]
+impl Dumper for PgDumper {
+    async fn check_tools(&self) -> Result<String> {
+        let server = self.server_major().await?;
+        let mut found = Vec::new();
+        for tool in ["pg_dump", "pg_restore"] {
+            let out = run(tool, &["--version".to_string()], None, &self.url).await?;
+            let major = tool_major(&out).ok_or_else(|| {
+                Error::Tool(format!(
+                    "cannot read the version of {tool} from `{}`",
+                    out.trim()
+                ))
+            })?;
+            if major < server {
+                return Err(Error::Tool(format!(
+                    "{tool} {major} cannot dump or restore a PostgreSQL {server} server: install the client tools of version {server} or later (postgresql-client-{server}); nothing was changed"
+                )));
+            }
+            found.push(format!("{tool} {major}"));
+        }
+        Ok(found.join(", "))
+    }
+
+    async fn dump(&self, path: &Path) -> Result<()> {
+        let (conn, password) = split_password(&self.url)?;
+        let args = vec![
+            "--format=custom".to_string(),
+            "--no-password".to_string(),
+            format!("--file={}", path.display()),
+            format!("--dbname={conn}"),
+        ];
+        run("pg_dump", &args, password.as_deref(), &self.url)
+            .await
+            .map(|_| ())
+    }
+
+    async fn restore_into(&self, path: &Path, target: &DatabaseUrl) -> Result<()> {
+        let (conn, password) = split_password(target)?;
+        let args = vec![
+            "--no-owner".to_string(),
+            "--no-privileges".to_string(),
+            "--exit-on-error".to_string(),
+            "--no-password".to_string(),
+            format!("--dbname={conn}"),
+            path.display().to_string(),
+        ];
+        run("pg_restore", &args, password.as_deref(), target)
+            .await
+            .map(|_| ())
+    }
+
+    /// Drop the database and create it again with the same encoding and locale, then restore
+    /// into it, so that objects made after the backup do not survive.
+    async fn restore_replace(&self, path: &Path) -> Result<()> {
+        let name = self
+            .url
+            .database()
+            .ok_or_else(|| Error::Usage(format!("the URL {} names no database", self.url)))?;
+        let maintenance = connect_maintenance(&self.url).await?;
+        let mut admin: Box<dyn Driver> = Box::new(maintenance);
+        let rows = admin
+            .query(
+                "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
+                &[name.as_str().into()],
+            )
+            .await
+            .map_err(|e| Error::db("could not read the database's encoding", e))?;
+        let Some(row) = rows.into_iter().next() else {
+            return Err(Error::Usage(format!("database {name} does not exist")));
+        };
+        let text: Vec<String> = row
+            .into_iter()
+            .map(|v| v.into_text().unwrap_or_default())
+            .collect();
+        let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let create = format!(
+            "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+            quote_ident(&name),
+            q(&text[0]),
+            q(&text[1]),
+            q(&text[2])
+        );
+        admin.drop_database(&name).await?;
+        admin
+            .run(&create)
+            .await
+            .map_err(|e| Error::db(format!("could not create database {name} again"), e))?;
+        admin.close().await;
+        let (conn, password) = split_password(&self.url)?;
+        let args = vec![
+            "--exit-on-error".to_string(),
+            "--no-password".to_string(),
+            format!("--dbname={conn}"),
+            path.display().to_string(),
+        ];
+        run("pg_restore", &args, password.as_deref(), &self.url)
+            .await
+            .map(|_| ())
+    }
+
+    fn extension(&self) -> &'static str {
+        "dump"
+    }
+
+    fn format(&self) -> &'static str {
+        "pg_dump custom format"
+    }
+}
+
+/// A connection to another database of the server (`postgres`, else `template1`), to drop and
+/// create the one being restored.
+async fn connect_maintenance(url: &DatabaseUrl) -> Result<crate::PgDriver> {
+    match connect(&url.with_database("postgres")).await {
+        Ok(d) => Ok(d),
+        Err(_) => connect(&url.with_database("template1")).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_passwords() {
+        assert_eq!(
+            tool_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(tool_major("pg_restore (PostgreSQL) 9.6.24"), Some(9));
+        let u = DatabaseUrl::parse("postgres://app:p%40ss@db:5432/prod?sslmode=require").unwrap();
+        let (conn, pw) = split_password(&u).unwrap();
+        assert_eq!(pw.as_deref(), Some("p@ss"));
+        assert!(
+            !conn.contains("p%40ss") && conn.contains("sslmode=require"),
+            "{conn}"
+        );
+        let u = DatabaseUrl::parse("postgres://db/prod?user=app&password=x1").unwrap();
+        let (conn, pw) = split_password(&u).unwrap();
+        assert_eq!(pw.as_deref(), Some("x1"));
+        assert!(!conn.contains("x1"), "{conn}");
+    }
+}
