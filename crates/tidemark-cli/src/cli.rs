@@ -141,6 +141,13 @@ pub struct LintArgs {
     /// SQL dialect [default: from the database URL's scheme, else `dialect` under [lint] in tidemark.toml]
     #[arg(long, value_parser = ["postgres", "mysql", "sqlite"])]
     pub dialect: Option<String>,
+    /// Replay each migration up, down and up again on a shadow database, so that a down script
+    /// that does not undo its up script is found by the schema itself (SQLite: in memory;
+    /// otherwise --shadow-url or [shadow] url)
+    #[arg(long)]
+    pub replay: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 #[derive(Debug, Args)]

@@ -85,39 +85,193 @@ impl Shadow {
 
     /// Apply one migration's up script (in a transaction where the database allows).
     pub async fn apply(&mut self, m: &Migration) -> Result<()> {
+        self.run_script(m, &m.up).await.map_err(|f| {
+            Error::Inconsistent(format!(
+                "the migrations do not replay on an empty database: migration {} ({}) failed on the shadow at {}:{}: {}\n  \
+                 drift and repair compare the live schema with a replay, so every migration must apply to an empty database",
+                m.version,
+                m.name,
+                m.up.path.display(),
+                f.line,
+                f.message
+            ))
+        })
+    }
+
+    /// Run a script of a migration on the shadow, in a transaction where the database allows;
+    /// a failing statement is reported with its line.
+    async fn run_script(
+        &mut self,
+        m: &Migration,
+        script: &crate::migration::Script,
+    ) -> std::result::Result<(), ScriptFailure> {
         let d = self.driver.as_mut();
-        let stmts = m.up.statements(d.dialect())?;
+        let stmts = script.statements(d.dialect()).map_err(|e| ScriptFailure {
+            line: 0,
+            message: e.to_string(),
+            partial: false,
+        })?;
         let tx = m.transactional && d.caps().transactional_ddl;
         if tx {
-            d.begin()
-                .await
-                .map_err(|e| Error::db("shadow: could not begin", e))?;
+            d.begin().await.map_err(|e| ScriptFailure {
+                line: 0,
+                message: e.to_string(),
+                partial: false,
+            })?;
         }
-        for s in &stmts {
+        for (i, s) in stmts.iter().enumerate() {
             if let Err(e) = d.run(&s.text).await {
                 if tx {
                     let _ = d.rollback().await;
                 }
-                return Err(Error::Inconsistent(format!(
-                    "the migrations do not replay on an empty database: migration {} ({}) failed on the shadow at {}:{}: {e}\n  \
-                     drift and repair compare the live schema with a replay, so every migration must apply to an empty database",
-                    m.version,
-                    m.name,
-                    m.up.path.display(),
-                    s.line
-                )));
+                return Err(ScriptFailure {
+                    line: s.line,
+                    message: e.to_string(),
+                    partial: !tx && i > 0,
+                });
             }
         }
         if tx {
-            d.commit()
-                .await
-                .map_err(|e| Error::db("shadow: could not commit", e))?;
+            d.commit().await.map_err(|e| ScriptFailure {
+                line: 0,
+                message: e.to_string(),
+                partial: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Start again from an empty database and apply `migrations`.
+    pub async fn rebuild(&mut self, migrations: &[Migration]) -> Result<()> {
+        match &mut self.owner {
+            Some((owner, name)) => {
+                owner.drop_database(name).await?;
+                let url = owner.create_database(name).await?;
+                let fresh = owner.connect_other(&url).await?;
+                let old = std::mem::replace(&mut self.driver, fresh);
+                old.close().await;
+            }
+            None => {
+                let fresh = self
+                    .driver
+                    .connect_other(&DatabaseUrl::parse("sqlite::memory:")?)
+                    .await?;
+                let old = std::mem::replace(&mut self.driver, fresh);
+                old.close().await;
+            }
+        }
+        for m in migrations {
+            self.apply(m).await?;
         }
         Ok(())
     }
 
     pub async fn inspect(&mut self, opts: &InspectOptions) -> Result<Schema> {
         self.driver.inspect(opts).await
+    }
+}
+
+/// A script that failed on the shadow.
+#[derive(Debug)]
+struct ScriptFailure {
+    line: usize,
+    message: String,
+    /// Statements before it took effect and could not be rolled back.
+    partial: bool,
+}
+
+/// What applying a migration's up script and then its down script did on the shadow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundTrip {
+    /// The schema after the down script equals the schema before the up script.
+    Clean,
+    /// What differs, one line per object (`column users.role_id: unexpected`).
+    Residue(Vec<String>),
+    /// The down script failed at this line of its file.
+    DownFailed { line: usize, message: String },
+}
+
+/// For every migration with a down script, in order: up, down, and compare with the state
+/// before the up. Where DDL is transactional the down script runs in a transaction that is
+/// rolled back after the inspection, so the shadow is back at the state after the up; elsewhere
+/// the up is applied again (and after a residue the shadow is rebuilt from scratch).
+pub async fn round_trips(
+    shadow: &mut Shadow,
+    set: &MigrationSet,
+    opts: &InspectOptions,
+) -> Result<BTreeMap<i64, RoundTrip>> {
+    let mut out = BTreeMap::new();
+    let dialect = shadow.driver.dialect();
+    let transactional_ddl = shadow.driver.caps().transactional_ddl;
+    for (k, m) in set.migrations.iter().enumerate() {
+        let Some(down) = m.usable_down(dialect) else {
+            shadow.apply(m).await?;
+            continue;
+        };
+        let before = shadow.inspect(opts).await?;
+        shadow.apply(m).await?;
+        if transactional_ddl && m.transactional {
+            let d = shadow.driver.as_mut();
+            d.begin()
+                .await
+                .map_err(|e| Error::db("shadow: could not begin", e))?;
+            let mut failed = None;
+            for s in down.statements(dialect)? {
+                if let Err(e) = d.run(&s.text).await {
+                    failed = Some(RoundTrip::DownFailed {
+                        line: s.line,
+                        message: e.to_string(),
+                    });
+                    break;
+                }
+            }
+            let outcome = match failed {
+                Some(f) => f,
+                None => {
+                    let after = d.inspect(opts).await?;
+                    residue(&before, &after)
+                }
+            };
+            d.rollback()
+                .await
+                .map_err(|e| Error::db("shadow: could not roll back", e))?;
+            out.insert(m.version, outcome);
+            continue;
+        }
+        match shadow.run_script(m, down).await {
+            Ok(()) => {
+                let after = shadow.inspect(opts).await?;
+                let outcome = residue(&before, &after);
+                if outcome == RoundTrip::Clean {
+                    shadow.apply(m).await?;
+                } else {
+                    shadow.rebuild(&set.migrations[..=k]).await?;
+                }
+                out.insert(m.version, outcome);
+            }
+            Err(f) => {
+                out.insert(
+                    m.version,
+                    RoundTrip::DownFailed {
+                        line: f.line,
+                        message: f.message,
+                    },
+                );
+                if f.partial {
+                    shadow.rebuild(&set.migrations[..=k]).await?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn residue(before: &Schema, after: &Schema) -> RoundTrip {
+    let d = tidemark_schema::diff(before, after);
+    if d.is_empty() {
+        RoundTrip::Clean
+    } else {
+        RoundTrip::Residue(d.changes.iter().map(|c| c.to_string()).collect())
     }
 }
 

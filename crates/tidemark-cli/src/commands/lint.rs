@@ -1,16 +1,17 @@
 //! `tidemark lint [PATHS]`: lint migration files. It never connects to a database: the dialect
 //! comes from `--dialect`, the database URL's scheme, or `[lint] dialect`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tidemark::{Dialect, Error, Location, Migration, MigrationSet, Result, env};
-use tidemark_lint::{Levels, Linter, Severity};
+use tidemark_lint::{Levels, Linter, RoundTrip, Severity};
 
 use crate::cli::LintArgs;
 use crate::context::Context;
 use crate::output::lint::{Summary, list_rules, render};
 
-pub fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
+pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     let levels = Levels::from_config(ctx.config.lint.as_ref())?;
     if args.list_rules {
         list_rules(&ctx.out, &levels);
@@ -22,7 +23,6 @@ pub fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     } else {
         args.paths.clone()
     };
-    let linter = Linter::new(dialect, levels);
     let mut findings = Vec::new();
     let mut migrations = 0;
     for path in &paths {
@@ -30,6 +30,17 @@ pub fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
         for w in &set.warnings {
             ctx.out.warn(w);
         }
+        let evidence = if args.replay {
+            replay(ctx, args, dialect, &set).await?
+        } else {
+            BTreeMap::new()
+        };
+        let linter = Linter::new(dialect, levels.clone());
+        let linter = if args.replay {
+            linter.with_replay(&evidence)
+        } else {
+            linter
+        };
         let chosen: Vec<&Migration> = set
             .migrations
             .iter()
@@ -52,6 +63,56 @@ pub fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     };
     render(&ctx.out, &findings, &summary);
     Ok(if summary.errors > 0 { 1 } else { 0 })
+}
+
+/// Up, down and up again on a shadow database for every migration with a down script.
+async fn replay(
+    ctx: &Context,
+    args: &LintArgs,
+    dialect: Dialect,
+    set: &MigrationSet,
+) -> Result<BTreeMap<i64, RoundTrip>> {
+    let server = match (dialect, ctx.shadow_url(&args.shadow)?) {
+        (_, Some(u)) => u,
+        (Dialect::Sqlite, None) => tidemark::DatabaseUrl::parse("sqlite::memory:")?,
+        (d, None) => {
+            return Err(Error::Usage(format!(
+                "--replay on {d} needs a server to replay on: pass --shadow-url (tidemark creates and drops a scratch database there) or set [shadow] url"
+            )));
+        }
+    };
+    if server.dialect() != dialect {
+        return Err(Error::Usage(format!(
+            "the shadow database {server} is not {dialect}"
+        )));
+    }
+    let conn = tidemark::connect(&server).await?;
+    let mut shadow = tidemark::replay::Shadow::open(conn.as_ref(), None).await?;
+    let settings = ctx.settings(None)?;
+    let sp = crate::output::progress::spinner(
+        &ctx.out,
+        format!(
+            "replaying {} migrations up, down and up",
+            set.migrations.len()
+        ),
+    );
+    let r = tidemark::replay::round_trips(&mut shadow, set, &settings.inspect).await;
+    drop(sp);
+    shadow.close().await;
+    conn.close().await;
+    Ok(r?
+        .into_iter()
+        .map(|(v, t)| {
+            let t = match t {
+                tidemark::replay::RoundTrip::Clean => RoundTrip::Clean,
+                tidemark::replay::RoundTrip::Residue(r) => RoundTrip::Residue(r),
+                tidemark::replay::RoundTrip::DownFailed { line, message } => {
+                    RoundTrip::DownFailed { line, message }
+                }
+            };
+            (v, t)
+        })
+        .collect())
 }
 
 /// `--dialect`, else the database URL's scheme (never connecting), else `[lint] dialect`.

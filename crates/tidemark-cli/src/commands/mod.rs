@@ -39,6 +39,6 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Exec(a) => gate::exec(&ctx, a).await,
         Command::Health(a) => gate::health(&ctx, &a).await,
         Command::Backup(c) => backup::run(&ctx, c).await,
-        Command::Lint(a) => lint::run(&ctx, &a),
+        Command::Lint(a) => lint::run(&ctx, &a).await,
     }
 }

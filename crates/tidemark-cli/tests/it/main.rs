@@ -12,5 +12,6 @@ mod inspect_mysql;
 mod inspect_postgres;
 mod inspect_sqlite;
 mod lint;
+mod lint_replay;
 mod recovery;
 mod scenarios;

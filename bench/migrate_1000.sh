@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Apply 1,000 small migrations to a fresh PostgreSQL database, timed in the same run as
+#   - psql applying the same SQL, one transaction per migration (the floor: no bookkeeping),
+#   - sqlx-cli's `sqlx migrate run` (installed here by `cargo install` if missing),
+#   - tidemark `up` with everything on (lock, history, journal, drift check, fingerprint, and
+#     the backup it takes before changing anything) and with --no-backup.
+# Not part of CI. Needs PostgreSQL at $PG (default postgres://postgres@127.0.0.1:5432) and
+# hyperfine. Prints a Markdown table; paste it into docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+N=${N:-1000}
+RUNS=${RUNS:-5}
+OUT=bench/out/migrate_$N
+DB=tm_bench_migrate
+
+command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+cargo build --release -q -p tidemark-cli
+TM=$PWD/target/release/tidemark
+SQLX=$PWD/bench/.tools/bin/sqlx
+if [ ! -x "$SQLX" ]; then
+    echo "installing sqlx-cli into bench/.tools (once)…" >&2
+    cargo install sqlx-cli --version '^0.8' --no-default-features --features postgres,rustls --root bench/.tools --locked -q
+fi
+
+rm -rf "$OUT" && mkdir -p "$OUT/migrations"
+: > "$OUT/psql.sql"
+for i in $(seq 1 "$N"); do
+    v=$(printf '%04d' "$i")
+    sql="CREATE TABLE t$i (id BIGINT PRIMARY KEY, name TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now());
+INSERT INTO t$i (id, name) VALUES (1, 'row $i');"
+    printf '%s\n' "$sql" > "$OUT/migrations/${v}_create_t$i.sql"
+    printf 'BEGIN;\n%s\nCOMMIT;\n' "$sql" >> "$OUT/psql.sql"
+done
+
+fresh="psql -q -d $PG/postgres -c 'DROP DATABASE IF EXISTS $DB WITH (FORCE)' -c 'CREATE DATABASE $DB'"
+export TIDEMARK_BACKUP_DIR=$PWD/$OUT/backups
+hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$OUT/result.md" --prepare "$fresh" \
+    -n psql "psql -q -v ON_ERROR_STOP=1 -d $PG/$DB -f $OUT/psql.sql" \
+    -n "sqlx migrate run" "$SQLX migrate run --source $OUT/migrations --database-url $PG/$DB" \
+    -n "tidemark up" "$TM -q -d $PG/$DB --dir $OUT/migrations up" \
+    -n "tidemark up --no-backup" "$TM -q -d $PG/$DB --dir $OUT/migrations up --no-backup"
+eval "$fresh"
+echo
+echo "versions: $(psql --version), $($SQLX --version), tidemark $($TM --version | awk '{print $2}'), $(psql -tA -d "$PG/postgres" -c 'SHOW server_version')"
+cat "$OUT/result.md"
