@@ -70,11 +70,14 @@ macro_rules! not_in_extension {
 /// `statement_timestamp()`.
 const OUTSIDE_TRANSACTION_SQL: &str = "SELECT statement_timestamp() = transaction_timestamp()";
 
-/// Settings that change how PostgreSQL prints names, constants and expressions. `SET LOCAL`,
-/// so they end with the inspection's transaction or savepoint.
+/// Settings that change how PostgreSQL prints names, constants and expressions, and `jit`:
+/// the planner's estimates for catalog queries with per-row subqueries are high enough to
+/// trigger JIT compilation, which costs a second or more on a large schema for queries that
+/// run in milliseconds. `SET LOCAL`, so they end with the inspection's transaction or
+/// savepoint.
 const SETTINGS_SQL: &str = "SET LOCAL search_path = public; SET LOCAL DateStyle = 'ISO, YMD'; \
      SET LOCAL IntervalStyle = postgres; SET LOCAL TimeZone = 'UTC'; \
-     SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = hex";
+     SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = hex; SET LOCAL jit = off";
 
 /// Tables (ordinary and partitioned), views and materialized views.
 const RELATIONS_SQL: &str = with_ns!(
@@ -151,28 +154,32 @@ const CONSTRAINTS_SQL_PG12: &str = constraints_sql!("false", "ARRAY[]::text[]");
 /// Indexes that do not back a primary key or unique constraint, without the copies attached
 /// to a partitioned table's index (`relispartition`). Each key part is the column or
 /// expression followed by what is not the default: collation, operator class, ordering, and
-/// for an exclusion constraint's index the operator (`room WITH &&`).
+/// for an exclusion constraint's index the operator (`room WITH &&`). A plain column is
+/// printed as `pg_get_indexdef` would print it, without calling it: the call costs tens of
+/// microseconds. Lookups are scalar subqueries so that they are index probes, not hash tables
+/// rebuilt for every index.
 macro_rules! indexes_sql {
     ($nulls_not_distinct:literal) => {
         with_ns!(
             "SELECT i.indrelid::int8, ic.relname::text, i.indisunique, am.amname::text, \
-             ARRAY(SELECT pg_get_indexdef(i.indexrelid, k + 1, true) \
+             ARRAY(SELECT coalesce(quote_ident(att.attname), pg_get_indexdef(i.indexrelid, k + 1, true)) \
                || CASE WHEN i.indcollation[k] <> 0 AND i.indcollation[k] <> coalesce(att.attcollation, 100) \
-                  THEN ' COLLATE ' || quote_ident(co.collname) ELSE '' END \
-               || CASE WHEN opc.opcdefault THEN '' \
-                  WHEN opn.nspname IN ('pg_catalog', 'public') THEN ' ' || opc.opcname \
-                  ELSE ' ' || opn.nspname || '.' || opc.opcname END \
+                  THEN ' COLLATE ' || (SELECT quote_ident(co.collname) FROM pg_collation co \
+                    WHERE co.oid = i.indcollation[k]) ELSE '' END \
+               || coalesce((SELECT CASE WHEN opc.opcdefault THEN '' \
+                    WHEN opn.nspname IN ('pg_catalog', 'public') THEN ' ' || opc.opcname \
+                    ELSE ' ' || opn.nspname || '.' || opc.opcname END \
+                  FROM pg_opclass opc JOIN pg_namespace opn ON opn.oid = opc.opcnamespace \
+                  WHERE opc.oid = i.indclass[k]), '') \
                || CASE i.indoption[k] & 3 WHEN 1 THEN ' DESC NULLS LAST' WHEN 2 THEN ' NULLS FIRST' \
                   WHEN 3 THEN ' DESC' ELSE '' END \
                || coalesce(' WITH ' || (SELECT o.oprname::text FROM pg_operator o WHERE o.oid = x.conexclop[k + 1]), '') \
                FROM generate_series(0, i.indnkeyatts - 1) k \
-               LEFT JOIN pg_opclass opc ON opc.oid = i.indclass[k] \
-               LEFT JOIN pg_namespace opn ON opn.oid = opc.opcnamespace \
-               LEFT JOIN pg_attribute att ON i.indkey[k] <> 0 AND att.attrelid = i.indrelid AND att.attnum = i.indkey[k] \
-               LEFT JOIN pg_collation co ON co.oid = i.indcollation[k] \
+               LEFT JOIN LATERAL (SELECT a.attname, a.attcollation FROM pg_attribute a \
+                 WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[k] AND i.indkey[k] <> 0) att ON true \
                ORDER BY k), \
-             ARRAY(SELECT pg_get_indexdef(i.indexrelid, k + 1, true) \
-               FROM generate_series(i.indnkeyatts, i.indnatts - 1) k ORDER BY k), \
+             ARRAY(SELECT quote_ident(a.attname) FROM generate_series(i.indnkeyatts, i.indnatts - 1) k \
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k] ORDER BY k), \
              pg_get_expr(i.indpred, i.indrelid, true), ",
             $nulls_not_distinct,
             " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
