@@ -130,6 +130,7 @@ impl Context {
             ..Settings::default()
         };
         s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
+        s.shadow_url = self.shadow_url(&crate::cli::ShadowArgs { shadow_url: None })?;
         Ok(s)
     }
 

@@ -84,6 +84,9 @@ pub struct Settings {
     pub run_id: String,
     /// Who runs it (`user@host`).
     pub actor: String,
+    /// Where to replay migrations when evidence is needed (`None`: the live server, or memory
+    /// for SQLite).
+    pub shadow_url: Option<crate::url::DatabaseUrl>,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             inspect: InspectOptions::default(),
             run_id: new_run_id(),
             actor: history::actor(),
+            shadow_url: None,
         }
     }
 }
@@ -251,6 +255,9 @@ pub async fn up(
     let mut st = Status::compute(set, &history);
     if !allow.drift {
         take_fingerprint(driver, settings, &mut st, obs).await;
+        if st.drift.status == DriftState::Drifted && st.drift.recorded_fingerprint.is_some() {
+            confirm_drift(driver, set, settings, &mut st, obs).await;
+        }
     }
     check_consistent(&st, allow)?;
     let p = plan::plan_up(
@@ -362,6 +369,45 @@ pub async fn acquire(
         waited: started.elapsed(),
     });
     Ok(guard)
+}
+
+/// The fingerprints differ: make sure by replaying the recorded migrations on a shadow
+/// database before refusing. A fingerprint recorded by an older tidemark (whose canonical form
+/// differed) or a harmless difference the cheap check cannot tell is then refreshed instead of
+/// blocking the deploy; real drift stays drift. Without a shadow database the cheap verdict
+/// stands.
+async fn confirm_drift(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    st: &mut Status,
+    obs: &mut dyn Observer,
+) {
+    let report =
+        match crate::drift::drift(driver, set, settings, settings.shadow_url.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => {
+                obs.event(Event::Warning(format!(
+                    "could not replay the migrations to confirm the drift: {e}"
+                )));
+                return;
+            }
+        };
+    if report.drifted || !report.notes.is_empty() {
+        return;
+    }
+    if let Some(head) = st.current_version
+        && history::set_fingerprint(driver, head, &report.live_fingerprint)
+            .await
+            .is_ok()
+    {
+        obs.event(Event::Warning(
+            "the recorded schema fingerprint was stale (e.g. written by an older tidemark); a replay shows no drift, so it was refreshed".into(),
+        ));
+        st.drift.status = DriftState::Clean;
+        st.drift.reason = None;
+        st.drift.recorded_fingerprint = Some(report.live_fingerprint);
+    }
 }
 
 async fn take_fingerprint(

@@ -442,3 +442,24 @@ db_test!(
         tm(&db, &m, &["status", "--exit-code"]).ok();
     }
 );
+
+db_test!(
+    a_stale_recorded_fingerprint_is_confirmed_by_replay_not_trusted,
+    |db| async move {
+        // As after an upgrade of tidemark whose canonical form changed: the recorded fingerprint
+        // no longer matches although nothing drifted.
+        let m = numbered(2);
+        tm(&db, &m, &["up"]).ok();
+        db.exec("UPDATE tidemark_history SET schema_fingerprint = 'written-by-an-older-tidemark' WHERE schema_fingerprint IS NOT NULL;").await;
+        tm(&db, &m, &["status", "--exit-code", "--no-shadow"]).code(20);
+        add_table_migration(&m, 3);
+        let r = tm(&db, &m, &["up"]);
+        r.ok();
+        assert!(r.stderr.contains("stale"), "{}", r.stderr);
+        tm(&db, &m, &["status", "--exit-code", "--no-shadow"]).ok();
+        // Real drift is still refused after the replay confirms it.
+        db.exec("CREATE TABLE sneaky (id INTEGER);").await;
+        add_table_migration(&m, 4);
+        tm(&db, &m, &["up"]).code(20);
+    }
+);
