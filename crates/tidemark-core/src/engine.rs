@@ -267,10 +267,25 @@ pub async fn up(
         driver.caps().transactional_ddl,
         target,
     )?;
-    let backup = run_before(driver, &p, &st, settings, before).await?;
-    let mut report = execute(driver, set, &p, settings, obs).await?;
-    report.backup = backup;
+    let report = backup_then_execute(driver, set, &p, &st, settings, obs, before).await?;
     guard.release().await?;
+    Ok(report)
+}
+
+/// The shared tail of `up` and `down`: the backup hook (when there is something to do), the
+/// history tables, then the plan.
+async fn backup_then_execute(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    p: &Plan,
+    st: &Status,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    before: Option<&mut dyn BeforeChange>,
+) -> Result<RunReport> {
+    let backup = run_before(driver, p, st, settings, before).await?;
+    let mut report = execute(driver, set, p, settings, obs).await?;
+    report.backup = backup;
     Ok(report)
 }
 
@@ -339,9 +354,7 @@ pub async fn down(
         driver.caps().transactional_ddl,
         target,
     )?;
-    let backup = run_before(driver, &p, &st, settings, before).await?;
-    let mut report = execute(driver, set, &p, settings, obs).await?;
-    report.backup = backup;
+    let report = backup_then_execute(driver, set, &p, &st, settings, obs, before).await?;
     guard.release().await?;
     Ok(report)
 }

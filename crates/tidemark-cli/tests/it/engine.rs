@@ -9,28 +9,32 @@ use tidemark_test::{Migrations, TestDb, db_test};
 
 use crate::common::*;
 
-fn all() -> UpTarget {
-    UpTarget {
+/// `up` with the defaults: everything pending, no backup hook.
+async fn up(
+    d: &mut dyn tidemark::Driver,
+    set: &MigrationSet,
+) -> tidemark::Result<tidemark::engine::RunReport> {
+    let all = UpTarget {
         to: None,
         single_transaction: false,
-    }
-}
-
-db_test!(history_rows_record_what_happened, |db| async move {
-    let m = numbered(2);
-    let set = MigrationSet::load(m.path(), None).unwrap();
-    let mut d = db.connect().await;
-    let report = engine::up(
-        d.as_mut(),
-        &set,
-        &all(),
+    };
+    engine::up(
+        d,
+        set,
+        &all,
         Allow::default(),
         &Settings::default(),
         &mut Quiet,
         None,
     )
     .await
-    .unwrap();
+}
+
+db_test!(history_rows_record_what_happened, |db| async move {
+    let m = numbered(2);
+    let set = MigrationSet::load(m.path(), None).unwrap();
+    let mut d = db.connect().await;
+    let report = up(d.as_mut(), &set).await.unwrap();
     assert_eq!(report.done.len(), 2);
     let fp = report
         .fingerprint
@@ -71,17 +75,7 @@ db_test!(
         m.write("002_half.up.sql", "CREATE TABLE half (id INTEGER);\nINSERT INTO half VALUES (1);\nINSERT INTO nowhere VALUES (1);\n");
         let set = MigrationSet::load(m.path(), None).unwrap();
         let mut d = db.connect().await;
-        let err = engine::up(
-            d.as_mut(),
-            &set,
-            &all(),
-            Allow::default(),
-            &Settings::default(),
-            &mut Quiet,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = up(d.as_mut(), &set).await.unwrap_err();
         let Error::MigrationFailed {
             failure,
             applied,
@@ -125,17 +119,7 @@ db_test!(
         )]);
         let set = MigrationSet::load(m.path(), None).unwrap();
         let mut d = db.connect().await;
-        let err = engine::up(
-            d.as_mut(),
-            &set,
-            &all(),
-            Allow::default(),
-            &Settings::default(),
-            &mut Quiet,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = up(d.as_mut(), &set).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -160,32 +144,12 @@ db_test!(failed_state_blocks_up_and_down, |db| async move {
     m.write("002_half.down.sql", "DROP TABLE half;\n");
     let set = MigrationSet::load(m.path(), None).unwrap();
     let mut d = db.connect().await;
-    engine::up(
-        d.as_mut(),
-        &set,
-        &all(),
-        Allow::default(),
-        &Settings::default(),
-        &mut Quiet,
-        None,
-    )
-    .await
-    .unwrap_err();
+    up(d.as_mut(), &set).await.unwrap_err();
     assert_eq!(
         history(&db).await,
         vec![(1, "applied".into()), (2, "failed".into())]
     );
-    let again = engine::up(
-        d.as_mut(),
-        &set,
-        &all(),
-        Allow::default(),
-        &Settings::default(),
-        &mut Quiet,
-        None,
-    )
-    .await
-    .unwrap_err();
+    let again = up(d.as_mut(), &set).await.unwrap_err();
     assert_eq!(again.class(), tidemark::ExitClass::Inconsistent);
     assert!(again.to_string().contains("repair"), "{again}");
     let down = engine::down(
