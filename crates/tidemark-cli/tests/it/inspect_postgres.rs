@@ -367,7 +367,11 @@ async fn equivalent_ddl_has_one_fingerprint() {
          );
          create view v as select  ID, CODE from PARENT where N>1;
          create index child_ab on CHILD using BTREE (lower( A::text ), b);
-         CREATE TABLE dance (a int UNIQUE);",
+         CREATE TABLE dance (a int UNIQUE);
+         CREATE TABLE inc (a int, b int, UNIQUE (a) INCLUDE (b));
+         CREATE TABLE a_table_name_long_enough_to_be_cut_when_postgres_names_things (
+             a_column_name_that_is_also_rather_long int UNIQUE
+         );",
     )
     .await;
     b.exec(
@@ -388,7 +392,20 @@ async fn equivalent_ddl_has_one_fingerprint() {
          CREATE TABLE dance (a integer);
          ALTER TABLE dance ADD UNIQUE (a);
          ALTER TABLE dance ADD UNIQUE (a);
-         ALTER TABLE dance DROP CONSTRAINT dance_a_key;",
+         ALTER TABLE dance DROP CONSTRAINT dance_a_key;
+         -- The same with INCLUDE columns (part of the generated name) and with a name cut to
+         -- 63 bytes, where the number replaces the end of the column name.
+         CREATE TABLE inc (a integer, b integer);
+         ALTER TABLE inc ADD UNIQUE (a) INCLUDE (b);
+         ALTER TABLE inc ADD UNIQUE (a) INCLUDE (b);
+         ALTER TABLE inc DROP CONSTRAINT inc_a_b_key;
+         CREATE TABLE a_table_name_long_enough_to_be_cut_when_postgres_names_things (
+             a_column_name_that_is_also_rather_long integer
+         );
+         ALTER TABLE a_table_name_long_enough_to_be_cut_when_postgres_names_things
+             ADD UNIQUE (a_column_name_that_is_also_rather_long);
+         ALTER TABLE a_table_name_long_enough_to_be_cut_when_postgres_names_things
+             ADD UNIQUE (a_column_name_that_is_also_rather_long);",
     )
     .await;
     // The test means something only if the names really differ.
@@ -398,6 +415,25 @@ async fn equivalent_ddl_has_one_fingerprint() {
             .as_deref(),
         Some("dance_a_key1")
     );
+    assert_eq!(
+        b.scalar("SELECT conname FROM pg_constraint WHERE conrelid = 'inc'::regclass")
+            .await
+            .as_deref(),
+        Some("inc_a_b_key1")
+    );
+    // The plain generated name (as in `a`) is taken, so `b`'s second constraint got the
+    // numbered one; dropping the first leaves only that.
+    let long = "'a_table_name_long_enough_to_be_cut_when_postgres_names_things'::regclass";
+    let conname = format!("SELECT conname FROM pg_constraint WHERE conrelid = {long}");
+    let long_a = a.scalar(&conname).await.unwrap_or_default();
+    assert_eq!(long_a.len(), 63, "{long_a}");
+    b.exec(&format!(
+        "ALTER TABLE a_table_name_long_enough_to_be_cut_when_postgres_names_things \
+         DROP CONSTRAINT {long_a}"
+    ))
+    .await;
+    let long_b = b.scalar(&conname).await.unwrap_or_default();
+    assert!(long_b.ends_with("_key1") && long_b.len() == 63, "{long_b}");
     let (sa, sb) = (inspect(&a).await, inspect(&b).await);
     assert_eq!(sa.canonical(), sb.canonical());
     assert_eq!(sa.fingerprint(), sb.fingerprint());
