@@ -65,9 +65,12 @@ macro_rules! not_in_extension {
     };
 }
 
-/// Is the caller inside a transaction block? Simple protocol, first (and only) command of its
-/// own transaction when not: then both timestamps are equal, as documented for
-/// `statement_timestamp()`.
+/// Are we outside a transaction block? Then this query is the first command of its own
+/// transaction, and the two timestamps are equal (as documented for `statement_timestamp()`);
+/// inside one, `BEGIN` came earlier. It must go by the simple protocol (`raw_sql`): with the
+/// extended protocol, Parse starts the transaction and Execute resets the statement time, so
+/// the two differ even outside a transaction. (sqlx keeps the server's transaction status to
+/// itself.)
 const OUTSIDE_TRANSACTION_SQL: &str = "SELECT statement_timestamp() = transaction_timestamp()";
 
 /// Settings that change how PostgreSQL prints names, constants and expressions, and `jit`:
