@@ -131,8 +131,9 @@ fn report(out: &Out, e: &Error) {
         }
         if *recorded_failed {
             anstream::eprintln!(
-                "  migration {} ran outside a transaction: statements before {} took effect and it is recorded as failed.\n  \
-                 `tidemark up` refuses until it is resolved; `tidemark repair` shows which of its objects exist.",
+                "  migration {} ran outside a transaction and is recorded as failed: what its statements before {} did\n  \
+                 stays, and a failed statement can leave something too (an invalid index). `tidemark up` refuses until\n  \
+                 it is resolved; `tidemark repair` shows which of its objects exist.",
                 failure.version,
                 failure.index
             );

@@ -485,10 +485,30 @@ pub async fn execute(
                 of: p.steps.len(),
             });
             let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
-            let ms = if step.transactional {
-                apply_transactional(driver, step, settings, obs, applied).await?
+            let result = if step.transactional {
+                apply_transactional(driver, step, settings, obs, applied).await
             } else {
-                apply_stepwise(driver, step, settings, obs, applied).await?
+                apply_stepwise(driver, step, settings, obs, applied).await
+            };
+            let ms = match result {
+                Ok(ms) => ms,
+                Err(e) => {
+                    // Record the fingerprint of what the earlier steps of this run left, so
+                    // the next run can tell drift cheaply. Not after a step recorded as failed:
+                    // its partial effects are not a state any migration describes.
+                    if !done.is_empty()
+                        && matches!(
+                            e,
+                            Error::MigrationFailed {
+                                recorded_failed: false,
+                                ..
+                            }
+                        )
+                    {
+                        record_fingerprint(driver, set, settings, obs).await;
+                    }
+                    return Err(e);
+                }
             };
             obs.event(Event::StepFinished { step, ms });
             done.push(Done {
@@ -553,7 +573,16 @@ async fn apply_stepwise(
     obs: &mut dyn Observer,
     applied: Vec<i64>,
 ) -> Result<i64> {
+    let inspect = &settings.inspect;
     let started = Instant::now();
+    // Where DDL is transactional, a file runs statement by statement only because it asked to
+    // (`CREATE INDEX CONCURRENTLY` and the like), and such a statement can fail and still leave
+    // something behind (an invalid index). Remember the schema before, to tell afterwards.
+    let before = if driver.caps().transactional_ddl {
+        driver.inspect(inspect).await.ok().map(|s| s.fingerprint())
+    } else {
+        None
+    };
     let total = step.statements.len();
     let mut row = HistoryWrite {
         version: step.version,
@@ -580,9 +609,16 @@ async fn apply_stepwise(
     for (i, stmt) in step.statements.iter().enumerate() {
         if let Err(db) = driver.run(&stmt.text).await {
             let failure = statement_failure(step, stmt, db);
-            // Nothing of this step took effect when its first statement failed: put history
-            // back as it was, as a rolled-back transaction would.
-            let nothing_done = i == 0;
+            // Nothing of this step took effect when its first statement failed (a single DDL
+            // statement is atomic on MySQL 8 and MariaDB): put history back as it was, as a
+            // rolled-back transaction would — unless the schema shows otherwise.
+            let mut nothing_done = i == 0;
+            if nothing_done && let Some(before) = &before {
+                nothing_done = driver
+                    .inspect(inspect)
+                    .await
+                    .is_ok_and(|s| s.fingerprint() == *before);
+            }
             let undo = match (nothing_done, step.direction) {
                 (true, Direction::Up) => history::delete(driver, step.version).await,
                 (true, Direction::Down) => {

@@ -185,7 +185,8 @@ macro_rules! indexes_sql {
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k] ORDER BY k), \
              pg_get_expr(i.indpred, i.indrelid, true), ",
             $nulls_not_distinct,
-            " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+            ", NOT i.indisvalid \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
              JOIN pg_class c ON c.oid = i.indrelid JOIN ns ON ns.oid = c.relnamespace \
              JOIN pg_am am ON am.oid = ic.relam \
              LEFT JOIN pg_constraint x ON x.conindid = i.indexrelid AND x.conrelid = i.indrelid AND x.contype = 'x' \
@@ -493,6 +494,7 @@ async fn read_schema(
                 predicate: get(&r, 6)?,
                 include: get(&r, 5)?,
                 nulls_not_distinct: get(&r, 7)?,
+                invalid: get(&r, 8)?,
             },
         );
     }

@@ -198,6 +198,7 @@ impl Schema {
                     Object::new(format!("index {iname} on {tname}"), parent.clone())
                         .flag("unique", i.unique)
                         .flag("nulls_not_distinct", i.nulls_not_distinct)
+                        .flag("invalid", i.invalid)
                         .field("parts", list(&i.parts))
                         .field("method", i.method.clone())
                         .field("include", (!i.include.is_empty()).then(|| list(&i.include)))

@@ -103,6 +103,10 @@ pub struct Index {
     /// PostgreSQL 15+ `UNIQUE NULLS NOT DISTINCT`.
     #[serde(default)]
     pub nulls_not_distinct: bool,
+    /// PostgreSQL: left invalid by a `CREATE INDEX CONCURRENTLY` that failed. It exists but is
+    /// not used (nor, if unique, enforced), so it is not the index the migration made.
+    #[serde(default)]
+    pub invalid: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

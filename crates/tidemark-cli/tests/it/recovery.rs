@@ -463,3 +463,43 @@ db_test!(
         tm(&db, &m, &["up"]).code(20);
     }
 );
+
+/// A failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind: it must not count as the
+/// index the migration makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_index_is_not_adopted_postgres() {
+    let Some(db) = TestDb::postgres("an_invalid_index_is_not_adopted_postgres").await else {
+        return;
+    };
+    let m = Migrations::new(&[
+        (
+            "1_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\n",
+        ),
+        (
+            "2_unique_email.sql",
+            "-- tidemark:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY idx_users_email ON users (email);\n",
+        ),
+    ]);
+    tm(&db, &m, &["up", "--to", "1"]).ok();
+    // Data the unique index cannot take (the migrations replay fine on an empty database).
+    db.exec("INSERT INTO users VALUES (1, 'a@x'), (2, 'a@x');")
+        .await;
+    tm(&db, &m, &["up"]).code(1);
+    let live = tm(&db, &m, &["inspect"]).stdout;
+    assert!(
+        live.contains("index idx_users_email on users: unique=yes; invalid=yes; parts=email"),
+        "{live}"
+    );
+    // History and schema now disagree, and up says so instead of failing again.
+    tm(&db, &m, &["up"]).code(20);
+    let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
+    assert_eq!(p["steps"][0]["version"], 2);
+    assert_eq!(p["steps"][0]["action"], "half_applied", "{p}");
+    // The way out: drop the invalid index, fix the data, decide, apply.
+    db.exec("DROP INDEX idx_users_email;\nUPDATE users SET email = 'b@x' WHERE id = 2;")
+        .await;
+    tm(&db, &m, &["repair", "--yes"]).ok();
+    tm(&db, &m, &["up"]).ok();
+    tm(&db, &m, &["drift"]).ok();
+}
