@@ -303,17 +303,19 @@ pub async fn row_counts(driver: &mut dyn Driver, schema: &Schema) -> Result<BTre
     Ok(out)
 }
 
-fn new_id() -> String {
+/// `20261123T184627Z-81ab`: sortable by time, with a suffix so that two backups in the same
+/// second (say `up`'s and a manual one) do not collide; `attempt` moves to another suffix.
+fn new_id(attempt: u32) -> String {
     let now = time::OffsetDateTime::now_utc();
     let stamp = now
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_default();
-    format!(
-        "{stamp}-{:04x}",
-        (now.nanosecond() ^ std::process::id()) & 0xffff
-    )
+    let mix = now.nanosecond().wrapping_mul(2_654_435_761)
+        ^ std::process::id().rotate_left(16)
+        ^ attempt.wrapping_mul(40_503);
+    format!("{stamp}-{:04x}", mix & 0xffff)
 }
 
 /// What to record about the database being backed up.
@@ -336,9 +338,20 @@ pub async fn create(
     dumper.check_tools().await?;
     let schema = driver.inspect(subject.inspect).await?;
     let counts = row_counts(driver, &schema).await?;
-    let id = new_id();
-    let dir = store.dir.join(&id);
-    fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let (id, dir) = {
+        let mut attempt = 0;
+        loop {
+            let id = new_id(attempt);
+            let dir = store.dir.join(&id);
+            match fs::create_dir(&dir) {
+                Ok(()) => break (id, dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1
+                }
+                Err(e) => return Err(Error::io(&dir, e)),
+            }
+        }
+    };
     restrict_dir(&dir)?;
     let file = format!("data.{}", dumper.extension());
     let path = dir.join(&file);
