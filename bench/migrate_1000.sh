@@ -4,7 +4,8 @@
 #   - sqlx-cli's `sqlx migrate run` (installed here by `cargo install` if missing),
 #   - tidemark `up` with everything on (lock, history, journal, drift check, fingerprint, and
 #     the backup it takes before changing anything) and with --no-backup.
-# Not part of CI. Needs PostgreSQL at $PG (default postgres://postgres@127.0.0.1:5432) and
+# Not part of CI. SYNC=off RUNS=10 measures with synchronous_commit off (tool overhead alone).
+# Needs PostgreSQL at $PG (default postgres://postgres@127.0.0.1:5432) and
 # hyperfine. Prints a Markdown table; paste it into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,16 @@ INSERT INTO t$i (id, name) VALUES (1, 'row $i');"
 done
 
 fresh="psql -q -d $PG/postgres -c 'DROP DATABASE IF EXISTS $DB WITH (FORCE)' -c 'CREATE DATABASE $DB'"
+# SYNC=off: the database gets synchronous_commit = off, so the commit's WAL flush (which
+# dominates and varies on a VM disk) drops out and what remains is each tool's own overhead.
+if [ "${SYNC:-on}" = off ]; then
+    fresh="$fresh -c 'ALTER DATABASE $DB SET synchronous_commit = off'"
+fi
 export TIDEMARK_BACKUP_DIR=$PWD/$OUT/backups
-hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$OUT/result.md" --prepare "$fresh" \
+# Dropping the previous run's 1,000 tables leaves the disk busy for a while; let it settle so
+# that it does not land on whichever tool runs next.
+settle="$fresh && psql -q -d $PG/postgres -c CHECKPOINT && sync && sleep 2"
+hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$OUT/result.md" --export-json "$OUT/result.json" --prepare "$settle" \
     -n psql "psql -q -v ON_ERROR_STOP=1 -d $PG/$DB -f $OUT/psql.sql" \
     -n "sqlx migrate run" "$SQLX migrate run --source $OUT/migrations --database-url $PG/$DB" \
     -n "tidemark up" "$TM -q -d $PG/$DB --dir $OUT/migrations up" \
@@ -44,3 +53,9 @@ eval "$fresh"
 echo
 echo "versions: $(psql --version), $($SQLX --version), tidemark $($TM --version | awk '{print $2}'), $(psql -tA -d "$PG/postgres" -c 'SHOW server_version')"
 cat "$OUT/result.md"
+python3 - "$OUT/result.json" <<'PY'
+import json, sys
+print("\n| command | user CPU (s) | system CPU (s) |\n|---|---:|---:|")
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"| `{r['command']}` | {r['user']:.3f} | {r['system']:.3f} |")
+PY

@@ -184,6 +184,13 @@ impl LockWait for () {
     fn waiting(&mut self, _: &str) {}
 }
 
+/// Which statement of a batch failed (`None`: the `BEGIN`), and how.
+#[derive(Debug, Clone)]
+pub struct BatchError {
+    pub index: Option<usize>,
+    pub error: DbError,
+}
+
 /// Dump and restore through the database's own tools (pg_dump/pg_restore, mariadb-dump and the
 /// client, SQLite's `VACUUM INTO`). Holds no connection: restore replaces the database.
 #[async_trait]
@@ -246,6 +253,24 @@ pub trait Driver: Send {
 
     async fn rollback(&mut self) -> Result<(), DbError> {
         self.run("ROLLBACK").await
+    }
+
+    /// Run a migration's statements in order, after a `BEGIN` when `begin` is set. A database
+    /// may send them in fewer round trips (PostgreSQL: one), but must say exactly which
+    /// statement failed, with its position relative to that statement.
+    async fn run_batch(&mut self, stmts: &[&str], begin: bool) -> Result<(), BatchError> {
+        if begin {
+            self.begin()
+                .await
+                .map_err(|error| BatchError { index: None, error })?;
+        }
+        for (i, s) in stmts.iter().enumerate() {
+            self.run(s).await.map_err(|error| BatchError {
+                index: Some(i),
+                error,
+            })?;
+        }
+        Ok(())
     }
 
     /// Inspect the live schema into the neutral model.

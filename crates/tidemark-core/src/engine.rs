@@ -540,13 +540,17 @@ async fn apply_transactional(
     applied: Vec<i64>,
 ) -> Result<i64> {
     let started = Instant::now();
-    driver
-        .begin()
-        .await
-        .map_err(|e| Error::db("could not begin the transaction", e))?;
-    if let Err(f) = run_statements(driver, step, obs).await {
+    let texts: Vec<&str> = step.statements.iter().map(|s| s.text.as_str()).collect();
+    if let Err(b) = driver.run_batch(&texts, true).await {
         let _ = driver.rollback().await;
+        let Some(i) = b.index else {
+            return Err(Error::db("could not begin the transaction", b.error));
+        };
+        let f = statement_failure(step, &step.statements[i], b.error);
         return Err(failed(driver, settings, step, f, applied, false).await);
+    }
+    for stmt in &step.statements {
+        obs.event(Event::StatementFinished { step, stmt });
     }
     let ms = started.elapsed().as_millis() as i64;
     if let Err(e) = record_done(driver, step, ms, settings).await {
@@ -703,26 +707,46 @@ async fn record_done(
     ms: i64,
     settings: &Settings,
 ) -> Result<()> {
+    let detail = step_detail(step, ms);
+    let journal = JournalWrite {
+        run_id: &settings.run_id,
+        action: step_action(step),
+        version: Some(step.version),
+        detail: Some(detail),
+        actor: &settings.actor,
+    };
+    let op = match step.direction {
+        Direction::Up => history::RowChange::Insert(HistoryWrite {
+            version: step.version,
+            name: &step.name,
+            checksum: &step.checksum,
+            state: HistoryState::Applied,
+            execution_ms: ms,
+            applied_by: &settings.actor,
+            error: None,
+            statements_applied: None,
+        }),
+        Direction::Down => history::RowChange::Delete(step.version),
+    };
+    history::change_with_journal(driver, op, &journal).await
+}
+
+fn step_action(step: &Step) -> &'static str {
     match step.direction {
-        Direction::Up => {
-            history::insert(
-                driver,
-                &HistoryWrite {
-                    version: step.version,
-                    name: &step.name,
-                    checksum: &step.checksum,
-                    state: HistoryState::Applied,
-                    execution_ms: ms,
-                    applied_by: &settings.actor,
-                    error: None,
-                    statements_applied: None,
-                },
-            )
-            .await?
-        }
-        Direction::Down => history::delete(driver, step.version).await?,
+        Direction::Up => "apply",
+        Direction::Down => "revert",
     }
-    journal_step(driver, step, ms, settings).await
+}
+
+fn step_detail(step: &Step, ms: i64) -> String {
+    serde_json::json!({
+        "name": step.name,
+        "checksum": step.checksum,
+        "execution_ms": ms,
+        "statements": step.statements.len(),
+        "transactional": step.transactional,
+    })
+    .to_string()
 }
 
 async fn journal_step(
@@ -731,24 +755,13 @@ async fn journal_step(
     ms: i64,
     settings: &Settings,
 ) -> Result<()> {
-    let action = match step.direction {
-        Direction::Up => "apply",
-        Direction::Down => "revert",
-    };
-    let detail = serde_json::json!({
-        "name": step.name,
-        "checksum": step.checksum,
-        "execution_ms": ms,
-        "statements": step.statements.len(),
-        "transactional": step.transactional,
-    });
     history::journal(
         driver,
         &JournalWrite {
             run_id: &settings.run_id,
-            action,
+            action: step_action(step),
             version: Some(step.version),
-            detail: Some(detail.to_string()),
+            detail: Some(step_detail(step, ms)),
             actor: &settings.actor,
         },
     )

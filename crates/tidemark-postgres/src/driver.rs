@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition, PgRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 use tidemark_core::driver::{
-    Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value,
+    BatchError, Capabilities, DbError, Dialect, Driver, InspectOptions, LockGuard, LockWait, Value,
 };
 use tidemark_core::{DatabaseUrl, Error, Result};
 use tidemark_schema::Schema;
@@ -172,6 +172,49 @@ impl Driver for PgDriver {
             .await
             .map(|_| ())
             .map_err(db_error)
+    }
+
+    /// All statements (and the `BEGIN`) in one simple query: one round trip instead of one per
+    /// statement. The server reports each statement's completion in order, so the number of
+    /// completions before the error names the failing statement; its position is made relative
+    /// to that statement.
+    async fn run_batch(&mut self, stmts: &[&str], begin: bool) -> Result<(), BatchError> {
+        use futures_util::TryStreamExt;
+        let mut sql = String::new();
+        let mut starts = Vec::with_capacity(stmts.len()); // in characters, as PostgreSQL counts
+        let mut chars = 0usize;
+        if begin {
+            sql.push_str("BEGIN;\n");
+            chars += 7;
+        }
+        for s in stmts {
+            starts.push(chars);
+            sql.push_str(s);
+            sql.push_str(";\n");
+            chars += s.chars().count() + 2;
+        }
+        let mut done = 0usize;
+        let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(&mut self.conn);
+        loop {
+            match results.try_next().await {
+                Ok(Some(_)) => done += 1,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let mut error = db_error(e);
+                    // A syntax error stops the whole string before anything runs (the server
+                    // parses it all first) and comes with a position: that names the statement.
+                    // Otherwise the completions counted so far do.
+                    let index = match error.position {
+                        Some(p) if p > 0 => starts.iter().rposition(|&st| st < p),
+                        _ => done.checked_sub(usize::from(begin)),
+                    };
+                    if let (Some(i), Some(p)) = (index, error.position) {
+                        error.position = p.checked_sub(starts[i]);
+                    }
+                    return Err(BatchError { index, error });
+                }
+            }
+        }
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {

@@ -336,3 +336,25 @@ fn help_lists_the_commands() {
     let r: Run = command(d.path()).arg("frobnicate").output().unwrap().into();
     r.code(2);
 }
+
+db_test!(
+    error_position_points_at_the_line_inside_the_statement,
+    |db| async move {
+        let m = Migrations::new(&[(
+            "1_a.sql",
+            "CREATE TABLE a (id INTEGER);\nCREATE TABLE b (\n    id INTEGER,\n    name INTEGER DEFAULT ,\n    note TEXT\n);\n",
+        )]);
+        let r = tm(&db, &m, &["up", "--format", "json"]);
+        r.code(1);
+        let j = r.json();
+        assert_eq!(j["error"]["migration"]["statement_index"], 2);
+        // PostgreSQL says where in the statement; elsewhere the statement's first line is named.
+        let line = if db.dialect() == tidemark::Dialect::Postgres {
+            4
+        } else {
+            2
+        };
+        assert_eq!(j["error"]["line"], line, "{j}");
+        assert!(!db.has_table("a").await || db.dialect() == tidemark::Dialect::MySql);
+    }
+);

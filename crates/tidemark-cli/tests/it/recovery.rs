@@ -503,3 +503,43 @@ async fn an_invalid_index_is_not_adopted_postgres() {
     tm(&db, &m, &["up"]).ok();
     tm(&db, &m, &["drift"]).ok();
 }
+
+/// The example project's migrations (written for SQLite and PostgreSQL): up, down to nothing and
+/// up again ends with the fingerprint of up alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_migrations_round_trip() {
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/todo/migrations");
+    let m = Migrations::new(&[]);
+    for e in std::fs::read_dir(&examples).unwrap() {
+        let p = e.unwrap().path();
+        m.write(
+            p.file_name().unwrap().to_str().unwrap(),
+            &std::fs::read_to_string(&p).unwrap(),
+        );
+    }
+    for db in [
+        TestDb::sqlite("example_migrations_round_trip").await,
+        TestDb::postgres("example_migrations_round_trip").await,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        tm(&db, &m, &["up"]).ok();
+        let once = tm(&db, &m, &["inspect", "--fingerprint"]).stdout;
+        tm(&db, &m, &["down", "--to", "0"]).ok();
+        assert_eq!(
+            tm(&db, &m, &["inspect"]).stdout.lines().count(),
+            1,
+            "only the fingerprint line is left"
+        );
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(
+            tm(&db, &m, &["inspect", "--fingerprint"]).stdout,
+            once,
+            "{}",
+            db.dialect()
+        );
+        tm(&db, &m, &["drift"]).ok();
+    }
+}

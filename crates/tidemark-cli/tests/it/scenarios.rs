@@ -115,7 +115,8 @@ async fn s7_killed_mid_migration_postgres() {
     // Wait until migration 2 is sleeping.
     let started = Instant::now();
     loop {
-        let n = db.scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND datname = current_database()").await;
+        let n = db.scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'tidemark' AND state = 'active' \
+             AND wait_event = 'PgSleep' AND datname = current_database()").await;
         if n.as_deref() != Some("0") {
             break;
         }
