@@ -336,8 +336,28 @@ pub async fn create(
 ) -> Result<Manifest> {
     let started = std::time::Instant::now();
     dumper.check_tools().await?;
-    let schema = driver.inspect(subject.inspect).await?;
-    let counts = row_counts(driver, &schema).await?;
+    // The manifest and the dump must describe the same data even while the application
+    // writes: share one snapshot where the database can (PostgreSQL); elsewhere the counts are
+    // taken just before the dump (stop writers, or a verify may find a count moved).
+    let snapshot = driver
+        .export_snapshot()
+        .await
+        .map_err(|e| Error::db("could not open a snapshot for the backup", e))?;
+    let described = async {
+        let schema = driver.inspect(subject.inspect).await?;
+        let counts = row_counts(driver, &schema).await?;
+        Ok::<_, Error>((schema, counts))
+    }
+    .await;
+    let (schema, counts) = match described {
+        Ok(x) => x,
+        Err(e) => {
+            if snapshot.is_some() {
+                let _ = driver.rollback().await;
+            }
+            return Err(e);
+        }
+    };
     let (id, dir) = {
         let mut attempt = 0;
         loop {
@@ -360,7 +380,7 @@ pub async fn create(
     let server = format!("{} {}", driver.caps().flavor, driver.caps().server_version);
     let result = async {
         drop(private_file(&path)?); // so that the dump tool writes into a 0600 file
-        dumper.dump(&path).await?;
+        dumper.dump(&path, snapshot.as_deref()).await?;
         let size = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
         let m = Manifest {
             id: id.clone(),
@@ -384,6 +404,9 @@ pub async fn create(
         Ok(m)
     }
     .await;
+    if snapshot.is_some() {
+        let _ = driver.rollback().await;
+    }
     if result.is_err() {
         let _ = fs::remove_dir_all(&dir);
     }

@@ -198,8 +198,9 @@ pub trait Dumper: Send + Sync {
     /// Check that the tools exist and suit the server (before anything is changed); returns a
     /// description such as `pg_dump 15.4`.
     async fn check_tools(&self) -> Result<String>;
-    /// Write a consistent dump of the whole database to `path`.
-    async fn dump(&self, path: &std::path::Path) -> Result<()>;
+    /// Write a consistent dump of the whole database to `path`; with `snapshot` (from
+    /// [`Driver::export_snapshot`]) exactly the data that snapshot sees.
+    async fn dump(&self, path: &std::path::Path, snapshot: Option<&str>) -> Result<()>;
     /// Replace the database with the dump: everything now in it is dropped first.
     async fn restore_replace(&self, path: &std::path::Path) -> Result<()>;
     /// Load the dump into another, empty database of the same kind (for `verify`).
@@ -253,6 +254,13 @@ pub trait Driver: Send {
 
     async fn rollback(&mut self) -> Result<(), DbError> {
         self.run("ROLLBACK").await
+    }
+
+    /// Open a read-only transaction whose snapshot another session can share, and return its
+    /// id, so that a backup's manifest (fingerprint, row counts) and its dump see the same
+    /// data. `None` where the database cannot share snapshots; end it with `rollback`.
+    async fn export_snapshot(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
     }
 
     /// Run a migration's statements in order, after a `BEGIN` when `begin` is set. A database

@@ -176,7 +176,7 @@ impl Dumper for MySqlDumper {
         Ok(format!("{tool} {major}, {ctool}"))
     }
 
-    async fn dump(&self, path: &Path) -> Result<()> {
+    async fn dump(&self, path: &Path, _snapshot: Option<&str>) -> Result<()> {
         let (opts, db) = option_file(&self.url)?;
         let (_, server_mariadb) = self.server().await?;
         let args = vec![

@@ -174,6 +174,21 @@ impl Driver for PgDriver {
             .map_err(db_error)
     }
 
+    async fn export_snapshot(&mut self) -> Result<Option<String>, DbError> {
+        self.run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        match sqlx::query_scalar::<_, String>("SELECT pg_export_snapshot()")
+            .fetch_one(&mut self.conn)
+            .await
+        {
+            Ok(id) => Ok(Some(id)),
+            Err(e) => {
+                let _ = self.rollback().await;
+                Err(db_error(e))
+            }
+        }
+    }
+
     /// All statements (and the `BEGIN`) in one simple query: one round trip instead of one per
     /// statement. The server reports each statement's completion in order, so the number of
     /// completions before the error names the failing statement; its position is made relative

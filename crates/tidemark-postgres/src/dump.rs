@@ -132,14 +132,17 @@ impl Dumper for PgDumper {
         Ok(found.join(", "))
     }
 
-    async fn dump(&self, path: &Path) -> Result<()> {
+    async fn dump(&self, path: &Path, snapshot: Option<&str>) -> Result<()> {
         let (conn, password) = split_password(&self.url)?;
-        let args = vec![
+        let mut args = vec![
             "--format=custom".to_string(),
             "--no-password".to_string(),
             format!("--file={}", path.display()),
             format!("--dbname={conn}"),
         ];
+        if let Some(s) = snapshot {
+            args.push(format!("--snapshot={s}"));
+        }
         run("pg_dump", &args, password.as_deref(), &self.url)
             .await
             .map(|_| ())

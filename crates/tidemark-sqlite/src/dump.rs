@@ -32,7 +32,7 @@ impl Dumper for SqliteDumper {
         Ok("SQLite VACUUM INTO".into())
     }
 
-    async fn dump(&self, path: &Path) -> Result<()> {
+    async fn dump(&self, path: &Path, _snapshot: Option<&str>) -> Result<()> {
         let mut d = connect(&self.url).await?;
         // VACUUM INTO wants a new or empty file; the store created an empty one (mode 0600).
         let target = path.display().to_string().replace('\'', "''");
