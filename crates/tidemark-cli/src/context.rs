@@ -112,7 +112,7 @@ impl Context {
     pub fn migrations(&self) -> Result<MigrationSet> {
         let set = MigrationSet::load(&self.dir(), self.layout()?)?;
         for w in &set.warnings {
-            self.out.warn(&format!("{w}"));
+            self.out.warn(&w.to_string());
         }
         Ok(set)
     }

@@ -124,8 +124,10 @@ pub enum Error {
     #[error("{context}: {source}")]
     Database {
         context: String,
+        /// Boxed: the database's message with detail and hint is large, and every `Result` of
+        /// tidemark carries this enum.
         #[source]
-        source: DbError,
+        source: Box<DbError>,
     },
 
     /// A migration statement failed. `applied` lists the versions this run applied before it.
@@ -186,7 +188,7 @@ impl Error {
     pub fn db(context: impl Into<String>, source: DbError) -> Self {
         Error::Database {
             context: context.into(),
-            source,
+            source: Box::new(source),
         }
     }
 

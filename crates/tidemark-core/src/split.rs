@@ -385,13 +385,13 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
         start.get_or_insert(tok_start);
         last_end = lx.i;
     }
-    if depth > 0 {
-        if let Some((_, line)) = start {
-            return Err(lx.err(
-                line,
-                "statement body opened with BEGIN is not closed with END",
-            ));
-        }
+    if depth > 0
+        && let Some((_, line)) = start
+    {
+        return Err(lx.err(
+            line,
+            "statement body opened with BEGIN is not closed with END",
+        ));
     }
     if let Some((s, line)) = start {
         out.push(Stmt {

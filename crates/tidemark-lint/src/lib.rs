@@ -24,9 +24,6 @@
 //! # Ok(()) }
 //! ```
 
-// Errors are tidemark-core's shared `Error`, large by design of core; boxing it is core's call.
-#![allow(clippy::result_large_err)]
-
 pub mod analysis;
 pub mod ignore;
 pub mod replay;

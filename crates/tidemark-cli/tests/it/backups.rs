@@ -373,7 +373,10 @@ db_test!(restore_stops_writers_first, |db| async move {
 /// describe the same data: on PostgreSQL both read one exported snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_concurrent_writes_verifies_postgres() {
-    let Some(db) = TestDb::postgres("backup_under_concurrent_writes_verifies_postgres").await else { return };
+    let Some(db) = TestDb::postgres("backup_under_concurrent_writes_verifies_postgres").await
+    else {
+        return;
+    };
     let m = numbered(1);
     tm(&db, &m, &["up", "--no-backup"]).ok();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -383,7 +386,9 @@ async fn backup_under_concurrent_writes_verifies_postgres() {
             let mut i = 0i64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
-                d.run(&format!("INSERT INTO t1 (id, name) VALUES ({i}, 'w')")).await.unwrap();
+                d.run(&format!("INSERT INTO t1 (id, name) VALUES ({i}, 'w')"))
+                    .await
+                    .unwrap();
             }
             d.close().await;
             i

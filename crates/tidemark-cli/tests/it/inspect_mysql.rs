@@ -5,85 +5,19 @@
 //! The server here is MariaDB; steps that only one flavour supports (sequences on MariaDB,
 //! expression indexes on MySQL 8) are chosen by the server's flavour.
 
-use tidemark::driver::InspectOptions;
-use tidemark::schema::{ChangeKind, Schema, diff};
+use tidemark::schema::ChangeKind;
 use tidemark_test::{Migrations, TestDb};
 
 use crate::common::*;
+use crate::schema_steps::*;
 
 use ChangeKind::{Missing, Modified, Unexpected};
-
-async fn inspect(db: &TestDb) -> Schema {
-    let mut d = db.connect().await;
-    let s = d
-        .inspect(&InspectOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("inspect failed: {e}"));
-    d.close().await;
-    s
-}
 
 async fn is_mariadb(db: &TestDb) -> bool {
     let d = db.connect().await;
     let mariadb = d.caps().flavor.eq_ignore_ascii_case("mariadb");
     d.close().await;
     mariadb
-}
-
-/// The changes between two inspections as `(object, kind, detail)`.
-fn changes(before: &Schema, after: &Schema) -> Vec<(String, ChangeKind, String)> {
-    diff(before, after)
-        .changes
-        .into_iter()
-        .map(|c| (c.object, c.kind, c.detail.unwrap_or_default()))
-        .collect()
-}
-
-/// One change made behind tidemark's back, and what the diff must say about it: each expected
-/// change as `(object, kind, text the detail must contain)`.
-struct Step {
-    what: &'static str,
-    sql: String,
-    expect: Vec<(String, ChangeKind, String)>,
-}
-
-fn step(what: &'static str, sql: &str, expect: &[(&str, ChangeKind, &str)]) -> Step {
-    Step {
-        what,
-        sql: sql.to_string(),
-        expect: expect
-            .iter()
-            .map(|(o, k, d)| (o.to_string(), *k, d.to_string()))
-            .collect(),
-    }
-}
-
-/// Apply each step and check that the diff against the inspection before it is exactly the
-/// expected changes, in order.
-async fn run_steps(db: &TestDb, steps: &[Step]) {
-    let mut before = inspect(db).await;
-    for s in steps {
-        db.exec(&s.sql).await;
-        let after = inspect(db).await;
-        let got = changes(&before, &after);
-        let summary: Vec<(&str, ChangeKind)> =
-            got.iter().map(|(o, k, _)| (o.as_str(), *k)).collect();
-        let wanted: Vec<(&str, ChangeKind)> =
-            s.expect.iter().map(|(o, k, _)| (o.as_str(), *k)).collect();
-        assert_eq!(
-            summary, wanted,
-            "step `{}` ({}): wrong changes\n{:#?}",
-            s.what, s.sql, got
-        );
-        for ((_, _, detail), (_, _, needle)) in got.iter().zip(&s.expect) {
-            assert!(
-                detail.contains(needle),
-                "step `{}`: detail {detail:?} lacks {needle:?}",
-                s.what
-            );
-        }
-        before = after;
-    }
 }
 
 const BASE: &str = "

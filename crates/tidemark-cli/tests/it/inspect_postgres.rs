@@ -3,54 +3,13 @@
 //! tidemark's own tables never show.
 
 use tidemark::driver::InspectOptions;
-use tidemark::schema::{ChangeKind, Schema, diff};
+use tidemark::schema::ChangeKind;
 use tidemark_test::{Migrations, TestDb};
 
 use crate::common::*;
-
-async fn inspect_with(db: &TestDb, opts: &InspectOptions) -> Schema {
-    let mut d = db.connect().await;
-    let s = d
-        .inspect(opts)
-        .await
-        .unwrap_or_else(|e| panic!("inspect failed: {e}"));
-    d.close().await;
-    s
-}
-
-async fn inspect(db: &TestDb) -> Schema {
-    inspect_with(db, &InspectOptions::default()).await
-}
-
-/// The changes between two inspections as `(object, kind, detail)`.
-fn changes(before: &Schema, after: &Schema) -> Vec<(String, ChangeKind, String)> {
-    diff(before, after)
-        .changes
-        .into_iter()
-        .map(|c| (c.object, c.kind, c.detail.unwrap_or_default()))
-        .collect()
-}
+use crate::schema_steps::*;
 
 use ChangeKind::{Missing, Modified, Unexpected};
-
-/// One change made behind tidemark's back, and what the diff must say about it: each expected
-/// change as `(object, kind, text the detail must contain)`.
-struct Step {
-    what: &'static str,
-    sql: String,
-    expect: Vec<(String, ChangeKind, String)>,
-}
-
-fn step(what: &'static str, sql: &str, expect: &[(&str, ChangeKind, &str)]) -> Step {
-    Step {
-        what,
-        sql: sql.to_string(),
-        expect: expect
-            .iter()
-            .map(|(o, k, d)| (o.to_string(), *k, d.to_string()))
-            .collect(),
-    }
-}
 
 const BASE: &str = "
 CREATE SCHEMA app;
@@ -325,29 +284,7 @@ async fn each_change_behind_our_back_is_exactly_one_change() {
         eprintln!("note: no contrib extension is available, the extension step is not run");
     }
 
-    let mut before = inspect(&db).await;
-    for s in &steps {
-        db.exec(&s.sql).await;
-        let after = inspect(&db).await;
-        let got = changes(&before, &after);
-        let summary: Vec<(&str, ChangeKind)> =
-            got.iter().map(|(o, k, _)| (o.as_str(), *k)).collect();
-        let wanted: Vec<(&str, ChangeKind)> =
-            s.expect.iter().map(|(o, k, _)| (o.as_str(), *k)).collect();
-        assert_eq!(
-            summary, wanted,
-            "step `{}` ({}): wrong changes\n{:#?}",
-            s.what, s.sql, got
-        );
-        for ((_, _, detail), (_, _, needle)) in got.iter().zip(&s.expect) {
-            assert!(
-                detail.contains(needle),
-                "step `{}`: detail {detail:?} lacks {needle:?}",
-                s.what
-            );
-        }
-        before = after;
-    }
+    run_steps(&db, &steps).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

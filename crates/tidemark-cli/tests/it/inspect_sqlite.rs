@@ -7,47 +7,13 @@
 //! over, dropping the old table and renaming the new one. Done right, that is one change too.
 
 use tidemark::driver::InspectOptions;
-use tidemark::schema::{ChangeKind, Schema, diff};
+use tidemark::schema::ChangeKind;
 use tidemark_test::{Migrations, TestDb};
 
 use crate::common::*;
+use crate::schema_steps::*;
 
 use ChangeKind::{Missing, Modified, Unexpected};
-
-async fn inspect(db: &TestDb) -> Schema {
-    let mut d = db.connect().await;
-    let s = d
-        .inspect(&InspectOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("inspect failed: {e}"));
-    d.close().await;
-    s
-}
-
-fn changes(before: &Schema, after: &Schema) -> Vec<(String, ChangeKind, String)> {
-    diff(before, after)
-        .changes
-        .into_iter()
-        .map(|c| (c.object, c.kind, c.detail.unwrap_or_default()))
-        .collect()
-}
-
-struct Step {
-    what: &'static str,
-    sql: String,
-    expect: Vec<(String, ChangeKind, String)>,
-}
-
-fn step(what: &'static str, sql: &str, expect: &[(&str, ChangeKind, &str)]) -> Step {
-    Step {
-        what,
-        sql: sql.to_string(),
-        expect: expect
-            .iter()
-            .map(|(o, k, d)| (o.to_string(), *k, d.to_string()))
-            .collect(),
-    }
-}
 
 /// SQLite's way to change a table: `columns` is the new table's definition after its name.
 fn rebuild(table: &str, columns: &str) -> String {
@@ -305,29 +271,7 @@ async fn each_change_behind_our_back_is_exactly_one_change() {
             &[("table notes", Missing, "")],
         ),
     ];
-    let mut before = inspect(&db).await;
-    for s in &steps {
-        db.exec(&s.sql).await;
-        let after = inspect(&db).await;
-        let got = changes(&before, &after);
-        let summary: Vec<(&str, ChangeKind)> =
-            got.iter().map(|(o, k, _)| (o.as_str(), *k)).collect();
-        let wanted: Vec<(&str, ChangeKind)> =
-            s.expect.iter().map(|(o, k, _)| (o.as_str(), *k)).collect();
-        assert_eq!(
-            summary, wanted,
-            "step `{}` ({}): wrong changes\n{:#?}",
-            s.what, s.sql, got
-        );
-        for ((_, _, detail), (_, _, needle)) in got.iter().zip(&s.expect) {
-            assert!(
-                detail.contains(needle),
-                "step `{}`: detail {detail:?} lacks {needle:?}",
-                s.what
-            );
-        }
-        before = after;
-    }
+    run_steps(&db, &steps).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

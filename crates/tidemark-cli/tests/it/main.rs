@@ -15,3 +15,4 @@ mod lint;
 mod lint_replay;
 mod recovery;
 mod scenarios;
+mod schema_steps;
