@@ -66,7 +66,8 @@ pub fn command(cwd: &Path) -> Command {
     c.current_dir(cwd)
         .env_remove("TIDEMARK_DATABASE_URL")
         .env_remove("DATABASE_URL")
-        .env_remove("TIDEMARK_BACKUP_DIR")
+        // Never the user's data directory: backups of a test stay in its own directory.
+        .env("TIDEMARK_BACKUP_DIR", cwd.join(".tidemark-test-backups"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     c
