@@ -95,6 +95,15 @@ pub enum Command {
     /// Verified backups: create, list, verify, restore, prune
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The journal: every apply, revert, failure, backup, restore, repair, import and baseline
+    Journal(JournalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// How many of the newest entries to show
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Subcommand)]

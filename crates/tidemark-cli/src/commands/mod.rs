@@ -5,6 +5,7 @@ pub mod gate;
 pub mod import;
 pub mod init;
 pub mod inspect;
+pub mod journal;
 pub mod lint;
 pub mod new;
 pub mod repair;
@@ -39,6 +40,7 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Exec(a) => gate::exec(&ctx, a).await,
         Command::Health(a) => gate::health(&ctx, &a).await,
         Command::Backup(c) => backup::run(&ctx, c).await,
+        Command::Journal(a) => journal::run(&ctx, &a).await,
         Command::Lint(a) => lint::run(&ctx, &a).await,
     }
 }

@@ -358,3 +358,28 @@ db_test!(
         assert!(!db.has_table("a").await || db.dialect() == tidemark::Dialect::MySql);
     }
 );
+
+db_test!(journal_lists_what_happened, |db| async move {
+    let m = numbered(2);
+    let empty = tm(&db, &m, &["journal", "--format", "json"]);
+    empty.ok();
+    assert_eq!(empty.json()["entries"], serde_json::json!([]));
+    tm(&db, &m, &["up"]).ok();
+    tm(&db, &m, &["down", "--steps", "1"]).ok();
+    let j = tm(&db, &m, &["journal", "--format", "json"]).json();
+    let actions: Vec<&str> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["backup", "apply", "apply", "backup", "revert"]
+    );
+    let last = tm(&db, &m, &["journal", "--limit", "1", "--format", "json"]).json();
+    assert_eq!(last["entries"][0]["action"], "revert");
+    assert_eq!(last["entries"][0]["version"], 2);
+    let text = tm(&db, &m, &["journal"]);
+    assert!(text.stdout.contains("revert 2"), "{}", text.stdout);
+});
