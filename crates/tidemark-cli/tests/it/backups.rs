@@ -321,35 +321,20 @@ db_test!(restore_stops_writers_first, |db| async move {
         format!("[backup]\nstop_writers = \"touch {}\"\n", marker.display()),
     )
     .unwrap();
-    tm(
-        &db,
-        &m,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "backup",
-            "restore",
-            id,
-            "--yes",
-        ],
-    )
-    .ok();
+    let cfg_path = cfg.to_str().unwrap().to_string();
+    let restore = || {
+        tm(
+            &db,
+            &m,
+            &["--config", &cfg_path, "backup", "restore", id, "--yes"],
+        )
+    };
+    restore().ok();
     assert!(marker.exists());
     std::fs::write(&cfg, "[backup]\nstop_writers = \"exit 3\"\n").unwrap();
     db.exec("INSERT INTO t1 (id, name) VALUES (1, 'kept');")
         .await;
-    let r = tm(
-        &db,
-        &m,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "backup",
-            "restore",
-            id,
-            "--yes",
-        ],
-    );
+    let r = restore();
     r.code(1);
     assert!(r.stderr.contains("stop_writers"), "{}", r.stderr);
     assert_eq!(
