@@ -221,6 +221,13 @@ pub struct RequireArgs {
     /// Pass even if the live schema has drifted
     #[arg(long)]
     pub allow_drift: bool,
+    /// The database must be exactly at the required version: refuse even expand-only
+    /// migrations applied after it (by default an older release may run on a newer schema
+    /// when every migration after its own is expand-only)
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +329,8 @@ pub struct UpArgs {
     /// Go ahead although an applied migration's file is gone
     #[arg(long)]
     pub allow_missing: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 #[derive(Debug, Args)]
@@ -348,4 +357,10 @@ pub struct DownArgs {
     /// How long to wait for the migration lock
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
+    /// Revert although the live schema differs from the history (a down script written for
+    /// the recorded schema may then drop what it never created)
+    #[arg(long)]
+    pub allow_drift: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }

@@ -131,6 +131,18 @@ impl Context {
         };
         s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
         s.shadow_url = self.shadow_url(&crate::cli::ShadowArgs { shadow_url: None })?;
+        s.classifier = Some(std::sync::Arc::new(tidemark_lint::LintClassifier));
+        Ok(s)
+    }
+
+    /// [`Context::settings`] with a command's `--shadow-url`.
+    pub fn settings_with_shadow(
+        &self,
+        lock_timeout: Option<&str>,
+        shadow: &crate::cli::ShadowArgs,
+    ) -> Result<Settings> {
+        let mut s = self.settings(lock_timeout)?;
+        s.shadow_url = self.shadow_url(shadow)?;
         Ok(s)
     }
 

@@ -70,6 +70,7 @@ pub async fn baseline(
         .map_err(|e| Error::db("could not begin", e))?;
     let r = async {
         for m in &upto {
+            let class = settings.class_of(m, driver.dialect());
             history::insert(
                 driver,
                 &HistoryWrite {
@@ -81,6 +82,7 @@ pub async fn baseline(
                     applied_by: &settings.actor,
                     error: None,
                     statements_applied: None,
+                    lint_class: class,
                 },
             )
             .await?;

@@ -6,8 +6,10 @@
 //! a migration that dies half way is recorded as `failed` with that index, and `up` refuses to
 //! go on until it is resolved.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::class::{Classifier, MigrationClass};
 use crate::driver::{DbError, Driver, InspectOptions};
 use crate::error::{Error, Result, StatementFailure};
 use crate::history::{self, HistoryState, HistoryWrite, JournalWrite};
@@ -87,6 +89,34 @@ pub struct Settings {
     /// Where to replay migrations when evidence is needed (`None`: the live server, or memory
     /// for SQLite).
     pub shadow_url: Option<crate::url::DatabaseUrl>,
+    /// Classifies each migration when it is applied, so its class is recorded in the history
+    /// (`tidemark-lint` provides one). Without one the class is not recorded, and the gate
+    /// treats such a migration like a contract change.
+    pub classifier: Option<Arc<dyn Classifier>>,
+}
+
+impl Settings {
+    /// The class of a migration, when there is a classifier.
+    pub fn class_of(
+        &self,
+        m: &crate::migration::Migration,
+        dialect: crate::driver::Dialect,
+    ) -> Option<MigrationClass> {
+        self.classifier
+            .as_ref()
+            .map(|c| c.classify(m, dialect).class)
+    }
+
+    /// Fill in the class of every step that applies a migration.
+    fn classify(&self, p: &mut Plan, set: &MigrationSet, dialect: crate::driver::Dialect) {
+        for step in p.steps.iter_mut() {
+            if step.direction == Direction::Up
+                && let Some(m) = set.get(step.version)
+            {
+                step.class = self.class_of(m, dialect);
+            }
+        }
+    }
 }
 
 impl Default for Settings {
@@ -97,6 +127,7 @@ impl Default for Settings {
             run_id: new_run_id(),
             actor: history::actor(),
             shadow_url: None,
+            classifier: None,
         }
     }
 }
@@ -176,12 +207,29 @@ pub fn check_consistent(st: &Status, allow: Allow) -> Result<()> {
             _ => {}
         }
     }
-    if st.drift.status == DriftState::Drifted && !allow.drift {
-        problems.push(format!(
-            "the live schema has drifted from the history ({})\n  \
-             run `tidemark drift` to see the differences and `tidemark repair` to reconcile them (or pass --allow-drift)",
-            st.drift.reason.as_deref().unwrap_or("fingerprints differ")
-        ));
+    if !allow.drift {
+        match st.drift.status {
+            DriftState::Drifted => problems.push(format!(
+                "the live schema has drifted from the history ({}){}\n  \
+                 run `tidemark drift` to see the differences and `tidemark repair` to reconcile them",
+                st.drift.reason.as_deref().unwrap_or("fingerprints differ"),
+                st.drift
+                    .evidence
+                    .as_deref()
+                    .map(|e| format!("\n  evidence: {e}"))
+                    .unwrap_or_default()
+            )),
+            // Never assumed clean: a history nobody fingerprinted may be behind reality, and
+            // running its "pending" migrations again is the incident tidemark exists for.
+            DriftState::Unknown => problems.push(format!(
+                "the history's schema could not be established ({})",
+                st.drift
+                    .reason
+                    .as_deref()
+                    .unwrap_or("no fingerprint was recorded")
+            )),
+            DriftState::Clean => {}
+        }
     }
     match problems.len() {
         0 => Ok(()),
@@ -200,33 +248,108 @@ fn short(s: Option<&str>) -> &str {
     s.map(|s| &s[..s.len().min(12)]).unwrap_or("?")
 }
 
-/// Plan `up` without changing anything: what `--dry-run` prints.
+/// Plan `up` without changing anything: what `--dry-run` prints. It makes the same checks as
+/// [`up`] (drift established by replay included) and refuses with the same error, so a dry run
+/// that passes means the real run would start; it only writes nothing.
 pub async fn plan_up(
     driver: &mut dyn Driver,
     set: &MigrationSet,
     target: &UpTarget,
+    allow: Allow,
+    settings: &Settings,
+    obs: &mut dyn Observer,
 ) -> Result<(Status, Plan)> {
     set.validate(driver.dialect())?;
+    prepare_up(driver, set, target, allow, settings, obs, Record::No).await
+}
+
+/// Whether establishing drift may write the fingerprint it established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Under the lock: write it, journaled.
+    Locked,
+    /// Without the lock (the gate): write it only where the row still holds what was read.
+    Unlocked,
+    /// A dry run or a read-only command: write nothing.
+    No,
+}
+
+/// Status, the consistency checks, and the plan: everything `up` does before it changes
+/// anything, shared with `--dry-run`.
+async fn prepare_up(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    target: &UpTarget,
+    allow: Allow,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    record: Record,
+) -> Result<(Status, Plan)> {
     let history = history::read(driver).await?;
-    let st = Status::compute(set, &history);
-    let p = plan::plan_up(
+    let mut st = Status::compute(set, &history);
+    if !allow.drift {
+        take_fingerprint(driver, settings, &mut st, obs).await;
+        establish_drift(driver, set, settings, &mut st, obs, record).await;
+    }
+    check_consistent(&st, allow)?;
+    let mut p = plan::plan_up(
         set,
         &st,
         driver.dialect(),
         driver.caps().transactional_ddl,
         target,
     )?;
+    settings.classify(&mut p, set, driver.dialect());
     Ok((st, p))
 }
 
+/// Plan `down` without changing anything, with the same checks as [`down`].
 pub async fn plan_down(
     driver: &mut dyn Driver,
     set: &MigrationSet,
     target: DownTarget,
+    allow_drift: bool,
+    settings: &Settings,
+    obs: &mut dyn Observer,
 ) -> Result<(Status, Plan)> {
     set.validate(driver.dialect())?;
+    prepare_down(driver, set, target, allow_drift, settings, obs, Record::No).await
+}
+
+async fn prepare_down(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    target: DownTarget,
+    allow_drift: bool,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    record: Record,
+) -> Result<(Status, Plan)> {
     let history = history::read(driver).await?;
-    let st = Status::compute(set, &history);
+    let mut st = Status::compute(set, &history);
+    if let Some(e) = st
+        .entries
+        .iter()
+        .find(|e| e.state == MigrationState::Failed)
+    {
+        return Err(Error::Inconsistent(format!(
+            "migration {} ({}) is recorded as failed; run `tidemark repair` before reverting anything",
+            e.version, e.name
+        )));
+    }
+    // A down script is written for the schema its up script left. On a schema that has
+    // drifted (or whose state nobody recorded) it may drop what it never created.
+    if !allow_drift {
+        take_fingerprint(driver, settings, &mut st, obs).await;
+        establish_drift(driver, set, settings, &mut st, obs, record).await;
+        let only_drift = Allow {
+            modified: true,
+            missing: true,
+            drift: false,
+        };
+        check_consistent(&st, only_drift)
+            .map_err(|e| Error::Inconsistent(e.to_string().replacen("migrate", "revert", 1)))?;
+    }
     let p = plan::plan_down(
         set,
         &st,
@@ -251,22 +374,7 @@ pub async fn up(
     let guard = acquire(driver, settings, obs).await?;
     // The history tables are created only once something will be applied, after the backup:
     // a run that changes nothing (or whose backup fails) leaves the database as it was.
-    let history = history::read(driver).await?;
-    let mut st = Status::compute(set, &history);
-    if !allow.drift {
-        take_fingerprint(driver, settings, &mut st, obs).await;
-        if st.drift.status == DriftState::Drifted && st.drift.recorded_fingerprint.is_some() {
-            confirm_drift(driver, set, settings, &mut st, obs).await;
-        }
-    }
-    check_consistent(&st, allow)?;
-    let p = plan::plan_up(
-        set,
-        &st,
-        driver.dialect(),
-        driver.caps().transactional_ddl,
-        target,
-    )?;
+    let (st, p) = prepare_up(driver, set, target, allow, settings, obs, Record::Locked).await?;
     let report = backup_then_execute(driver, set, &p, &st, settings, obs, before).await?;
     guard.release().await?;
     Ok(report)
@@ -329,31 +437,23 @@ pub async fn down(
     driver: &mut dyn Driver,
     set: &MigrationSet,
     target: DownTarget,
+    allow_drift: bool,
     settings: &Settings,
     obs: &mut dyn Observer,
     before: Option<&mut dyn BeforeChange>,
 ) -> Result<RunReport> {
     set.validate(driver.dialect())?;
     let guard = acquire(driver, settings, obs).await?;
-    let history = history::read(driver).await?;
-    let st = Status::compute(set, &history);
-    if let Some(e) = st
-        .entries
-        .iter()
-        .find(|e| e.state == MigrationState::Failed)
-    {
-        return Err(Error::Inconsistent(format!(
-            "migration {} ({}) is recorded as failed; run `tidemark repair` before reverting anything",
-            e.version, e.name
-        )));
-    }
-    let p = plan::plan_down(
+    let (st, p) = prepare_down(
+        driver,
         set,
-        &st,
-        driver.dialect(),
-        driver.caps().transactional_ddl,
         target,
-    )?;
+        allow_drift,
+        settings,
+        obs,
+        Record::Locked,
+    )
+    .await?;
     let report = backup_then_execute(driver, set, &p, &st, settings, obs, before).await?;
     guard.release().await?;
     Ok(report)
@@ -384,43 +484,163 @@ pub async fn acquire(
     Ok(guard)
 }
 
-/// The fingerprints differ: make sure by replaying the recorded migrations on a shadow
-/// database before refusing. A fingerprint recorded by an older tidemark (whose canonical form
-/// differed) or a harmless difference the cheap check cannot tell is then refreshed instead of
-/// blocking the deploy; real drift stays drift. Without a shadow database the cheap verdict
-/// stands.
-async fn confirm_drift(
+/// Establish drift where the cheap check cannot be trusted, by replaying the recorded
+/// migrations on a shadow database and comparing with the live schema:
+///
+/// - nothing recorded (`unknown`: a history written by hand, imported from another tool or by
+///   an older tidemark): equal → the fingerprint is recorded (journaled) and the state is
+///   clean; different → drifted, with the evidence `status` shows; no shadow database → it
+///   stays unknown, with the reason and how to provide one. Unknown is never clean.
+/// - fingerprints differ: a fingerprint recorded by an older tidemark (whose canonical form
+///   differed) is refreshed instead of blocking the deploy; real drift stays drift, with its
+///   evidence.
+pub async fn establish_drift(
     driver: &mut dyn Driver,
     set: &MigrationSet,
     settings: &Settings,
     st: &mut Status,
     obs: &mut dyn Observer,
+    record: Record,
 ) {
-    let report =
-        match crate::drift::drift(driver, set, settings, settings.shadow_url.as_ref()).await {
-            Ok(r) => r,
-            Err(e) => {
+    let unknown = match st.drift.status {
+        DriftState::Clean => return,
+        DriftState::Unknown => true,
+        // An empty history beside a non-empty schema is drift for certain; only the evidence
+        // is missing.
+        DriftState::Drifted if st.drift.recorded_fingerprint.is_none() => {
+            st.drift.evidence = evidence(driver, set, settings).await;
+            return;
+        }
+        DriftState::Drifted => false,
+    };
+    let report = match crate::drift::drift(driver, set, settings, settings.shadow_url.as_ref())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            if unknown {
+                let head = st
+                    .current_version
+                    .map(|v| format!(" for migration {v}"))
+                    .unwrap_or_default();
+                st.drift.reason = Some(format!(
+                    "no schema fingerprint was recorded{head}, and replaying the migrations to establish it failed: {e}\n  \
+                         give tidemark a database server where it may create a scratch database: --shadow-url URL, or `[shadow] url` in tidemark.toml"
+                ));
+            } else {
                 obs.event(Event::Warning(format!(
                     "could not replay the migrations to confirm the drift: {e}"
                 )));
-                return;
             }
+            return;
+        }
+    };
+    if report.drifted {
+        let first: Vec<String> = report
+            .changes
+            .iter()
+            .take(3)
+            .map(|c| c.to_string())
+            .collect();
+        let more = report.changes.len().saturating_sub(first.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
         };
-    if report.drifted || !report.notes.is_empty() {
+        st.drift.status = DriftState::Drifted;
+        st.drift.reason = Some(format!(
+            "{}the live schema differs from the schema the recorded migrations produce: {}{more}",
+            if unknown {
+                "no fingerprint was recorded, and a replay shows "
+            } else {
+                ""
+            },
+            first.join("; ")
+        ));
+        st.drift.evidence = evidence(driver, set, settings).await;
         return;
     }
-    if let Some(head) = st.current_version
-        && history::set_fingerprint(driver, head, &report.live_fingerprint)
-            .await
-            .is_ok()
-    {
-        obs.event(Event::Warning(
-            "the recorded schema fingerprint was stale (e.g. written by an older tidemark); a replay shows no drift, so it was refreshed".into(),
-        ));
-        st.drift.status = DriftState::Clean;
-        st.drift.reason = None;
-        st.drift.recorded_fingerprint = Some(report.live_fingerprint);
+    // The comparison is exact only when every recorded migration could be replayed as it ran.
+    if !report.notes.is_empty() {
+        if unknown {
+            st.drift.reason = Some(format!(
+                "no fingerprint was recorded, and the replay is not exact: {}",
+                report.notes.join("; ")
+            ));
+        }
+        return;
     }
+    let previous = st.drift.recorded_fingerprint.clone();
+    st.drift.status = DriftState::Clean;
+    st.drift.reason = Some("established by replaying the recorded migrations".into());
+    st.drift.recorded_fingerprint = Some(report.live_fingerprint.clone());
+    let Some(head) = st.current_version else {
+        return;
+    };
+    if record == Record::No {
+        return;
+    }
+    match record_established(driver, settings, head, previous.as_deref(), &report.live_fingerprint, record).await {
+        Ok(true) => obs.event(Event::Warning(if unknown {
+            format!("no schema fingerprint was recorded for migration {head}; a replay shows the live schema is the state after it, so the fingerprint was recorded")
+        } else {
+            "the recorded schema fingerprint was stale (e.g. written by an older tidemark); a replay shows no drift, so it was refreshed".into()
+        })),
+        Ok(false) => {}
+        Err(e) => obs.event(Event::Warning(format!(
+            "could not record the established schema fingerprint: {e}"
+        ))),
+    }
+}
+
+/// Write an established fingerprint on the head row, with its journal line. Returns false when
+/// the row no longer holds what was read (another run changed it meanwhile).
+async fn record_established(
+    driver: &mut dyn Driver,
+    settings: &Settings,
+    head: i64,
+    previous: Option<&str>,
+    fingerprint: &str,
+    record: Record,
+) -> Result<bool> {
+    if record == Record::Locked {
+        history::ensure(driver).await?;
+    }
+    if !history::replace_fingerprint(driver, head, previous, fingerprint).await? {
+        return Ok(false);
+    }
+    let detail = serde_json::json!({
+        "fingerprint": fingerprint,
+        "previous": previous,
+        "established_by": "replay",
+    });
+    history::journal(
+        driver,
+        &JournalWrite {
+            run_id: &settings.run_id,
+            action: "fingerprint",
+            version: Some(head),
+            detail: Some(detail.to_string()),
+            actor: &settings.actor,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The evidence `status` shows for drift ("the live schema equals the state after migration
+/// 3; 1 unrecorded migration(s) are in fact applied"), or `None` when it cannot be gathered.
+pub async fn evidence(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+) -> Option<String> {
+    let h = history::read(driver).await.ok()?;
+    let ev = crate::repair::gather(driver, set, settings, settings.shadow_url.as_ref())
+        .await
+        .ok()?;
+    Some(crate::repair::plan(set, &h, &ev).summary())
 }
 
 async fn take_fingerprint(
@@ -597,6 +817,7 @@ async fn apply_stepwise(
         applied_by: &settings.actor,
         error: Some("in progress (or its process died)"),
         statements_applied: Some(0),
+        lint_class: step.class,
     };
     match step.direction {
         Direction::Up => history::insert(driver, &row).await?,
@@ -725,6 +946,7 @@ async fn record_done(
             applied_by: &settings.actor,
             error: None,
             statements_applied: None,
+            lint_class: step.class,
         }),
         Direction::Down => history::RowChange::Delete(step.version),
     };

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::class::MigrationClass;
 use crate::driver::{Dialect, Driver, Value};
 use crate::error::{Error, Result};
 
@@ -42,6 +43,9 @@ pub struct HistoryEntry {
     pub error: Option<String>,
     /// For a migration run statement by statement: how many statements succeeded.
     pub statements_applied: Option<i64>,
+    /// The migration's class when it was applied (`None`: written by an older tidemark, by
+    /// hand or by another tool).
+    pub lint_class: Option<MigrationClass>,
 }
 
 /// The history, ordered by version.
@@ -107,7 +111,8 @@ fn create_sql(dialect: Dialect) -> [String; 2] {
              applied_by {text} NOT NULL,\n\
              schema_fingerprint {text} NULL,\n\
              error {text} NULL,\n\
-             statements_applied BIGINT NULL\n)\
+             statements_applied BIGINT NULL,\n\
+             lint_class {text} NULL\n)\
              {suffix}"
         ),
         format!(
@@ -128,53 +133,105 @@ fn db_err(context: &str) -> impl FnOnce(crate::driver::DbError) -> Error + '_ {
     move |e| Error::db(context, e)
 }
 
-/// Does the history table exist? (Read-only commands must not create it.)
-pub async fn exists(driver: &mut dyn Driver) -> Result<bool> {
+/// The shape of the history table as found: whether it exists, and whether it has the
+/// columns added after the first release (tables written by an older tidemark lack them until
+/// [`ensure`] upgrades them; read-only commands must still read them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    exists: bool,
+    has_lint_class: bool,
+}
+
+async fn shape(driver: &mut dyn Driver) -> Result<Shape> {
     let sql = match driver.dialect() {
-        Dialect::Postgres => {
-            format!("SELECT CASE WHEN to_regclass('{HISTORY_TABLE}') IS NULL THEN 0 ELSE 1 END")
-        }
+        Dialect::Postgres => format!(
+            "SELECT CASE WHEN to_regclass('{HISTORY_TABLE}') IS NULL THEN 0 ELSE 1 END, \
+             (SELECT COUNT(*) FROM pg_attribute WHERE attrelid = to_regclass('{HISTORY_TABLE}') AND attname = 'lint_class' AND NOT attisdropped)"
+        ),
         Dialect::MySql => format!(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}'"
+            "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}'), \
+             (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}' AND column_name = 'lint_class')"
         ),
         Dialect::Sqlite => format!(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{HISTORY_TABLE}'"
+            "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{HISTORY_TABLE}'), \
+             (SELECT COUNT(*) FROM pragma_table_info('{HISTORY_TABLE}') WHERE name = 'lint_class')"
         ),
     };
     let rows = driver
         .query(&sql, &[])
         .await
         .map_err(db_err("could not look for the history table"))?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
-        > 0)
+    let col = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0
+    };
+    Ok(Shape {
+        exists: col(0),
+        has_lint_class: col(1),
+    })
 }
 
-/// Create the history and journal tables if they are missing. Call under the migration lock:
-/// concurrent `CREATE TABLE IF NOT EXISTS` is not safe on every database.
+/// Does the history table exist? (Read-only commands must not create it.)
+pub async fn exists(driver: &mut dyn Driver) -> Result<bool> {
+    Ok(shape(driver).await?.exists)
+}
+
+/// Create the history and journal tables if they are missing, and upgrade tables written by an
+/// older tidemark in place (journaled). Call under the migration lock: concurrent `CREATE
+/// TABLE IF NOT EXISTS` is not safe on every database.
 pub async fn ensure(driver: &mut dyn Driver) -> Result<()> {
+    let before = shape(driver).await?;
     for sql in create_sql(driver.dialect()) {
         driver
             .run(&sql)
             .await
             .map_err(db_err("could not create tidemark's history tables"))?;
     }
+    if before.exists && !before.has_lint_class {
+        driver
+            .run(&format!(
+                "ALTER TABLE {HISTORY_TABLE} ADD COLUMN lint_class TEXT NULL"
+            ))
+            .await
+            .map_err(db_err("could not upgrade tidemark's history table"))?;
+        let actor = actor();
+        journal(
+            driver,
+            &JournalWrite {
+                run_id: "upgrade",
+                action: "upgrade",
+                version: None,
+                detail: Some(
+                    serde_json::json!({ "table": HISTORY_TABLE, "added_columns": ["lint_class"] })
+                        .to_string(),
+                ),
+                actor: &actor,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
 pub async fn read(driver: &mut dyn Driver) -> Result<History> {
-    if !exists(driver).await? {
+    let shape = shape(driver).await?;
+    if !shape.exists {
         return Ok(History {
             entries: Vec::new(),
             exists: false,
         });
     }
     let d = driver.dialect();
+    let class = if shape.has_lint_class {
+        "lint_class"
+    } else {
+        "NULL"
+    };
     let sql = format!(
-        "SELECT version, name, checksum, state, {}, execution_ms, applied_by, schema_fingerprint, error, statements_applied \
+        "SELECT version, name, checksum, state, {}, execution_ms, applied_by, schema_fingerprint, error, statements_applied, {class} \
          FROM {HISTORY_TABLE} ORDER BY version",
         time_as_text(d, "applied_at")
     );
@@ -207,6 +264,8 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
             schema_fingerprint: next().into_text(),
             error: next().into_text(),
             statements_applied: next().as_i64(),
+            // A class this tidemark does not know is no class at all (judged as unknown).
+            lint_class: next().into_text().and_then(|c| c.parse().ok()),
         });
     }
     Ok(History {
@@ -226,13 +285,14 @@ pub struct HistoryWrite<'a> {
     pub applied_by: &'a str,
     pub error: Option<&'a str>,
     pub statements_applied: Option<i64>,
+    pub lint_class: Option<MigrationClass>,
 }
 
 pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()> {
     let d = driver.dialect();
     let sql = format!(
-        "INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+        "INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied, lint_class) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
         ph(d, 1),
         ph(d, 2),
         ph(d, 3),
@@ -241,7 +301,8 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         ph(d, 5),
         ph(d, 6),
         ph(d, 7),
-        ph(d, 8)
+        ph(d, 8),
+        ph(d, 9)
     );
     let params = [
         w.version.into(),
@@ -252,6 +313,7 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         w.applied_by.into(),
         w.error.into(),
         w.statements_applied.into(),
+        w.lint_class.map(MigrationClass::as_str).into(),
     ];
     driver
         .execute(&sql, &params)
@@ -264,15 +326,16 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
 pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()> {
     let d = driver.dialect();
     let sql = format!(
-        "UPDATE {HISTORY_TABLE} SET state = {}, execution_ms = {}, error = {}, statements_applied = {}, checksum = {}, applied_at = {} \
+        "UPDATE {HISTORY_TABLE} SET state = {}, execution_ms = {}, error = {}, statements_applied = {}, checksum = {}, lint_class = {}, applied_at = {} \
          WHERE version = {}",
         ph(d, 1),
         ph(d, 2),
         ph(d, 3),
         ph(d, 4),
         ph(d, 5),
+        ph(d, 6),
         now_sql(d),
-        ph(d, 6)
+        ph(d, 7)
     );
     let params = [
         w.state.as_str().into(),
@@ -280,6 +343,7 @@ pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         w.error.into(),
         w.statements_applied.into(),
         w.checksum.into(),
+        w.lint_class.map(MigrationClass::as_str).into(),
         w.version.into(),
     ];
     driver
@@ -320,6 +384,38 @@ pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
         .await
         .map_err(db_err("could not delete the history row"))?;
     Ok(())
+}
+
+/// Record a fingerprint on a row only if the row still holds `previous` (compare and set), and
+/// say whether it did. Callers that do not hold the lock (the gate) never overwrite what a
+/// concurrent run recorded meanwhile.
+pub async fn replace_fingerprint(
+    driver: &mut dyn Driver,
+    version: i64,
+    previous: Option<&str>,
+    fingerprint: &str,
+) -> Result<bool> {
+    let d = driver.dialect();
+    let (cond, params): (String, Vec<Value>) = match previous {
+        None => (
+            "schema_fingerprint IS NULL".into(),
+            vec![fingerprint.into(), version.into()],
+        ),
+        Some(p) => (
+            format!("schema_fingerprint = {}", ph(d, 3)),
+            vec![fingerprint.into(), version.into(), p.into()],
+        ),
+    };
+    let sql = format!(
+        "UPDATE {HISTORY_TABLE} SET schema_fingerprint = {} WHERE version = {} AND {cond}",
+        ph(d, 1),
+        ph(d, 2)
+    );
+    let n = driver
+        .execute(&sql, &params)
+        .await
+        .map_err(db_err("could not record the schema fingerprint"))?;
+    Ok(n > 0)
 }
 
 pub async fn set_fingerprint(
@@ -364,9 +460,9 @@ pub async fn change_with_journal(
     let (sql, mut params): (String, Vec<Value>) = match &op {
         RowChange::Insert(w) => (
             format!(
-                "WITH h AS (INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied) \
-                 VALUES ($1, $2, $3, $4, {now}, $5, $6, $7, $8) RETURNING version) \
-                 INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) SELECT {now}, $9, $10, h.version, $11, $12 FROM h"
+                "WITH h AS (INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied, lint_class) \
+                 VALUES ($1, $2, $3, $4, {now}, $5, $6, $7, $8, $9) RETURNING version) \
+                 INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) SELECT {now}, $10, $11, h.version, $12, $13 FROM h"
             ),
             vec![
                 w.version.into(),
@@ -377,6 +473,7 @@ pub async fn change_with_journal(
                 w.applied_by.into(),
                 w.error.into(),
                 w.statements_applied.into(),
+                w.lint_class.map(MigrationClass::as_str).into(),
             ],
         ),
         RowChange::Delete(v) => (

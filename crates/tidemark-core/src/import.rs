@@ -95,6 +95,7 @@ impl Imported {
                     error: (state == HistoryState::Failed)
                         .then(|| format!("marked failed/dirty by {}", self.table)),
                     statements_applied: None,
+                    lint_class: None,
                 });
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod baseline;
+pub mod class;
 pub mod config;
 pub mod drift;
 pub mod driver;
@@ -23,6 +24,7 @@ pub mod split;
 pub mod status;
 pub mod url;
 
+pub use class::{Classification, Classifier, MigrationClass};
 pub use driver::{Capabilities, DbError, Dialect, Driver, Dumper, LockGuard, LockWait, Value};
 pub use error::{Error, ExitClass, Location, Result};
 pub use migration::{Layout, Migration, MigrationSet, Script};

@@ -34,6 +34,9 @@ pub struct Step {
     pub transactional: bool,
     pub out_of_order: bool,
     pub statements: Vec<Stmt>,
+    /// What the migration does to the running release (recorded with its history row); set
+    /// by the engine from [`crate::engine::Settings::classifier`], `None` without one.
+    pub class: Option<crate::class::MigrationClass>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,6 +90,7 @@ pub fn plan_up(
             transactional: m.transactional && transactional_ddl,
             out_of_order: e.out_of_order,
             statements: m.up.statements(dialect)?,
+            class: None,
         });
     }
     if target.single_transaction {
@@ -190,6 +194,7 @@ pub fn plan_down(
             transactional: m.transactional && transactional_ddl,
             out_of_order: false,
             statements: down.statements(dialect)?,
+            class: None,
         });
     }
     Ok(Plan {
@@ -227,6 +232,7 @@ mod tests {
                     schema_fingerprint: None,
                     error: None,
                     statements_applied: None,
+                    lint_class: None,
                 })
                 .collect(),
         };

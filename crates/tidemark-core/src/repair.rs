@@ -87,6 +87,39 @@ impl RepairPlan {
             .iter()
             .filter(|s| s.action == Action::HalfApplied)
     }
+
+    /// The evidence in one sentence, as `status` and the refusals of `up` show it: "the live
+    /// schema equals the state after migration 3; 1 unrecorded migration(s) are in fact
+    /// applied".
+    pub fn summary(&self) -> String {
+        let what = match self.matches_state_after {
+            Some(v) => format!("the live schema equals the state after migration {v}"),
+            None => "the live schema equals no state of the migrations exactly".to_string(),
+        };
+        let count = |a: Action| self.steps.iter().filter(|s| s.action == a).count();
+        let mut extra = Vec::new();
+        let adopt = count(Action::Adopt);
+        if adopt > 0 {
+            extra.push(format!(
+                "{adopt} unrecorded migration(s) are in fact applied"
+            ));
+        }
+        let forget = count(Action::Forget);
+        if forget > 0 {
+            extra.push(format!(
+                "{forget} recorded migration(s) are in fact not applied"
+            ));
+        }
+        let half = count(Action::HalfApplied);
+        if half > 0 {
+            extra.push(format!("{half} half applied"));
+        }
+        if extra.is_empty() {
+            what
+        } else {
+            format!("{what}; {}", extra.join(", "))
+        }
+    }
 }
 
 /// The replayed states (index k = after the k-th migration of the set; 0 = empty) and the live
@@ -467,7 +500,7 @@ pub async fn execute(
         .map_err(|e| Error::db("could not begin the repair transaction", e))?;
     let result = async {
         if imported.is_some() {
-            write_imported(driver, &h, settings, journal_action).await?;
+            write_imported(driver, set, &h, settings, journal_action).await?;
         }
         write_all(driver, set, plan, decisions, settings, journal_action, &h).await
     }
@@ -489,11 +522,16 @@ pub async fn execute(
 
 async fn write_imported(
     driver: &mut dyn Driver,
+    set: &MigrationSet,
     h: &History,
     settings: &Settings,
     journal_action: &str,
 ) -> Result<()> {
     for e in &h.entries {
+        let class = e.lint_class.or_else(|| {
+            set.get(e.version)
+                .and_then(|m| settings.class_of(m, driver.dialect()))
+        });
         history::insert(
             driver,
             &HistoryWrite {
@@ -505,6 +543,7 @@ async fn write_imported(
                 applied_by: &settings.actor,
                 error: e.error.as_deref(),
                 statements_applied: None,
+                lint_class: class,
             },
         )
         .await?;
@@ -546,6 +585,7 @@ async fn write_all(
             Action::Replay if recorded.is_some() => "reset",
             Action::Replay => continue,
         };
+        let class = settings.class_of(m, driver.dialect());
         let row = |state, error: Option<&'static str>| HistoryWrite {
             version: m.version,
             name: &m.name,
@@ -555,6 +595,7 @@ async fn write_all(
             applied_by: &settings.actor,
             error,
             statements_applied: None,
+            lint_class: class,
         };
         match action {
             "adopt" => {
@@ -716,6 +757,7 @@ mod tests {
                     schema_fingerprint: None,
                     error: None,
                     statements_applied: None,
+                    lint_class: None,
                 })
                 .collect(),
         }

@@ -32,7 +32,7 @@ impl Shadow {
     /// created on the server of `shadow_url` if given (any database there the user may connect
     /// to; tidemark creates and drops its own scratch database beside it), else on the live
     /// server itself.
-    pub async fn open(live: &dyn Driver, shadow_url: Option<&DatabaseUrl>) -> Result<Shadow> {
+    pub async fn open(live: &mut dyn Driver, shadow_url: Option<&DatabaseUrl>) -> Result<Shadow> {
         if let Some(u) = shadow_url
             && u.dialect() != live.dialect()
         {

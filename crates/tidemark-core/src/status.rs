@@ -56,6 +56,8 @@ pub struct StatusEntry {
     pub execution_ms: Option<i64>,
     pub error: Option<String>,
     pub statements_applied: Option<i64>,
+    /// The class recorded when it was applied (`None`: not recorded, or not applied).
+    pub lint_class: Option<crate::class::MigrationClass>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,6 +85,10 @@ pub struct DriftStatus {
     pub recorded_fingerprint: Option<String>,
     /// Why the status is what it is, in words.
     pub reason: Option<String>,
+    /// When drifted and a replay could tell: which state the live schema is in, in words
+    /// ("the live schema equals the state after migration 3; 1 unrecorded migration(s) are
+    /// in fact applied").
+    pub evidence: Option<String>,
 }
 
 impl Default for DriftStatus {
@@ -92,6 +98,7 @@ impl Default for DriftStatus {
             live_fingerprint: None,
             recorded_fingerprint: None,
             reason: None,
+            evidence: None,
         }
     }
 }
@@ -123,6 +130,7 @@ impl Status {
                     execution_ms: None,
                     error: None,
                     statements_applied: None,
+                    lint_class: None,
                 },
                 Some(h) => {
                     let state = match h.state {
@@ -144,6 +152,7 @@ impl Status {
                         execution_ms: Some(h.execution_ms),
                         error: h.error.clone(),
                         statements_applied: h.statements_applied,
+                        lint_class: h.lint_class,
                     }
                 }
             };
@@ -177,6 +186,7 @@ impl Status {
                     execution_ms: Some(h.execution_ms),
                     error: h.error.clone(),
                     statements_applied: h.statements_applied,
+                    lint_class: h.lint_class,
                 },
             );
         }
@@ -292,6 +302,7 @@ mod tests {
             schema_fingerprint: Some(format!("fp{version}")),
             error: None,
             statements_applied: None,
+            lint_class: None,
         }
     }
 

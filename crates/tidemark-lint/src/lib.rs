@@ -25,6 +25,7 @@
 //! ```
 
 pub mod analysis;
+pub mod classify;
 pub mod ignore;
 pub mod replay;
 pub mod rule;
@@ -37,6 +38,7 @@ mod testing;
 use tidemark_core::{Dialect, Migration, Result};
 
 pub use analysis::{Ctx, Script, Stmt, Unit};
+pub use classify::{LintClassifier, classify};
 pub use replay::{ReplayEvidence, RoundTrip};
 pub use rule::{ALIASES, Category, Level, Levels, Rule, Severity, Sink, Violation, find, parse_id};
 pub use rules::{INVALID_LINT_IGNORE, RULES};

@@ -40,8 +40,7 @@ pub async fn check_database(
         db.as_mut(),
         &set,
         &engine::Settings::default(),
-        require,
-        false,
+        gate::Options::new(require),
     )
     .await;
     db.close().await;

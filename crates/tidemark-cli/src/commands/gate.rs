@@ -17,25 +17,32 @@ fn require(args: &RequireArgs) -> Result<Require> {
         .map_err(|e| Error::Usage(format!("--require: {e}")))
 }
 
+fn options(args: &RequireArgs) -> Result<gate::Options> {
+    Ok(gate::Options {
+        require: require(args)?,
+        allow_drift: args.allow_drift,
+        strict: args.strict,
+    })
+}
+
 async fn run_check(
     url: &DatabaseUrl,
     set: &MigrationSet,
     settings: &tidemark::engine::Settings,
-    req: Require,
-    allow_drift: bool,
+    opts: gate::Options,
 ) -> Result<CheckReport> {
     let mut db = tidemark::connect(url).await?;
-    let r = gate::check(db.as_mut(), set, settings, req, allow_drift).await;
+    let r = gate::check(db.as_mut(), set, settings, opts).await;
     db.close().await;
     r
 }
 
 pub async fn check(ctx: &Context, args: &CheckArgs) -> Result<i32> {
     let url = ctx.database_url()?;
-    let req = require(&args.require)?;
+    let opts = options(&args.require)?;
     let set = ctx.migrations()?;
-    let settings = ctx.settings(None)?;
-    let report = run_check(&url, &set, &settings, req, args.require.allow_drift).await?;
+    let settings = ctx.settings_with_shadow(None, &args.require.shadow)?;
+    let report = run_check(&url, &set, &settings, opts).await?;
     if ctx.out.is_json() {
         ctx.out.json(&CheckDoc::new(&report));
     } else if report.ok {
@@ -61,14 +68,14 @@ pub async fn check(ctx: &Context, args: &CheckArgs) -> Result<i32> {
 
 pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
     let url = ctx.database_url()?;
-    let req = require(&args.require)?;
+    let opts = options(&args.require)?;
     let wait = tidemark::config::parse_duration(&args.wait, "--wait")?;
     let set = ctx.migrations()?;
-    let settings = ctx.settings(None)?;
+    let settings = ctx.settings_with_shadow(None, &args.require.shadow)?;
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
-        let outcome = run_check(&url, &set, &settings, req, args.require.allow_drift).await;
+        let outcome = run_check(&url, &set, &settings, opts).await;
         let last = Instant::now() >= deadline;
         match outcome {
             Ok(r) if r.ok => break,
@@ -133,15 +140,14 @@ struct HealthState {
     url: DatabaseUrl,
     set: MigrationSet,
     settings: tidemark::engine::Settings,
-    require: Require,
-    allow_drift: bool,
+    opts: gate::Options,
 }
 
 async fn health_schema(
     axum::extract::State(st): axum::extract::State<Arc<HealthState>>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     use axum::http::StatusCode;
-    match run_check(&st.url, &st.set, &st.settings, st.require, st.allow_drift).await {
+    match run_check(&st.url, &st.set, &st.settings, st.opts).await {
         Ok(r) => {
             let code = if r.ok {
                 StatusCode::OK
@@ -164,15 +170,14 @@ async fn health_schema(
 
 pub async fn health(ctx: &Context, args: &HealthArgs) -> Result<i32> {
     let url = ctx.database_url()?;
-    let req = require(&args.require)?;
+    let opts = options(&args.require)?;
     let set = ctx.migrations()?;
-    let settings = ctx.settings(None)?;
+    let settings = ctx.settings_with_shadow(None, &args.require.shadow)?;
     let state = Arc::new(HealthState {
         url,
         set,
         settings,
-        require: req,
-        allow_drift: args.require.allow_drift,
+        opts,
     });
     let app = axum::Router::new()
         .route("/health/schema", axum::routing::get(health_schema))

@@ -86,8 +86,8 @@ async fn replay(
             "the shadow database {server} is not {dialect}"
         )));
     }
-    let conn = tidemark::connect(&server).await?;
-    let mut shadow = tidemark::replay::Shadow::open(conn.as_ref(), None).await?;
+    let mut conn = tidemark::connect(&server).await?;
+    let mut shadow = tidemark::replay::Shadow::open(conn.as_mut(), None).await?;
     let settings = ctx.settings(None)?;
     let sp = crate::output::progress::spinner(
         &ctx.out,

@@ -17,14 +17,23 @@ use crate::output::{BOLD, DIM, GREEN, paint};
 pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
     ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
-    let settings = ctx.settings(args.lock_timeout.as_deref())?;
+    let settings = ctx.settings_with_shadow(args.lock_timeout.as_deref(), &args.shadow)?;
     let target = UpTarget {
         to: args.to,
         single_transaction: args.single_transaction,
     };
+    let allow = Allow {
+        modified: args.allow_modified,
+        missing: args.allow_missing,
+        drift: args.allow_drift,
+    };
     let mut db = ctx.connect().await?;
     let result = if args.dry_run {
-        match engine::plan_up(db.as_mut(), &set, &target).await {
+        let mut progress = Progress::new(ctx.out);
+        let planned =
+            engine::plan_up(db.as_mut(), &set, &target, allow, &settings, &mut progress).await;
+        progress.finish();
+        match planned {
             Ok((_, plan)) => {
                 render_plan(ctx, db.as_ref(), &plan);
                 Ok(0)
@@ -32,11 +41,6 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
             Err(e) => Err(e),
         }
     } else {
-        let allow = Allow {
-            modified: args.allow_modified,
-            missing: args.allow_missing,
-            drift: args.allow_drift,
-        };
         let started = Instant::now();
         let mut progress = Progress::new(ctx.out);
         let url = db.url().clone();
@@ -73,7 +77,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
 pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
     ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
-    let settings = ctx.settings(args.lock_timeout.as_deref())?;
+    let settings = ctx.settings_with_shadow(args.lock_timeout.as_deref(), &args.shadow)?;
     let target = match (args.target.steps, args.target.to) {
         (Some(n), _) => DownTarget::Steps(n),
         (None, Some(v)) => DownTarget::To(v),
@@ -81,7 +85,18 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
     };
     let mut db = ctx.connect().await?;
     let result = if args.dry_run {
-        match engine::plan_down(db.as_mut(), &set, target).await {
+        let mut progress = Progress::new(ctx.out);
+        let planned = engine::plan_down(
+            db.as_mut(),
+            &set,
+            target,
+            args.allow_drift,
+            &settings,
+            &mut progress,
+        )
+        .await;
+        progress.finish();
+        match planned {
             Ok((_, plan)) => {
                 render_plan(ctx, db.as_ref(), &plan);
                 Ok(0)
@@ -94,7 +109,16 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
         let url = db.url().clone();
         let mut backup = super::backup::BackupFirst::new(ctx, &url, args.no_backup, &settings)?;
         let hook = backup.as_mut().map(|b| b as &mut dyn engine::BeforeChange);
-        let r = engine::down(db.as_mut(), &set, target, &settings, &mut progress, hook).await;
+        let r = engine::down(
+            db.as_mut(),
+            &set,
+            target,
+            args.allow_drift,
+            &settings,
+            &mut progress,
+            hook,
+        )
+        .await;
         progress.finish();
         r.map(|report| {
             summarize(

@@ -53,7 +53,10 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         _ => None,
     };
     db.close().await;
-    let st = st?;
+    let mut st = st?;
+    if let Some(p) = &evidence {
+        establish_from_evidence(&mut st, p);
+    }
     if ctx.out.is_json() {
         let mut doc = StatusDoc::new(url.clone(), &st);
         if let Some(p) = &evidence {
@@ -73,6 +76,28 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// "Unknown" is never shown as if it were clean: with the replay's evidence at hand, a history
+/// nobody fingerprinted is clean when the live schema is exactly the state after its head and
+/// nothing needs repair, and drifted otherwise. `status` writes nothing; `up` and `check`
+/// record the fingerprint they establish.
+fn establish_from_evidence(st: &mut Status, p: &RepairPlan) {
+    st.drift.evidence = Some(p.summary());
+    if st.drift.status != DriftState::Unknown {
+        return;
+    }
+    if p.matches_state_after == st.current_version && p.changes().next().is_none() {
+        st.drift.status = DriftState::Clean;
+        st.drift.reason = Some(
+            "no fingerprint was recorded; a replay shows the live schema is the state after the last recorded migration (`up` or `check` records it)".into(),
+        );
+    } else {
+        st.drift.status = DriftState::Drifted;
+        st.drift.reason = Some(
+            "no fingerprint was recorded, and a replay shows the live schema is not the state the history describes".into(),
+        );
+    }
 }
 
 async fn explain(
@@ -146,40 +171,10 @@ fn print_text(
         .unwrap_or_default();
     out.line(format!("{} {drift}{reason}{fp}", paint(BOLD, "Drift     ")));
     if let Some(p) = evidence {
-        let what = match p.matches_state_after {
-            Some(v) => format!(
-                "the live schema equals the state after migration {}",
-                paint(BOLD, v)
-            ),
-            None => "the live schema equals no state of the migrations exactly".to_string(),
-        };
-        let adopt = p
-            .steps
-            .iter()
-            .filter(|s| s.action == repair::Action::Adopt)
-            .count();
-        let half = p
-            .steps
-            .iter()
-            .filter(|s| s.action == repair::Action::HalfApplied)
-            .count();
-        let mut extra = Vec::new();
-        if adopt > 0 {
-            extra.push(format!(
-                "{adopt} unrecorded migration(s) are in fact applied"
-            ));
-        }
-        if half > 0 {
-            extra.push(format!("{half} half applied"));
-        }
-        let extra = if extra.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", extra.join(", "))
-        };
         out.line(format!(
-            "{} {what}{extra} — `tidemark repair --dry-run` shows the plan",
-            paint(BOLD, "Evidence  ")
+            "{} {} — `tidemark repair --dry-run` shows the plan",
+            paint(BOLD, "Evidence  "),
+            p.summary()
         ));
     }
     if st.entries.is_empty() {

@@ -68,6 +68,10 @@ pub struct MigrationDoc {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statements_applied: Option<i64>,
+    /// The migration's class as recorded when it was applied (expand-only, contract,
+    /// destructive, unknown); absent when not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lint_class: Option<tidemark::MigrationClass>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +81,9 @@ pub struct DriftDoc {
     pub recorded_fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When drifted and a replay could tell: which state the live schema is in, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
     /// `status` only, when not clean: the migration after which the replayed schema equals the
     /// live one exactly (null: no state matches), from a replay on a shadow database.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +115,7 @@ impl StatusDoc {
                     execution_ms: e.execution_ms,
                     error: e.error.clone(),
                     statements_applied: e.statements_applied,
+                    lint_class: e.lint_class,
                 })
                 .collect(),
             drift: DriftDoc {
@@ -115,6 +123,7 @@ impl StatusDoc {
                 live_fingerprint: st.drift.live_fingerprint.clone(),
                 recorded_fingerprint: st.drift.recorded_fingerprint.clone(),
                 reason: st.drift.reason.clone(),
+                evidence: st.drift.evidence.clone(),
                 matches_state_after: None,
                 repair_needed: None,
             },
@@ -317,6 +326,9 @@ pub struct CheckDoc {
     pub required_version: Option<i64>,
     pub reasons: Vec<String>,
     pub drift: DriftDoc,
+    /// Migrations applied after the required version, with their class (an older release on
+    /// a newer schema passes only across expand-only ones).
+    pub ahead: Vec<tidemark::gate::Ahead>,
 }
 
 impl CheckDoc {
@@ -331,9 +343,11 @@ impl CheckDoc {
                 live_fingerprint: r.drift.live_fingerprint.clone(),
                 recorded_fingerprint: r.drift.recorded_fingerprint.clone(),
                 reason: r.drift.reason.clone(),
+                evidence: r.drift.evidence.clone(),
                 matches_state_after: None,
                 repair_needed: None,
             },
+            ahead: r.ahead.clone(),
         }
     }
 }

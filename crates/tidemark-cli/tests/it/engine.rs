@@ -156,6 +156,7 @@ db_test!(failed_state_blocks_up_and_down, |db| async move {
         d.as_mut(),
         &set,
         tidemark::plan::DownTarget::Steps(1),
+        false,
         &Settings::default(),
         &mut Quiet,
         None,

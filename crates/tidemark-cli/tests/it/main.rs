@@ -14,5 +14,6 @@ mod inspect_sqlite;
 mod lint;
 mod lint_replay;
 mod recovery;
+mod safety;
 mod scenarios;
 mod schema_steps;

@@ -56,7 +56,7 @@ impl Rule for AddNotNullWithoutDefault {
 }
 
 /// True for a column that must be given a value but gets none from the database.
-fn requires_value(col: &ColumnDef) -> bool {
+pub(crate) fn requires_value(col: &ColumnDef) -> bool {
     let mut not_null = false;
     for o in &col.options {
         match &o.option {

@@ -6,7 +6,7 @@ use sqlparser::ast::{AlterTable, ObjectName, Statement, TableFactor, TableWithJo
 use crate::analysis::{Stmt, Unit};
 use crate::rule::Rule;
 
-mod add_not_null_without_default;
+pub(crate) mod add_not_null_without_default;
 mod change_column_type;
 mod concurrently_in_transaction;
 mod constraint_without_not_valid;
