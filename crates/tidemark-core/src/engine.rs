@@ -287,11 +287,17 @@ async fn prepare_up(
 ) -> Result<(Status, Plan)> {
     let history = history::read(driver).await?;
     let mut st = Status::compute(set, &history);
+    take_fingerprint(driver, settings, &mut st, obs).await;
     if !allow.drift {
-        take_fingerprint(driver, settings, &mut st, obs).await;
         establish_drift(driver, set, settings, &mut st, obs, record).await;
     }
-    check_consistent(&st, allow)?;
+    if let Err(e) = check_consistent(&st, allow) {
+        return Err(if st.drift.status == DriftState::Clean {
+            e
+        } else {
+            with_import_hint(driver, &history, e).await
+        });
+    }
     let mut p = plan::plan_up(
         set,
         &st,
@@ -299,8 +305,84 @@ async fn prepare_up(
         driver.caps().transactional_ddl,
         target,
     )?;
+    if allow.drift && !p.is_empty() && st.drift.status != DriftState::Clean {
+        refuse_present_effects(driver, set, settings, &history, &p).await?;
+    }
     settings.classify(&mut p, set, driver.dialect());
     Ok((st, p))
+}
+
+/// `--allow-drift` runs pending migrations on a schema that differs from the history, but
+/// never one whose effects are (or may be) already there: re-running its data statements is
+/// the damage tidemark exists to prevent. The evidence is the same as `repair`'s.
+async fn refuse_present_effects(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    history: &crate::history::History,
+    p: &Plan,
+) -> Result<()> {
+    use crate::repair::Action;
+    let ev = crate::repair::gather(driver, set, settings, settings.shadow_url.as_ref())
+        .await
+        .map_err(|e| {
+            Error::Inconsistent(format!(
+                "refusing to migrate with --allow-drift: the schema has drifted, and whether the pending migrations' effects are already there could not be checked by replay: {e}"
+            ))
+        })?;
+    let rp = crate::repair::plan(set, history, &ev);
+    let present: Vec<String> = p
+        .steps
+        .iter()
+        .filter_map(|s| {
+            rp.steps.iter().find(|r| {
+                r.version == s.version
+                    && matches!(
+                        r.action,
+                        Action::Adopt | Action::HalfApplied | Action::Undetermined
+                    )
+            })
+        })
+        .map(|r| format!("{} ({}): {}", r.version, r.name, r.reason))
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    let err = Error::Inconsistent(format!(
+        "refusing to migrate: --allow-drift does not run a migration whose effects are (or may be) already in place:\n- {}\n  \
+         run `tidemark repair` to record what really happened",
+        present.join("\n- ")
+    ));
+    Err(with_import_hint(driver, history, err).await)
+}
+
+/// When the history is empty or behind and another tool's history table is right there, the
+/// way out is `import`, not a flag: say so, naming the table.
+async fn with_import_hint(
+    driver: &mut dyn Driver,
+    history: &crate::history::History,
+    e: Error,
+) -> Error {
+    let Error::Inconsistent(msg) = e else {
+        return e;
+    };
+    if history
+        .entries
+        .iter()
+        .any(|h| h.state == HistoryState::Failed)
+    {
+        return Error::Inconsistent(msg);
+    }
+    let tools = crate::import::detect(driver).await.unwrap_or_default();
+    let Some(tool) = tools.first() else {
+        return Error::Inconsistent(msg);
+    };
+    Error::Inconsistent(format!(
+        "{msg}\n  {} ({}'s history) is in this database: `tidemark import --from {}` takes its history over, checked by the same evidence",
+        tool.table(),
+        crate::import::tool_arg(*tool),
+        crate::import::tool_arg(*tool)
+    ))
 }
 
 /// Plan `down` without changing anything, with the same checks as [`down`].
@@ -571,6 +653,29 @@ pub async fn establish_drift(
         }
         return;
     }
+    // The schema is the state after the recorded head. When nothing was ever recorded, the
+    // history is the thing in doubt: a pending migration that changes only data may have run
+    // by hand, and the schema cannot say. That is a decision for a person, never a default.
+    if unknown && st.pending().next().is_some() {
+        match undetermined(driver, set, settings).await {
+            Ok(v) if !v.is_empty() => {
+                let list: Vec<String> = v.iter().map(i64::to_string).collect();
+                st.drift.reason = Some(format!(
+                    "no fingerprint was recorded, and migration(s) {} change only data: the schema cannot tell whether they ran\n  \
+                     record what happened with `tidemark repair --adopt V` (it ran) or `--pending V` (it did not)",
+                    list.join(", ")
+                ));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                st.drift.reason = Some(format!(
+                    "no fingerprint was recorded, and the pending migrations could not be checked by replay: {e}"
+                ));
+                return;
+            }
+        }
+    }
     let previous = st.drift.recorded_fingerprint.clone();
     st.drift.status = DriftState::Clean;
     st.drift.reason = Some("established by replaying the recorded migrations".into());
@@ -627,6 +732,23 @@ async fn record_established(
     )
     .await?;
     Ok(true)
+}
+
+/// Pending migrations whose having run the schema cannot tell (see
+/// [`crate::repair::Action::Undetermined`]).
+async fn undetermined(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+) -> Result<Vec<i64>> {
+    let h = history::read(driver).await?;
+    let ev = crate::repair::gather(driver, set, settings, settings.shadow_url.as_ref()).await?;
+    Ok(crate::repair::plan(set, &h, &ev)
+        .steps
+        .iter()
+        .filter(|s| s.action == crate::repair::Action::Undetermined)
+        .map(|s| s.version)
+        .collect())
 }
 
 /// The evidence `status` shows for drift ("the live schema equals the state after migration

@@ -135,6 +135,48 @@ pub async fn table_exists(driver: &mut dyn Driver, table: &str) -> Result<bool> 
         > 0)
 }
 
+/// The other tools whose history table is in this database (golang-migrate and dbmate share
+/// `schema_migrations`; golang-migrate's has a `dirty` column).
+pub async fn detect(driver: &mut dyn Driver) -> Result<Vec<Tool>> {
+    let mut found = Vec::new();
+    for tool in [
+        Tool::Sqlx,
+        Tool::Diesel,
+        Tool::Flyway,
+        Tool::Seaorm,
+        Tool::Alembic,
+    ] {
+        if table_exists(driver, tool.table()).await? {
+            found.push(tool);
+        }
+    }
+    if table_exists(driver, "schema_migrations").await? {
+        let has_dirty = driver
+            .query("SELECT dirty FROM schema_migrations WHERE 1 = 0", &[])
+            .await
+            .is_ok();
+        found.push(if has_dirty {
+            Tool::GolangMigrate
+        } else {
+            Tool::Dbmate
+        });
+    }
+    Ok(found)
+}
+
+/// The tool's name as `--from` takes it.
+pub fn tool_arg(tool: Tool) -> &'static str {
+    match tool {
+        Tool::GolangMigrate => "golang-migrate",
+        Tool::Sqlx => "sqlx",
+        Tool::Diesel => "diesel",
+        Tool::Flyway => "flyway",
+        Tool::Seaorm => "seaorm",
+        Tool::Alembic => "alembic",
+        Tool::Dbmate => "dbmate",
+    }
+}
+
 fn digits(s: &str) -> Option<i64> {
     let d: String = s.chars().filter(char::is_ascii_digit).collect();
     d.parse().ok()

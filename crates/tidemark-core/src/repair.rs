@@ -37,6 +37,10 @@ pub enum Action {
     RefreshChecksum,
     /// Some of its objects exist, some do not: a person decides.
     HalfApplied,
+    /// Not recorded, and it changes no schema object of its own (data only, or everything it
+    /// touches is changed again later): the schema cannot tell whether it ran, so a person
+    /// decides. Never a default either way: running a data migration twice damages data.
+    Undetermined,
 }
 
 impl Action {
@@ -47,6 +51,7 @@ impl Action {
             Action::Forget => "forget",
             Action::RefreshChecksum => "refresh_checksum",
             Action::HalfApplied => "half_applied",
+            Action::Undetermined => "undetermined",
         }
     }
 }
@@ -82,10 +87,11 @@ impl RepairPlan {
             .filter(|s| s.action != Action::Replay || s.reason.contains("recorded as failed"))
     }
 
+    /// Steps a person must decide (`--adopt V` or `--pending V`).
     pub fn undecided(&self) -> impl Iterator<Item = &RepairStep> {
         self.steps
             .iter()
-            .filter(|s| s.action == Action::HalfApplied)
+            .filter(|s| matches!(s.action, Action::HalfApplied | Action::Undetermined))
     }
 
     /// The evidence in one sentence, as `status` and the refusals of `up` show it: "the live
@@ -113,6 +119,18 @@ impl RepairPlan {
         let half = count(Action::HalfApplied);
         if half > 0 {
             extra.push(format!("{half} half applied"));
+        }
+        let undetermined: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Undetermined)
+            .map(|s| s.version.to_string())
+            .collect();
+        if !undetermined.is_empty() {
+            extra.push(format!(
+                "the schema cannot tell whether {} ran (no schema change of its own)",
+                undetermined.join(", ")
+            ));
         }
         if extra.is_empty() {
             what
@@ -252,6 +270,9 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
         .map(|p| p + 1)
         .unwrap_or(0);
 
+    // Positions (1-based) of migrations whose having run the evidence cannot tell.
+    let mut undetermined: BTreeSet<usize> = BTreeSet::new();
+
     // Exact matches: runs of consecutive states equal to the live schema. Within a run the
     // migrations change no schema (data only), so prefer the recorded head when it is inside.
     let matching: Vec<usize> = (0..=n).filter(|&k| fps[k] == live_fp.0).collect();
@@ -270,14 +291,19 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
             .copied()
             .find(|(a, b)| (*a..=*b).contains(&recorded_head))
             .unwrap_or(*runs.last().expect("non-empty"));
+        let chosen = recorded_head.clamp(a, b);
+        // The migrations after the recorded head inside the run change no schema: whether
+        // they ran, the schema cannot tell, and an unrecorded one is not evidence that it did
+        // not (the history is what is in doubt).
+        undetermined.extend(chosen + 1..=b);
         if a != b {
             notes.push(format!(
-                "the live schema equals the states after {} to {}: the migrations in between change no schema, so the history decides between them",
+                "the live schema equals the states after {} to {}: the migrations in between change no schema",
                 version_at(set, a),
                 version_at(set, b)
             ));
         }
-        Some(recorded_head.clamp(a, b))
+        Some(chosen)
     };
 
     // Footprints and, per object, the timeline of its states.
@@ -298,22 +324,21 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
         .collect();
 
     // Is migration k (0-based) applied according to the evidence?
-    let applied_by_evidence =
-        |k: usize| -> Option<bool> {
-            if let Some(m) = exact {
-                return Some(k < m);
-            }
-            match judged[k].found {
-                Found::Present => Some(true),
-                Found::Absent => Some(false),
-                Found::Partial => None,
-                // No footprint of its own: migrations run in order, so it ran if a later one with a
-                // footprint did.
-                Found::NoFootprint => Some((k + 1..n).any(|j| {
-                    judged[j].found == Found::Present || judged[j].found == Found::Partial
-                })),
-            }
-        };
+    let applied_by_evidence = |k: usize| -> Option<bool> {
+        if let Some(m) = exact {
+            return Some(k < m);
+        }
+        match judged[k].found {
+            Found::Present => Some(true),
+            Found::Absent => Some(false),
+            Found::Partial => None,
+            // No footprint of its own: migrations run in order, so it ran if a later one with a
+            // footprint did; otherwise the schema cannot tell.
+            Found::NoFootprint => (k + 1..n)
+                .any(|j| judged[j].found == Found::Present || judged[j].found == Found::Partial)
+                .then_some(true),
+        }
+    };
 
     let mut steps = Vec::new();
     for (k, m) in set.migrations.iter().enumerate() {
@@ -349,6 +374,28 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
             missing: missing.clone(),
         };
         let applied = applied_by_evidence(k);
+        let cannot_tell = undetermined.contains(&(k + 1))
+            || (exact.is_none() && j.found == Found::NoFootprint && applied.is_none());
+        if cannot_tell
+            && matches!(
+                entry.state,
+                MigrationState::Pending | MigrationState::Failed
+            )
+        {
+            let what = if footprints[k].is_empty() {
+                "it changes only data"
+            } else {
+                "every object it touches is changed again by a later migration"
+            };
+            steps.push(step(
+                Action::Undetermined,
+                format!(
+                    "{what}: the schema cannot tell whether it ran; decide with --adopt {v} (it ran) or --pending {v} (it did not; `up` runs it)",
+                    v = m.version
+                ),
+            ));
+            continue;
+        }
         let s = match (entry.state, applied) {
             (MigrationState::Applied, Some(true)) => None,
             (MigrationState::Applied, Some(false)) => Some(step(
@@ -470,16 +517,22 @@ pub async fn execute(
     // A decision must match what the evidence leaves open (or already concludes).
     let step_action = |v: i64| plan.steps.iter().find(|s| s.version == v).map(|s| s.action);
     for v in &decisions.adopt {
-        if !matches!(step_action(*v), Some(Action::HalfApplied | Action::Adopt)) {
+        if !matches!(
+            step_action(*v),
+            Some(Action::HalfApplied | Action::Undetermined | Action::Adopt)
+        ) {
             return Err(Error::Usage(format!(
-                "--adopt {v}: migration {v} is not half applied in this plan (nothing to decide)"
+                "--adopt {v}: the evidence leaves nothing to decide about migration {v} in this plan"
             )));
         }
     }
     for v in &decisions.pending {
-        if !matches!(step_action(*v), Some(Action::HalfApplied | Action::Replay)) {
+        if !matches!(
+            step_action(*v),
+            Some(Action::HalfApplied | Action::Undetermined | Action::Replay)
+        ) {
             return Err(Error::Usage(format!(
-                "--pending {v}: migration {v} is not half applied in this plan (nothing to decide)"
+                "--pending {v}: the evidence leaves nothing to decide about migration {v} in this plan"
             )));
         }
     }
@@ -576,9 +629,16 @@ async fn write_all(
         let m = set.get(s.version).expect("plan steps come from files");
         let recorded = h.get(s.version);
         let action = match s.action {
-            Action::HalfApplied if decisions.adopt.contains(&s.version) => "adopt",
-            Action::HalfApplied if decisions.pending.contains(&s.version) => "reset",
+            Action::HalfApplied | Action::Undetermined if decisions.adopt.contains(&s.version) => {
+                "adopt"
+            }
+            Action::HalfApplied | Action::Undetermined
+                if decisions.pending.contains(&s.version) =>
+            {
+                "reset"
+            }
             Action::HalfApplied => "mark_half_applied",
+            Action::Undetermined => "mark_undetermined",
             Action::Adopt => "adopt",
             Action::Forget => "forget",
             Action::RefreshChecksum => "refresh_checksum",
@@ -611,13 +671,22 @@ async fn write_all(
                 history::insert(driver, &w).await?;
             }
             _ => {
-                // Undecided: the history says what is true, half applied, and blocks `up`.
-                let msg = format!(
-                    "half applied: present [{}]; missing [{}]; decide with `tidemark repair --adopt {v}` or `--pending {v}`",
-                    s.present.join(", "),
-                    s.missing.join(", "),
-                    v = m.version
-                );
+                // Undecided: the history says what is true (half applied, or unknown whether
+                // it ran) and blocks `up` until a person decides.
+                let msg = if s.action == Action::Undetermined {
+                    format!(
+                        "undetermined: {}; decide with `tidemark repair --adopt {v}` or `--pending {v}`",
+                        s.reason.split(';').next().unwrap_or_default(),
+                        v = m.version
+                    )
+                } else {
+                    format!(
+                        "half applied: present [{}]; missing [{}]; decide with `tidemark repair --adopt {v}` or `--pending {v}`",
+                        s.present.join(", "),
+                        s.missing.join(", "),
+                        v = m.version
+                    )
+                };
                 history::delete(driver, m.version).await?;
                 let mut w = row(HistoryState::Failed, None);
                 w.error = Some(&msg);
@@ -880,7 +949,10 @@ mod tests {
     }
 
     #[test]
-    fn data_only_migration_without_later_evidence_is_pending() {
+    fn data_only_migration_without_later_evidence_is_undetermined() {
+        // History says 1; the schema is the state after 2, which is also the state after the
+        // data-only 3. Whether 3 ran (by hand, beside 2) the schema cannot tell: a decision,
+        // never "pending" by default (running it again may damage data).
         let (_d, set) = files(3);
         let st = states(3, &[3]);
         let ev = Evidence {
@@ -889,7 +961,11 @@ mod tests {
         };
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
-        assert_eq!(actions(&p), vec![(2, "adopt"), (3, "replay")]);
+        assert_eq!(actions(&p), vec![(2, "adopt"), (3, "undetermined")]);
+        assert_eq!(p.undecided().count(), 1);
+        // Recorded as applied, it is not in doubt.
+        let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
+        assert_eq!(actions(&p), vec![]);
     }
 
     #[test]

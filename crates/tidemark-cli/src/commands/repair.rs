@@ -104,7 +104,7 @@ async fn repair(
         if !undecided.is_empty() {
             let list: Vec<String> = undecided.iter().map(i64::to_string).collect();
             ctx.out.line(format!(
-                "{} half applied, recorded as failed until you decide: {} (--adopt V or --pending V)",
+                "{} half applied or undetermined, recorded as failed until you decide: {} (--adopt V or --pending V)",
                 paint(RED.bold(), "!"),
                 list.join(", ")
             ));
@@ -160,12 +160,12 @@ pub fn render(
             Action::Adopt | Action::RefreshChecksum => GREEN,
             Action::Replay => YELLOW,
             Action::Forget => YELLOW.bold(),
-            Action::HalfApplied => RED.bold(),
+            Action::HalfApplied | Action::Undetermined => RED.bold(),
         };
-        let label = if s.action == Action::HalfApplied {
-            "HALF APPLIED".to_string()
-        } else {
-            s.action.as_str().to_string()
+        let label = match s.action {
+            Action::HalfApplied => "HALF APPLIED".to_string(),
+            Action::Undetermined => "UNDETERMINED".to_string(),
+            a => a.as_str().to_string(),
         };
         let name: String = s.name.chars().take(nw).collect();
         out.line(format!(

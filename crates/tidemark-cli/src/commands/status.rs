@@ -87,7 +87,18 @@ fn establish_from_evidence(st: &mut Status, p: &RepairPlan) {
     if st.drift.status != DriftState::Unknown {
         return;
     }
-    if p.matches_state_after == st.current_version && p.changes().next().is_none() {
+    let undetermined: Vec<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.action == repair::Action::Undetermined)
+        .map(|s| s.version.to_string())
+        .collect();
+    if p.matches_state_after == st.current_version && !undetermined.is_empty() {
+        st.drift.reason = Some(format!(
+            "no fingerprint was recorded, and the schema cannot tell whether {} ran (no schema change of its own): `tidemark repair --adopt V` or `--pending V` records what happened",
+            undetermined.join(", ")
+        ));
+    } else if p.matches_state_after == st.current_version && p.changes().next().is_none() {
         st.drift.status = DriftState::Clean;
         st.drift.reason = Some(
             "no fingerprint was recorded; a replay shows the live schema is the state after the last recorded migration (`up` or `check` records it)".into(),

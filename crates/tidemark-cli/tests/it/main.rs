@@ -17,3 +17,4 @@ mod recovery;
 mod safety;
 mod scenarios;
 mod schema_steps;
+mod switching;
