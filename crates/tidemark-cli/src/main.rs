@@ -8,6 +8,7 @@ mod commands;
 mod context;
 mod output;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -52,20 +53,35 @@ fn main() -> ExitCode {
         let ctx = Context::new(cli.global.clone(), out)?;
         commands::dispatch(cli.command, ctx).await
     });
-    match result {
-        Ok(code) => ExitCode::from(code as u8),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             report(&out, &e);
-            ExitCode::from(e.class().code() as u8)
+            e.class().code()
         }
+    };
+    // A reader that went away (`| head`) is not a failure; a write that failed otherwise (a full
+    // disk) is, even when the command itself succeeded.
+    match output::stdout_error() {
+        Some(kind) if kind != std::io::ErrorKind::BrokenPipe => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: could not write the output: {}",
+                std::io::Error::from(kind)
+            );
+            ExitCode::from(if code == 0 { 1 } else { code as u8 })
+        }
+        _ => ExitCode::from(code as u8),
     }
 }
 
 fn init_tracing(verbose: bool) {
+    // A database's notices ("there is no transaction in progress") are the server talking to
+    // the driver, not tidemark talking to the user: shown with -v only.
     let default = if verbose {
-        "tidemark=debug,warn"
+        "tidemark=debug,sqlx=info,warn"
     } else {
-        "warn"
+        "warn,sqlx=error"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEMARK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -125,9 +141,13 @@ fn report(out: &Out, e: &Error) {
         recorded_failed,
     } = e
     {
-        if !applied.is_empty() {
-            let list: Vec<String> = applied.iter().map(i64::to_string).collect();
-            anstream::eprintln!("  applied before the failure: {}", list.join(", "));
+        match applied.as_slice() {
+            [] => {}
+            [one] => anstream::eprintln!("  applied 1 migration before the failure ({one})"),
+            [first, .., last] => anstream::eprintln!(
+                "  applied {} migrations before the failure ({first} … {last})",
+                applied.len()
+            ),
         }
         if *recorded_failed {
             anstream::eprintln!(

@@ -156,6 +156,9 @@ pub struct RunReport {
     pub run_id: String,
     /// The backup taken before the run, if one was.
     pub backup: Option<String>,
+    /// The newest applied migration after the run (as `status` counts it), whether or not the
+    /// run changed anything.
+    pub current_version: Option<i64>,
 }
 
 /// Read status without changing anything (no lock, no table created): the fingerprint is
@@ -476,6 +479,11 @@ async fn backup_then_execute(
     let backup = run_before(driver, p, st, settings, before).await?;
     let mut report = execute(driver, set, p, settings, obs).await?;
     report.backup = backup;
+    report.current_version = if p.is_empty() {
+        st.current_version
+    } else {
+        Status::compute(set, &history::read(driver).await?).current_version
+    };
     Ok(report)
 }
 
@@ -871,6 +879,7 @@ pub async fn execute(
         fingerprint,
         run_id: settings.run_id.clone(),
         backup: None,
+        current_version: None,
     })
 }
 

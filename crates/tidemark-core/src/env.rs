@@ -6,6 +6,11 @@ pub const DATABASE_URL: &str = "TIDEMARK_DATABASE_URL";
 pub const GENERIC_DATABASE_URL: &str = "DATABASE_URL";
 /// Backup directory, overriding `[backup] dir`.
 pub const BACKUP_DIR: &str = "TIDEMARK_BACKUP_DIR";
+/// How long connecting may take before tidemark says why it could not (default 10s).
+pub const CONNECT_TIMEOUT: &str = "TIDEMARK_CONNECT_TIMEOUT";
+/// Who is acting, for the history and the journal (default: the OS user and host, or the CI's
+/// own variables).
+pub const ACTOR: &str = "TIDEMARK_ACTOR";
 /// Disables colour, as everywhere (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Test servers (tests only).

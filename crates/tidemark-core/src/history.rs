@@ -580,16 +580,66 @@ pub async fn read_journal(driver: &mut dyn Driver, limit: i64) -> Result<Vec<Jou
     Ok(out)
 }
 
-/// Who is applying: `user@host`, as people recognise it in the history.
+/// Who is applying, as people recognise it in the history and the journal:
+/// `TIDEMARK_ACTOR` when set; in CI, the CI's own user and run; else `user@host`, the user
+/// from the environment or, where none is set (containers, cron, systemd units), the OS
+/// account of the process.
 pub fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(a) = var(crate::env::ACTOR) {
+        return a;
+    }
+    if var("GITHUB_ACTIONS").is_some()
+        && let Some(who) = var("GITHUB_ACTOR")
+    {
+        let run = match (var("GITHUB_REPOSITORY"), var("GITHUB_RUN_ID")) {
+            (Some(r), Some(id)) => format!(" ({r} run {id})"),
+            _ => String::new(),
+        };
+        return format!("{who}@github-actions{run}");
+    }
+    if var("GITLAB_CI").is_some()
+        && let Some(who) = var("GITLAB_USER_LOGIN")
+    {
+        let job = match (var("CI_PROJECT_PATH"), var("CI_JOB_ID")) {
+            (Some(p), Some(id)) => format!(" ({p} job {id})"),
+            _ => String::new(),
+        };
+        return format!("{who}@gitlab-ci{job}");
+    }
+    let user = var("USER")
+        .or_else(|| var("USERNAME"))
+        .or_else(|| var("LOGNAME"))
+        .or_else(os_user)
+        .unwrap_or_else(|| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| var("HOSTNAME"))
         .unwrap_or_else(|| "localhost".into());
     format!("{user}@{host}")
+}
+
+/// The account the process runs as, from its real uid and `/etc/passwd` (Linux); `uid N` when
+/// the account has no entry (a container's arbitrary uid).
+fn os_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    Some(
+        passwd
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid).then(|| name.to_string())
+            })
+            .unwrap_or_else(|| format!("uid {uid}")),
+    )
 }

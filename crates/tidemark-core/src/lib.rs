@@ -18,11 +18,15 @@ pub mod history;
 pub mod import;
 pub mod migration;
 pub mod plan;
+pub mod probe;
 pub mod repair;
 pub mod replay;
 pub mod split;
 pub mod status;
 pub mod url;
+
+#[cfg(test)]
+mod fuzz;
 
 pub use class::{Classification, Classifier, MigrationClass};
 pub use driver::{Capabilities, DbError, Dialect, Driver, Dumper, LockGuard, LockWait, Value};

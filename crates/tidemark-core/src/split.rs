@@ -296,8 +296,8 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<Stmt>, SplitError> {
         if dialect == Dialect::MySql
             && start.is_none()
             && (c == b'D' || c == b'd')
-            && sql[lx.i..].len() >= 10
-            && sql[lx.i..lx.i + 9].eq_ignore_ascii_case("DELIMITER")
+            && lx.b.len() >= lx.i + 10
+            && lx.b[lx.i..lx.i + 9].eq_ignore_ascii_case(b"DELIMITER")
             && matches!(lx.b[lx.i + 9], b' ' | b'\t')
         {
             let line_end = sql[lx.i..]

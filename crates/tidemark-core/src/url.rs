@@ -9,8 +9,14 @@ use crate::error::{Error, Result};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {
+    /// Normalised: the user-info percent-encoded, so every URL parser downstream (sqlx, the
+    /// dump tools' option builders) reads the same user and password.
     raw: String,
     dialect: Dialect,
+    /// Computed once from the parts, never from the raw text by search and replace.
+    redacted: String,
+    /// The password as the server receives it (decoded), to scrub it from foreign messages.
+    password: Option<String>,
 }
 
 impl DatabaseUrl {
@@ -27,21 +33,61 @@ impl DatabaseUrl {
             "sqlite" | "sqlite3" => Dialect::Sqlite,
             "" => return Err(Error::Usage("the database URL is empty".into())),
             other => {
+                // Only the scheme is echoed: whatever follows may be a secret.
+                let other: String = other.chars().take(20).collect();
                 return Err(Error::Usage(format!(
-                    "unsupported database URL scheme `{other}:` in {}; expected postgres://, mysql://, mariadb:// or sqlite://",
-                    redact(raw)
+                    "unsupported database URL scheme `{other}:`; expected postgres://, mysql://, mariadb:// or sqlite://"
                 )));
             }
         };
-        if dialect != Dialect::Sqlite && !raw[scheme.len()..].starts_with("://") {
+        if dialect == Dialect::Sqlite {
+            return Ok(DatabaseUrl {
+                raw: raw.to_string(),
+                dialect,
+                redacted: redact_query(raw),
+                password: None,
+            });
+        }
+        let Some(rest) = raw.get(scheme.len()..).and_then(|r| r.strip_prefix("://")) else {
             return Err(Error::Usage(format!(
                 "malformed database URL {}: expected {scheme}://host/database",
                 redact(raw)
             )));
-        }
+        };
+        let scheme_text = &raw[..scheme.len()];
+        let parts = Parts::split(rest);
+        let (raw, redacted, password) = match parts.userinfo {
+            None => (raw.to_string(), redact_query(raw), None),
+            Some(userinfo) => {
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (userinfo, None),
+                };
+                let user = encode_userinfo(user);
+                let after = parts.after;
+                match password {
+                    None => {
+                        let n = format!("{scheme_text}://{user}@{after}");
+                        let r = redact_query(&n);
+                        (n, r, None)
+                    }
+                    Some(p) => (
+                        format!("{scheme_text}://{user}:{}@{after}", encode_userinfo(p)),
+                        redact_query(&format!("{scheme_text}://{user}:***@{after}")),
+                        Some(
+                            percent_encoding::percent_decode_str(p)
+                                .decode_utf8_lossy()
+                                .into_owned(),
+                        ),
+                    ),
+                }
+            }
+        };
         Ok(DatabaseUrl {
-            raw: raw.to_string(),
+            raw,
             dialect,
+            redacted,
+            password,
         })
     }
 
@@ -56,9 +102,22 @@ impl DatabaseUrl {
     }
 
     pub fn redacted(&self) -> String {
-        redact(&self.raw)
+        self.redacted.clone()
     }
 
+    /// A message from elsewhere (a driver, a dump tool) with this URL and its password taken
+    /// out, in whatever form they appear.
+    pub fn scrub(&self, msg: &str) -> String {
+        let mut out = msg.replace(&self.raw, &self.redacted);
+        if let Some(p) = self.password.as_deref().filter(|p| !p.is_empty()) {
+            out = out.replace(p, "***");
+            let encoded = encode_userinfo(p);
+            if encoded != p {
+                out = out.replace(&encoded, "***");
+            }
+        }
+        out
+    }
     /// The same server with another database name (scratch and shadow databases). For SQLite
     /// the "database" is the file path.
     pub fn with_database(&self, database: &str) -> DatabaseUrl {
@@ -79,10 +138,13 @@ impl DatabaseUrl {
             Some(q) if self.dialect != Dialect::Sqlite => format!("{new_base}?{q}"),
             _ => new_base,
         };
-        DatabaseUrl {
+        // The user-info is already normalised, so parsing again only recomputes the parts.
+        DatabaseUrl::parse(&raw).unwrap_or_else(|_| DatabaseUrl {
+            redacted: redact(&raw),
             raw,
             dialect: self.dialect,
-        }
+            password: self.password.clone(),
+        })
     }
 
     /// The database name (server databases) or the path (SQLite), if the URL has one.
@@ -101,61 +163,103 @@ impl DatabaseUrl {
 }
 
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// Replace the password of a URL (userinfo and `password=` query parameters) with `***`.
-pub fn redact(raw: &str) -> String {
-    let mut out = raw.to_string();
-    if let Some(start) = raw.find("://").map(|i| i + 3) {
-        let end = raw[start..]
-            .find(['/', '?', '#'])
-            .map(|i| start + i)
-            .unwrap_or(raw.len());
-        let authority = &raw[start..end];
-        if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            if let Some(colon) = userinfo.find(':') {
-                out = format!(
-                    "{}{}:***{}",
-                    &raw[..start],
-                    &userinfo[..colon],
-                    &raw[start + at..]
-                );
+/// A server URL after `scheme://`, split at the user-info.
+struct Parts<'a> {
+    userinfo: Option<&'a str>,
+    /// Host, port, path and query.
+    after: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    /// The user-info is everything up to the last `@` that is followed by something shaped like
+    /// a host (then `/`, `?` or the end), whatever it contains: generated passwords hold `#`,
+    /// `?`, `@` and `/`, unencoded. (An `@` inside a query value must then be written `%40`.)
+    fn split(rest: &'a str) -> Parts<'a> {
+        for (i, _) in rest.rmatch_indices('@') {
+            let (userinfo, after) = (&rest[..i], &rest[i + 1..]);
+            let host_end = after.find(['/', '?']).unwrap_or(after.len());
+            let host_like = after[..host_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~%:,[]".contains(c));
+            // Without a password separator, a user-info holding `/`, `?` or `#` is more likely
+            // a path or query with an `@` in it.
+            let userinfo_like = userinfo.contains(':') || !userinfo.contains(['/', '?', '#']);
+            if host_like && userinfo_like {
+                return Parts {
+                    userinfo: Some(userinfo),
+                    after,
+                };
             }
         }
+        Parts {
+            userinfo: None,
+            after: rest,
+        }
     }
-    if let Some((base, query)) = out.clone().split_once('?') {
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if k.to_ascii_lowercase().contains("password")
-                        || k.eq_ignore_ascii_case("pass") =>
-                {
-                    format!("{k}=***")
-                }
-                _ => kv.to_string(),
-            })
-            .collect();
-        out = format!("{base}?{}", redacted.join("&"));
+}
+
+/// Percent-encode what the user-info may not hold literally; escapes already there stay.
+fn encode_userinfo(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if escape || b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+        i += 1;
     }
     out
+}
+
+/// `password=` (and `sslpassword=`, `pass=`) query parameters shown as `***`.
+fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _))
+                if k.to_ascii_lowercase().contains("password")
+                    || k.eq_ignore_ascii_case("pass") =>
+            {
+                format!("{k}=***")
+            }
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", redacted.join("&"))
+}
+
+/// Replace the password of a URL as typed (user-info and `password=` query parameters) with
+/// `***`. For text that never became a [`DatabaseUrl`] (an error about it); a parsed URL keeps
+/// its redacted form.
+pub fn redact(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return redact_query(raw);
+    };
+    match Parts::split(rest).userinfo {
+        Some(ui) => {
+            let shown = match ui.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => ui.to_string(),
+            };
+            redact_query(&format!("{scheme}://{shown}@{}", Parts::split(rest).after))
+        }
+        None => redact_query(raw),
+    }
 }
 
 impl fmt::Display for DatabaseUrl {

@@ -33,6 +33,8 @@ pub mod rules;
 pub mod source;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod testing;
 
 use tidemark_core::{Dialect, Migration, Result};

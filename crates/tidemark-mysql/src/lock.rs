@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Connection;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{ConnectOptions, Connection};
 use tidemark_core::driver::{LockGuard, LockWait};
 use tidemark_core::{DatabaseUrl, Error, Result};
 
-use crate::driver::{connect_error, db_error};
+use crate::driver::{db_error, open};
 
 pub struct MySqlLock {
     conn: MySqlConnection,
@@ -33,11 +33,7 @@ pub async fn acquire(
     timeout: Duration,
     waiting: &mut dyn LockWait,
 ) -> Result<Box<dyn LockGuard>> {
-    let mut conn = options
-        .clone()
-        .connect()
-        .await
-        .map_err(|e| connect_error(url, e))?;
+    let mut conn = open(url, options).await?;
     let name = lock_name(database);
     let got = get_lock(&mut conn, &name, 0.0).await?;
     if got {

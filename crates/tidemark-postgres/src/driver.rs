@@ -33,16 +33,68 @@ pub(crate) fn options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
 
 /// sqlx's messages do not carry the URL, but make sure of it: a password must never be printed.
 pub(crate) fn scrub(msg: &str, url: &DatabaseUrl) -> String {
-    msg.replace(url.expose_secret(), &url.redacted())
+    url.scrub(msg)
 }
 
 pub(crate) fn connect_error(url: &DatabaseUrl, e: sqlx::Error) -> Error {
-    Error::db(format!("could not connect to {url}"), db_error(e))
+    let mut e = db_error(e);
+    e.message = url.scrub(&e.message);
+    Error::db(format!("could not connect to {url}"), e)
+}
+
+/// Open a connection within the connect timeout. When it fails or hangs, say which protocol
+/// the port really speaks if it is not this one (a `mysql://` URL at a PostgreSQL port hangs
+/// until the server gives up; the reverse fails with a protocol byte).
+pub(crate) async fn open(
+    url: &DatabaseUrl,
+    options: &PgConnectOptions,
+) -> Result<sqlx::PgConnection> {
+    let timeout = tidemark_core::probe::connect_timeout();
+    let (host, port) = (options.get_host().to_string(), options.get_port());
+    let wrong_port = || async {
+        if options.get_socket().is_some() {
+            return None;
+        }
+        tidemark_core::probe::explain(tidemark_core::probe::Protocol::Postgres, &host, port).await
+    };
+    // A connection that is slow to start may be waiting on a server of the other kind (each
+    // waits for the other to speak first): after a moment, ask the port what it is.
+    let connecting = tokio::time::timeout(timeout, options.connect());
+    tokio::pin!(connecting);
+    let result = tokio::select! {
+        r = &mut connecting => r,
+        why = async {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            match wrong_port().await {
+                Some(why) => why,
+                None => std::future::pending().await,
+            }
+        } => return Err(Error::Usage(format!("could not connect to {url}: {why}"))),
+    };
+    match result {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => match wrong_port().await {
+            Some(why) => Err(Error::Usage(format!("could not connect to {url}: {why}"))),
+            None => Err(connect_error(url, e)),
+        },
+        Err(_) => {
+            let why = wrong_port().await.unwrap_or_else(|| {
+                format!(
+                    "no answer from {host}:{port} within {} (TIDEMARK_CONNECT_TIMEOUT sets the limit)",
+                    tidemark_core::probe::format_duration(timeout)
+                )
+            });
+            Err(Error::db(
+                format!("could not connect to {url}"),
+                DbError::new(why),
+            ))
+        }
+    }
 }
 
 pub async fn connect(url: &DatabaseUrl) -> Result<PgDriver> {
     let options = options(url)?;
-    let mut conn = options.connect().await.map_err(|e| connect_error(url, e))?;
+    let mut conn = open(url, &options).await?;
     let row = sqlx::query(
         "SELECT current_setting('server_version'), current_setting('server_version_num')::int8",
     )

@@ -64,7 +64,7 @@ async fn run(
     let out = cmd.output().await.map_err(|e| missing(tool, e))?;
     let scrub = |s: &[u8]| {
         let text = String::from_utf8_lossy(s).into_owned();
-        let text = text.replace(url.expose_secret(), &url.redacted());
+        let text = url.scrub(&text);
         match password {
             Some(p) if !p.is_empty() => text.replace(p, "***"),
             _ => text,

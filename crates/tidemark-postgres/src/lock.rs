@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
 use tidemark_core::driver::{LockGuard, LockWait};
 use tidemark_core::{DatabaseUrl, Error, Result};
 
-use crate::driver::{connect_error, db_error};
+use crate::driver::{db_error, open};
 
 /// "tidemark" in ASCII: the advisory lock key, per database.
 pub const LOCK_KEY: i64 = 0x7469_6465_6d61_726b;
@@ -30,12 +30,7 @@ pub async fn acquire(
     timeout: Duration,
     waiting: &mut dyn LockWait,
 ) -> Result<Box<dyn LockGuard>> {
-    let mut conn = options
-        .clone()
-        .application_name("tidemark lock")
-        .connect()
-        .await
-        .map_err(|e| connect_error(url, e))?;
+    let mut conn = open(url, &options.clone().application_name("tidemark lock")).await?;
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
         .fetch_one(&mut conn)

@@ -60,7 +60,9 @@ fn scratch_name(test: &str) -> String {
 }
 
 /// The admin URL for a server, or `None` when tests must be skipped.
-fn admin_url(var: &str, test: &str) -> Option<DatabaseUrl> {
+/// The admin URL of a test server from its variable, or `None` (and a loud SKIPPED line) when it
+/// is not set; a panic when it must be (CI).
+pub fn admin_url(var: &str, test: &str) -> Option<DatabaseUrl> {
     match std::env::var(var) {
         Ok(u) if !u.trim().is_empty() => {
             Some(DatabaseUrl::parse(&u).unwrap_or_else(|e| panic!("{var}: {e}")))

@@ -20,6 +20,23 @@ pub async fn run(ctx: &Context, args: &JournalArgs) -> Result<i32> {
     db.close().await;
     let entries = entries?;
     if ctx.out.is_json() {
+        // `detail` is stored as JSON text; in JSON output it is the object itself, not a
+        // string to parse again.
+        let entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                v["detail"] = e
+                    .detail
+                    .as_deref()
+                    .map(|d| {
+                        serde_json::from_str(d)
+                            .unwrap_or_else(|_| serde_json::Value::String(d.into()))
+                    })
+                    .unwrap_or(serde_json::Value::Null);
+                v
+            })
+            .collect();
         ctx.out.json(&serde_json::json!({ "entries": entries }));
         return Ok(0);
     }

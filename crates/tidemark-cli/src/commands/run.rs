@@ -65,7 +65,6 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
                 Direction::Up,
                 started,
                 args.single_transaction,
-                &set,
             );
             0
         })
@@ -121,15 +120,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
         .await;
         progress.finish();
         r.map(|report| {
-            summarize(
-                ctx,
-                db.as_ref(),
-                &report,
-                Direction::Down,
-                started,
-                false,
-                &set,
-            );
+            summarize(ctx, db.as_ref(), &report, Direction::Down, started, false);
             0
         })
     };
@@ -144,18 +135,9 @@ fn summarize(
     dir: Direction,
     started: Instant,
     single: bool,
-    set: &tidemark::MigrationSet,
 ) {
     // The version now at the head: the last applied (up) or the one before the last reverted.
-    let current = match dir {
-        Direction::Up => report.done.last().map(|d| d.version),
-        Direction::Down => report
-            .done
-            .last()
-            .and_then(|d| set.position(d.version))
-            .and_then(|p| p.checked_sub(1))
-            .map(|p| set.migrations[p].version),
-    };
+    let current = report.current_version;
     if ctx.out.is_json() {
         ctx.out.json(&RunDoc {
             database: db.url().redacted(),

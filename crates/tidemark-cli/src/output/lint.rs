@@ -66,7 +66,7 @@ pub fn render(out: &Out, findings: &[Violation], summary: &Summary) {
         }),
         Format::Github => {
             for f in &docs {
-                anstream::println!("{}", github(f));
+                crate::output::print_line(&github(f).to_string());
             }
             out.line(summary_line(summary));
         }
@@ -76,13 +76,13 @@ pub fn render(out: &Out, findings: &[Violation], summary: &Summary) {
                     "error" => paint(RED.bold(), "error"),
                     _ => paint(YELLOW.bold(), "warning"),
                 };
-                anstream::println!(
+                crate::output::print_line(&format!(
                     "{}: {sev}{}: {}",
                     paint(BOLD, format!("{}:{}:{}", f.file, f.line, f.column)),
                     paint(BOLD, format!("[{}]", f.rule)),
                     f.message
-                );
-                anstream::println!("  {} {}", paint(CYAN.bold(), "help:"), f.help);
+                ));
+                crate::output::print_line(&format!("  {} {}", paint(CYAN.bold(), "help:"), f.help));
             }
             out.line(summary_line(summary));
         }
@@ -189,11 +189,16 @@ pub fn list_rules(out: &Out, levels: &Levels) {
         } else {
             String::new()
         };
-        anstream::println!(
+        crate::output::print_line(&format!(
             "{}  {level}  {dialects:<8}  {}{changed}",
             paint(BOLD, format!("{:<width$}", d.id)),
             d.description
-        );
-        anstream::println!("{:<width$}  {} {}", "", paint(CYAN, "instead:"), d.help);
+        ));
+        crate::output::print_line(&format!(
+            "{:<width$}  {} {}",
+            "",
+            paint(CYAN, "instead:"),
+            d.help
+        ));
     }
 }

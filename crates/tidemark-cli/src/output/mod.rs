@@ -5,7 +5,8 @@ pub mod json;
 pub mod lint;
 pub mod progress;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
@@ -30,6 +31,29 @@ pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
     format!("{style}{text}{style:#}")
 }
 
+/// The first error writing to stdout (a reader that went away, a full disk). After it nothing
+/// more is written there, the command finishes what it is doing, and `main` turns a failed
+/// write into its exit code: a closed pipe is not a failure, a full disk is.
+static STDOUT_ERROR: Mutex<Option<std::io::ErrorKind>> = Mutex::new(None);
+
+/// Print a line on stdout (colour stripped where it is off). Never panics: see
+/// [`STDOUT_ERROR`].
+pub fn print_line(text: &str) {
+    let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+    if failed.is_some() {
+        return;
+    }
+    let mut out = anstream::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
+        *failed = Some(e.kind());
+    }
+}
+
+/// How writing to stdout went: `None` when it did, or the kind of the first failure.
+pub fn stdout_error() -> Option<std::io::ErrorKind> {
+    *STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Out {
     pub fn is_json(&self) -> bool {
         self.format == Format::Json
@@ -38,7 +62,7 @@ impl Out {
     /// A line for people on stdout (nothing in JSON mode or with -q).
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.quiet && !self.is_json() {
-            anstream::println!("{}", text.as_ref());
+            print_line(text.as_ref());
         }
     }
 
@@ -51,7 +75,7 @@ impl Out {
 
     pub fn json<T: Serialize>(&self, doc: &T) {
         match serde_json::to_string_pretty(doc) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => print_line(&s),
             Err(e) => eprintln!("error: could not render JSON: {e}"),
         }
     }

@@ -48,8 +48,8 @@ impl Progress {
             return;
         }
         match &self.bar {
-            Some(b) => b.suspend(|| anstream::println!("{line}")),
-            None => anstream::println!("{line}"),
+            Some(b) => b.suspend(|| crate::output::print_line(&line)),
+            None => crate::output::print_line(&line),
         }
     }
 
