@@ -25,6 +25,11 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let st = engine::status(db.as_mut(), &set, &settings, true).await;
     let caps = db.caps().clone();
     let url = db.url().redacted();
+    // Read only: a database without an identity gets none from `status`.
+    let ident = Identity {
+        id: tidemark::identity::read(db.as_mut()).await.ok().flatten(),
+        server: tidemark::identity::server_identity(db.as_mut()).await.ok(),
+    };
     // Only when something is wrong: replay on a shadow database to say which state the live
     // schema is in. The happy path stays one inspection.
     let evidence = match &st {
@@ -56,13 +61,15 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let st = st?;
     if ctx.out.is_json() {
         let mut doc = StatusDoc::new(url.clone(), &st);
+        doc.database_id = ident.id.clone();
+        doc.server_identity = ident.server.clone();
         if let Some(p) = &evidence {
             doc.drift.matches_state_after = p.matches_state_after;
             doc.drift.repair_needed = Some(p.changes().next().is_some());
         }
         ctx.out.json(&doc);
     } else {
-        print_text(ctx, &url, &caps, &set, &st, evidence.as_ref());
+        print_text(ctx, &url, &caps, &ident, &set, &st, evidence.as_ref());
     }
     Ok(if !args.exit_code {
         0
@@ -73,6 +80,11 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+struct Identity {
+    id: Option<String>,
+    server: Option<String>,
 }
 
 async fn explain(
@@ -90,6 +102,7 @@ fn print_text(
     ctx: &Context,
     url: &str,
     caps: &tidemark::Capabilities,
+    ident: &Identity,
     set: &tidemark::MigrationSet,
     st: &Status,
     evidence: Option<&RepairPlan>,
@@ -101,6 +114,19 @@ fn print_text(
         paint(BOLD, "Database  "),
         paint(DIM, format!("({} {})", caps.flavor, caps.server_version))
     ));
+    let server = ident
+        .server
+        .as_deref()
+        .map(|s| paint(DIM, format!(" ({s})")))
+        .unwrap_or_default();
+    match &ident.id {
+        Some(id) => out.line(format!("{} {id}{server}", paint(BOLD, "Identity  "))),
+        None => out.line(format!(
+            "{} not assigned yet {}{server}",
+            paint(BOLD, "Identity  "),
+            paint(DIM, "(with the first change or backup)")
+        )),
+    }
     out.line(format!(
         "{} {} {}",
         paint(BOLD, "Migrations"),
