@@ -6,6 +6,7 @@ mod commands;
 mod common;
 mod engine;
 mod gate;
+mod identity;
 mod imports;
 mod inputs;
 mod inspect_mysql;
