@@ -810,7 +810,12 @@ mod tests {
         fs::create_dir(&ndir).unwrap();
         write_manifest(&ndir, &new).unwrap();
 
-        let legacy: Vec<String> = vault.legacy().unwrap().into_iter().map(|(_, m)| m.id).collect();
+        let legacy: Vec<String> = vault
+            .legacy()
+            .unwrap()
+            .into_iter()
+            .map(|(_, m)| m.id)
+            .collect();
         assert_eq!(legacy, vec![old.id.clone()]);
         assert_eq!(vault.locate(&old.id).unwrap().unwrap().0, None);
         assert_eq!(vault.locate(&new.id).unwrap().unwrap().0, Some(id));

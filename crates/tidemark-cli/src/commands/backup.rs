@@ -574,7 +574,19 @@ pub async fn run(ctx: &Context, cmd: BackupCommand) -> Result<i32> {
             id,
             no_backup,
             from_database,
-        } => restore(ctx, &url, &s, &vault, &settings, &id, no_backup, from_database).await,
+        } => {
+            restore(
+                ctx,
+                &url,
+                &s,
+                &vault,
+                &settings,
+                &id,
+                no_backup,
+                from_database,
+            )
+            .await
+        }
         BackupCommand::Prune { keep, keep_days } => {
             let (keep, keep_days) = (keep.or(s.keep), keep_days.or(s.keep_days));
             if keep.is_none() && keep_days.is_none() {
@@ -786,10 +798,7 @@ async fn restore(
         }));
     } else {
         let into = if foreign {
-            format!(
-                " over {} (it keeps its id)",
-                target_of(url, Some(&own_id))
-            )
+            format!(" over {} (it keeps its id)", target_of(url, Some(&own_id)))
         } else {
             String::new()
         };

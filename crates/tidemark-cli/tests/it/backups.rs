@@ -21,7 +21,10 @@ fn create(db: &TestDb, m: &Migrations) -> serde_json::Value {
 fn list_id(db: &TestDb, m: &Migrations) -> String {
     let l = tm(db, m, &["backup", "list", "--format", "json"]);
     l.ok();
-    l.json()["database_id"].as_str().expect("an identity").to_string()
+    l.json()["database_id"]
+        .as_str()
+        .expect("an identity")
+        .to_string()
 }
 
 async fn count(db: &TestDb, table: &str) -> String {

@@ -72,7 +72,9 @@ db_test!(
         let b = tm(&db, &m, &["backup", "create", "--format", "json"]);
         b.ok();
         let b = b.json();
-        let id = b["database_id"].as_str().expect("the manifest records the id");
+        let id = b["database_id"]
+            .as_str()
+            .expect("the manifest records the id");
         assert_eq!(id.len(), 32, "{id}");
         let stored = db
             .scalar("SELECT database_id FROM tidemark_identity")
@@ -126,7 +128,8 @@ fn two_projects_with_the_same_sqlite_file_name_keep_their_backups_apart() {
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
     let (ma, mb) = (one_table("only_in_a"), one_table("only_in_b"));
-    let run = |cwd: &Path, m: &Migrations, args: &[&str]| tm_at(cwd, "sqlite://app.db", m, &shared, args);
+    let run =
+        |cwd: &Path, m: &Migrations, args: &[&str]| tm_at(cwd, "sqlite://app.db", m, &shared, args);
 
     run(&a, &ma, &["up"]).ok();
     run(&b, &mb, &["up"]).ok();
@@ -138,34 +141,66 @@ fn two_projects_with_the_same_sqlite_file_name_keep_their_backups_apart() {
 
     let la = run(&a, &ma, &["backup", "list", "--format", "json"]).json();
     let lb = run(&b, &mb, &["backup", "list", "--format", "json"]).json();
-    assert_eq!(ids(&la, "backups").len(), 3, "A's: before up, and two made by hand");
+    assert_eq!(
+        ids(&la, "backups").len(),
+        3,
+        "A's: before up, and two made by hand"
+    );
     assert_eq!(ids(&lb, "backups").len(), 2);
-    assert!(ids(&la, "backups").iter().all(|i| !ids(&lb, "backups").contains(i)));
+    assert!(
+        ids(&la, "backups")
+            .iter()
+            .all(|i| !ids(&lb, "backups").contains(i))
+    );
 
-    let r = run(&a, &ma, &["backup", "restore", "latest", "--yes", "--format", "json"]);
+    let r = run(
+        &a,
+        &ma,
+        &["backup", "restore", "latest", "--yes", "--format", "json"],
+    );
     r.ok();
     let r = r.json();
-    assert_eq!(r["restored"], a_latest["id"], "A restored its own newest backup");
+    assert_eq!(
+        r["restored"], a_latest["id"],
+        "A restored its own newest backup"
+    );
     assert_eq!(r["source_database_id"], a_latest["database_id"]);
     assert_eq!(r["from_other_database"], false);
     let tables = run(&a, &ma, &["inspect", "--format", "json"]).stdout;
-    assert!(tables.contains("only_in_a") && !tables.contains("only_in_b"), "{tables}");
+    assert!(
+        tables.contains("only_in_a") && !tables.contains("only_in_b"),
+        "{tables}"
+    );
 
     // Pruning B leaves every one of A's backups (A now has 4: with the restore's safety one).
     run(&b, &mb, &["backup", "prune", "--keep", "1"]).ok();
     assert_eq!(
-        ids(&run(&b, &mb, &["backup", "list", "--format", "json"]).json(), "backups"),
+        ids(
+            &run(&b, &mb, &["backup", "list", "--format", "json"]).json(),
+            "backups"
+        ),
         vec![b_latest["id"].as_str().unwrap().to_string()]
     );
     assert_eq!(
-        ids(&run(&a, &ma, &["backup", "list", "--format", "json"]).json(), "backups").len(),
+        ids(
+            &run(&a, &ma, &["backup", "list", "--format", "json"]).json(),
+            "backups"
+        )
+        .len(),
         4
     );
 
     // The same file through another working directory (and another spelling) is the same
     // database, and finds its backups.
     let elsewhere = format!("sqlite://{}", a.join("./app.db").display());
-    let l = tm_at(&b, &elsewhere, &ma, &shared, &["backup", "list", "--format", "json"]).json();
+    let l = tm_at(
+        &b,
+        &elsewhere,
+        &ma,
+        &shared,
+        &["backup", "list", "--format", "json"],
+    )
+    .json();
     assert_eq!(l["database_id"], a_latest["database_id"]);
     assert_eq!(ids(&l, "backups").len(), 4);
 }
@@ -182,8 +217,11 @@ db_test!(
         let b = |args: &[&str]| tm_at(cwd, &ub, &mb, shared.path(), args);
         a(&["up", "--no-backup"]).ok();
         b(&["up", "--no-backup"]).ok();
-        db.exec("INSERT INTO only_in_a (id, v) VALUES (1, 'a');").await;
-        other.exec("INSERT INTO only_in_b (id, v) VALUES (1, 'b');").await;
+        db.exec("INSERT INTO only_in_a (id, v) VALUES (1, 'a');")
+            .await;
+        other
+            .exec("INSERT INTO only_in_b (id, v) VALUES (1, 'b');")
+            .await;
         let ba = a(&["backup", "create", "--format", "json"]).json();
         let bb = b(&["backup", "create", "--format", "json"]).json();
         let (ida, idb) = (
@@ -201,7 +239,10 @@ db_test!(
         r.ok();
         assert_eq!(r.json()["restored"], ba["id"]);
         assert!(db.has_table("only_in_a").await && !db.has_table("only_in_b").await);
-        assert_eq!(db.scalar("SELECT v FROM only_in_a").await.as_deref(), Some("a"));
+        assert_eq!(
+            db.scalar("SELECT v FROM only_in_a").await.as_deref(),
+            Some("a")
+        );
 
         // B's backup named by id is refused for A, saying how to do it on purpose.
         let bid = bb["id"].as_str().unwrap();
@@ -214,7 +255,10 @@ db_test!(
                 refused.stderr
             );
         }
-        assert_eq!(db.scalar("SELECT v FROM only_in_a").await.as_deref(), Some("a"));
+        assert_eq!(
+            db.scalar("SELECT v FROM only_in_a").await.as_deref(),
+            Some("a")
+        );
 
         // Prune in B never touches A's backups (A has two now: its own and the restore's).
         for _ in 0..2 {
@@ -242,7 +286,8 @@ db_test!(
         let a = |args: &[&str]| tm_at(cwd, &ua, &ma, shared.path(), args);
         let b = |args: &[&str]| tm_at(cwd, &ub, &mb, shared.path(), args);
         a(&["up", "--no-backup"]).ok();
-        db.exec("INSERT INTO only_in_a (id, v) VALUES (7, 'from a');").await;
+        db.exec("INSERT INTO only_in_a (id, v) VALUES (7, 'from a');")
+            .await;
         let ba = a(&["backup", "create", "--format", "json"]).json();
         let ida = ba["database_id"].as_str().unwrap().to_string();
         b(&["up"]).ok();
@@ -251,9 +296,20 @@ db_test!(
             .unwrap()
             .to_string();
 
-        let bad = b(&["backup", "restore", "latest", "--from-database", "nope", "--yes"]);
+        let bad = b(&[
+            "backup",
+            "restore",
+            "latest",
+            "--from-database",
+            "nope",
+            "--yes",
+        ]);
         bad.code(2);
-        assert!(bad.stderr.contains("--from-database nope"), "{}", bad.stderr);
+        assert!(
+            bad.stderr.contains("--from-database nope"),
+            "{}",
+            bad.stderr
+        );
 
         // Without --yes: it says what it would overwrite, and does nothing.
         let asked = b(&["backup", "restore", "latest", "--from-database", &ida]);
@@ -317,39 +373,72 @@ db_test!(
         ]);
         t.ok();
         assert!(
-            t.stdout.contains(&ida) && t.stdout.contains(&idb) && t.stdout.contains("it keeps its id"),
+            t.stdout.contains(&ida)
+                && t.stdout.contains(&idb)
+                && t.stdout.contains("it keeps its id"),
             "{}",
             t.stdout
         );
     }
 );
 
+/// `tidemark` with nothing configured: backups go to the user's data directory (`xdg`).
+fn tm_default(cwd: &Path, url: &str, m: &Migrations, xdg: &Path, args: &[&str]) -> Run {
+    command(cwd)
+        .env_remove("TIDEMARK_BACKUP_DIR")
+        .env("XDG_DATA_HOME", xdg)
+        .arg("-d")
+        .arg(url)
+        .arg("--dir")
+        .arg(m.path())
+        .args(args)
+        .output()
+        .expect("run tidemark")
+        .into()
+}
+
 /// The same database through `localhost` and through `127.0.0.1` is one database with one set
-/// of backups.
+/// of backups (in the default directory, where backups were once filed by database name).
 async fn same_database_by_two_host_names(db: TestDb) {
     let m = numbered(1);
-    let backups = tempfile::tempdir().unwrap();
+    let xdg = tempfile::tempdir().unwrap();
     let numeric = db.url_string();
     assert!(numeric.contains("127.0.0.1"), "{numeric}");
     let named = numeric.replace("127.0.0.1", "localhost");
-    let cwd = backups.path();
-    tm_at(cwd, &numeric, &m, backups.path(), &["up"]).ok();
+    let cwd = xdg.path();
+    let run = |url: &str, args: &[&str]| tm_default(cwd, url, &m, xdg.path(), args);
+    run(&numeric, &["up"]).ok();
     db.exec("INSERT INTO t1 (id, name) VALUES (1, 'x');").await;
-    let b = tm_at(cwd, &numeric, &m, backups.path(), &["backup", "create", "--format", "json"]).json();
-    let l = tm_at(cwd, &named, &m, backups.path(), &["backup", "list", "--format", "json"]).json();
-    assert_eq!(l["database_id"], b["database_id"]);
-    assert_eq!(ids(&l, "backups").len(), 2, "the backup before `up` and the manual one");
+    let b = run(&numeric, &["backup", "create", "--format", "json"]).json();
+    let id = b["database_id"].as_str().unwrap();
+    assert!(
+        b["path"].as_str().unwrap().starts_with(
+            &xdg.path()
+                .join("tidemark/backups")
+                .join(id)
+                .display()
+                .to_string()
+        ),
+        "{b}"
+    );
+    let l = run(&named, &["backup", "list", "--format", "json"]).json();
+    assert_eq!(l["database_id"], id);
+    assert_eq!(
+        ids(&l, "backups").len(),
+        2,
+        "the backup before `up` and the manual one"
+    );
     db.exec("DELETE FROM t1;").await;
-    let r = tm_at(
-        cwd,
+    let r = run(
         &named,
-        &m,
-        backups.path(),
         &["backup", "restore", "latest", "--yes", "--format", "json"],
     );
     r.ok();
     assert_eq!(r.json()["restored"], b["id"]);
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM t1").await.as_deref(), Some("1"));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM t1").await.as_deref(),
+        Some("1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,45 +483,101 @@ db_test!(
         let m = numbered(1);
         let base = m.path().join(".backups");
         tm(&db, &m, &["up", "--no-backup"]).ok();
-        db.exec("INSERT INTO t1 (id, name) VALUES (1, 'own');").await;
+        db.exec("INSERT INTO t1 (id, name) VALUES (1, 'own');")
+            .await;
         let own = tm(&db, &m, &["backup", "create", "--format", "json"]).json();
-        db.exec("INSERT INTO t1 (id, name) VALUES (2, 'legacy');").await;
+        db.exec("INSERT INTO t1 (id, name) VALUES (2, 'legacy');")
+            .await;
         let snapshot = tm(&db, &m, &["backup", "create", "--format", "json"]).json();
         // The old backup is newer than the database's own one (and its own dump, with id, is
         // gone from the database's folder: it only exists as the old-style copy).
         let legacy_id = "29991231T000000Z-0abc";
         make_legacy(&base, &snapshot, legacy_id, "2999-12-31T00:00:00.000Z");
-        std::fs::remove_dir_all(PathBuf::from(snapshot["path"].as_str().unwrap()).parent().unwrap())
-            .unwrap();
+        std::fs::remove_dir_all(
+            PathBuf::from(snapshot["path"].as_str().unwrap())
+                .parent()
+                .unwrap(),
+        )
+        .unwrap();
 
         let l = tm(&db, &m, &["backup", "list", "--format", "json"]).json();
-        assert_eq!(ids(&l, "backups"), vec![own["id"].as_str().unwrap().to_string()]);
+        assert_eq!(
+            ids(&l, "backups"),
+            vec![own["id"].as_str().unwrap().to_string()]
+        );
         assert_eq!(ids(&l, "identity_unknown"), vec![legacy_id.to_string()]);
         assert!(l["identity_unknown"][0]["database_id"].is_null());
         let text = tm(&db, &m, &["backup", "list"]).stdout;
-        assert!(text.contains("identity unknown") && text.contains(legacy_id), "{text}");
+        assert!(
+            text.contains("identity unknown") && text.contains(legacy_id),
+            "{text}"
+        );
 
         // `latest` is the database's own backup, never the one of unknown identity.
-        let r = tm(&db, &m, &["backup", "restore", "latest", "--yes", "--format", "json"]);
+        let r = tm(
+            &db,
+            &m,
+            &["backup", "restore", "latest", "--yes", "--format", "json"],
+        );
         r.ok();
         assert_eq!(r.json()["restored"], own["id"]);
-        assert_eq!(db.scalar("SELECT COUNT(*) FROM t1").await.as_deref(), Some("1"));
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM t1").await.as_deref(),
+            Some("1")
+        );
         // Prune leaves it alone (it may be anyone's).
         tm(&db, &m, &["backup", "prune", "--keep", "1"]).ok();
         assert!(base.join(legacy_id).join("manifest.json").is_file());
 
         // Named by its id, it restores, and the database keeps its identity.
         tm(&db, &m, &["backup", "verify", legacy_id]).ok();
-        let r = tm(&db, &m, &["backup", "restore", legacy_id, "--yes", "--format", "json"]);
+        let r = tm(
+            &db,
+            &m,
+            &["backup", "restore", legacy_id, "--yes", "--format", "json"],
+        );
         r.ok();
         let j = r.json();
         assert!(j["source_database_id"].is_null());
         assert_eq!(j["database_id"], own["database_id"]);
-        assert_eq!(db.scalar("SELECT COUNT(*) FROM t1").await.as_deref(), Some("2"));
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM t1").await.as_deref(),
+            Some("2")
+        );
         assert_eq!(
             db.scalar("SELECT database_id FROM tidemark_identity").await,
             own["database_id"].as_str().map(str::to_string)
         );
+        // Before identities, the default directory had a folder per dialect and database name;
+        // its backups are listed too.
+        if db.dialect() != Dialect::Sqlite {
+            let xdg = tempfile::tempdir().unwrap();
+            let old = xdg.path().join("tidemark/backups").join(format!(
+                "{}-{}",
+                db.dialect(),
+                db.url().database().unwrap()
+            ));
+            let now = tm(&db, &m, &["backup", "list", "--format", "json"]).json();
+            let newest = now["backups"].as_array().unwrap().last().unwrap();
+            make_legacy(
+                &old,
+                newest,
+                "20200101T000000Z-0def",
+                "2020-01-01T00:00:00.000Z",
+            );
+            let l = tm_default(
+                m.path(),
+                &db.url_string(),
+                &m,
+                xdg.path(),
+                &["backup", "list", "--format", "json"],
+            );
+            l.ok();
+            assert_eq!(
+                ids(&l.json(), "identity_unknown"),
+                vec!["20200101T000000Z-0def".to_string()]
+            );
+        }
         // A fresh database sees the old backup listed but `latest` refuses: nothing is its own.
         let fresh = another(&db, "identity_legacy_fresh").await;
         let f = tm(&fresh, &m, &["backup", "restore", "latest", "--yes"]);
