@@ -112,6 +112,30 @@ pub async fn read(driver: &mut dyn Driver) -> Result<Option<String>> {
         .and_then(Value::into_text))
 }
 
+/// Where the database lived when its identity was assigned (or when tidemark last restored it),
+/// if that differs from where it lives now: it has been moved, renamed or copied since. A copy
+/// (a staging database made from production's dump) carries the original's id, so its backups
+/// would be filed with the original's; `status` and `backup` say so.
+pub async fn moved(driver: &mut dyn Driver) -> Result<Option<(String, String)>> {
+    if !table_exists(driver).await? {
+        return Ok(None);
+    }
+    let rows = driver
+        .query(
+            &format!(
+                "SELECT server_identity FROM {IDENTITY_TABLE} ORDER BY created_at, database_id"
+            ),
+            &[],
+        )
+        .await
+        .map_err(db_err("could not read the database's identity"))?;
+    let Some(recorded) = text(&rows, 0) else {
+        return Ok(None);
+    };
+    let live = server_identity(driver).await?;
+    Ok((recorded != live).then_some((recorded, live)))
+}
+
 /// The database's id, assigned now if it has none. The caller holds the migration lock (two
 /// tidemarks must not both assign one, and concurrent `CREATE TABLE IF NOT EXISTS` is not safe
 /// on every database).
@@ -136,10 +160,21 @@ pub async fn assign(driver: &mut dyn Driver, id: &str) -> Result<()> {
         .run(&create_sql(d))
         .await
         .map_err(db_err("could not create tidemark's identity table"))?;
+    let server = server_identity(driver).await.ok();
     if read(driver).await?.as_deref() == Some(id) {
+        // Still the same database; a restore may have created it again (PostgreSQL: a new
+        // oid), which is tidemark's own doing, not a copy: record where it lives now.
+        if let Some(server) = server {
+            driver
+                .execute(
+                    &format!("UPDATE {IDENTITY_TABLE} SET server_identity = {}", ph(d, 1)),
+                    &[server.into()],
+                )
+                .await
+                .map_err(db_err("could not write the database's identity"))?;
+        }
         return Ok(());
     }
-    let server = server_identity(driver).await.ok();
     driver
         .execute(&format!("DELETE FROM {IDENTITY_TABLE}"), &[])
         .await
@@ -211,10 +246,12 @@ pub async fn server_identity(driver: &mut dyn Driver) -> Result<String> {
                 .unwrap_or_else(|| "?".into());
             let name = text(&rows, 1).unwrap_or_default();
             // pg_control_system() may be revoked from ordinary roles; the oid and name still
-            // say something then.
+            // say something then. Asked without raising an error, which would abort a
+            // transaction the caller may have open.
             let system = driver
                 .query(
-                    "SELECT system_identifier::text FROM pg_control_system()",
+                    "SELECT CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') \
+                     THEN (SELECT system_identifier::text FROM pg_control_system()) END",
                     &[],
                 )
                 .await

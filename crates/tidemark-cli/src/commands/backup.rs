@@ -35,6 +35,22 @@ fn human_size(n: u64) -> String {
     }
 }
 
+/// What to say when a database's identity was assigned elsewhere ([`identity::moved`]).
+pub fn moved_note(from: &str) -> String {
+    format!(
+        "this identity was assigned to {from}; the database has been moved, renamed or copied since. \
+         If it is a copy of another database, it shares that database's backups: give it its own \
+         identity by dropping its tidemark_identity table (tidemark assigns a new one with the next backup or change)"
+    )
+}
+
+/// Warn when the database's identity was assigned elsewhere.
+async fn warn_if_moved(ctx: &Context, driver: &mut dyn Driver) {
+    if let Ok(Some((from, _))) = identity::moved(driver).await {
+        ctx.out.warn(&moved_note(&from));
+    }
+}
+
 /// Take a backup filed under the database's identity, assigning the identity first if the
 /// database has none (`take_lock`: `None` when the caller holds the migration lock, else it is
 /// taken, with this timeout, just for that). The identity goes in before the dump, so the dump carries it. If the backup
@@ -145,6 +161,9 @@ impl BeforeChange for BackupFirst<'_> {
         )
         .await;
         drop(sp);
+        if r.is_ok() {
+            warn_if_moved(self.ctx, driver).await;
+        }
         let (store, m) = r.map_err(|e| match e {
             Error::Tool(msg) => Error::Tool(format!("{msg}\nthe backup before the migrations failed, so nothing was migrated (--no-backup skips it)")),
             other => other,
@@ -328,6 +347,7 @@ async fn list(ctx: &Context, url: &DatabaseUrl, vault: &Vault, all: bool) -> Res
     let mut all = all;
     let own = match ctx.connect().await {
         Ok(mut db) => {
+            warn_if_moved(ctx, db.as_mut()).await;
             let id = identity::read(db.as_mut()).await;
             db.close().await;
             id?
@@ -464,6 +484,7 @@ pub async fn run(ctx: &Context, cmd: BackupCommand) -> Result<i32> {
                 .await;
                 drop(sp);
                 let (store, m) = r?;
+                warn_if_moved(ctx, db.as_mut()).await;
                 // Journal it when tidemark already keeps a journal here (never create tables
                 // just to say so).
                 if history::exists(db.as_mut()).await.unwrap_or(false) {
@@ -509,6 +530,7 @@ pub async fn run(ctx: &Context, cmd: BackupCommand) -> Result<i32> {
         BackupCommand::Verify { id, from_database } => {
             let mut db = ctx.connect().await?;
             let r = async {
+                warn_if_moved(ctx, db.as_mut()).await;
                 let own = identity::read(db.as_mut()).await?;
                 let p = pick(
                     &vault,
@@ -637,6 +659,7 @@ async fn restore(
 ) -> Result<i32> {
     let dumper = tidemark::dumper(url)?;
     let mut db = ctx.connect().await?;
+    warn_if_moved(ctx, db.as_mut()).await;
     let own = identity::read(db.as_mut()).await;
     let own = match own {
         Ok(o) => o,

@@ -29,6 +29,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let ident = Identity {
         id: tidemark::identity::read(db.as_mut()).await.ok().flatten(),
         server: tidemark::identity::server_identity(db.as_mut()).await.ok(),
+        moved: tidemark::identity::moved(db.as_mut()).await.ok().flatten(),
     };
     // Only when something is wrong: replay on a shadow database to say which state the live
     // schema is in. The happy path stays one inspection.
@@ -63,6 +64,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         let mut doc = StatusDoc::new(url.clone(), &st);
         doc.database_id = ident.id.clone();
         doc.server_identity = ident.server.clone();
+        doc.identity_moved_from = ident.moved.as_ref().map(|(from, _)| from.clone());
         if let Some(p) = &evidence {
             doc.drift.matches_state_after = p.matches_state_after;
             doc.drift.repair_needed = Some(p.changes().next().is_some());
@@ -85,6 +87,8 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
 struct Identity {
     id: Option<String>,
     server: Option<String>,
+    /// Where the identity was assigned, and where the database is now, when they differ.
+    moved: Option<(String, String)>,
 }
 
 async fn explain(
@@ -126,6 +130,13 @@ fn print_text(
             paint(BOLD, "Identity  "),
             paint(DIM, "(with the first change or backup)")
         )),
+    }
+    if let Some((from, _)) = &ident.moved {
+        out.line(format!(
+            "{} {}",
+            paint(BOLD, "          "),
+            paint(YELLOW, super::backup::moved_note(from))
+        ));
     }
     out.line(format!(
         "{} {} {}",

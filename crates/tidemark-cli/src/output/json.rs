@@ -49,6 +49,9 @@ pub struct StatusDoc {
     pub database_id: Option<String>,
     /// Where the database lives (server and database, or the SQLite file).
     pub server_identity: Option<String>,
+    /// Where the database lived when its identity was assigned, if it has been moved, renamed
+    /// or copied since (a copy shares the original's backups); null otherwise.
+    pub identity_moved_from: Option<String>,
     pub current_version: Option<i64>,
     pub latest_version: Option<i64>,
     pub pending: usize,
@@ -97,6 +100,7 @@ impl StatusDoc {
             database,
             database_id: None,
             server_identity: None,
+            identity_moved_from: None,
             current_version: st.current_version,
             latest_version: st.latest_version,
             pending: st.count(MigrationState::Pending),

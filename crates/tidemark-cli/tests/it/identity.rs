@@ -239,6 +239,11 @@ db_test!(
         r.ok();
         assert_eq!(r.json()["restored"], ba["id"]);
         assert!(db.has_table("only_in_a").await && !db.has_table("only_in_b").await);
+        // Restoring re-creates a PostgreSQL database (a new oid): tidemark's own doing, not a
+        // copy, so nothing is reported as moved.
+        let st = a(&["status", "--format", "json"]).json();
+        assert_eq!(st["database_id"], ida.as_str());
+        assert!(st["identity_moved_from"].is_null(), "{st}");
         assert_eq!(
             db.scalar("SELECT v FROM only_in_a").await.as_deref(),
             Some("a")
@@ -359,6 +364,8 @@ db_test!(
         );
         let lb = b(&["backup", "list", "--format", "json"]).json();
         assert_eq!(lb["database_id"], idb.as_str());
+        let st = b(&["status", "--format", "json"]).json();
+        assert!(st["identity_moved_from"].is_null(), "{st}");
         assert!(ids(&lb, "backups").contains(&j["safety_backup"].as_str().unwrap().to_string()));
         assert!(!ids(&lb, "backups").contains(&ba["id"].as_str().unwrap().to_string()));
         // The text output names the source database and what was overwritten.
@@ -586,3 +593,62 @@ db_test!(
         assert!(!fresh.has_table("tidemark_identity").await);
     }
 );
+
+db_test!(
+    a_database_moved_or_copied_since_its_identity_was_assigned_is_flagged,
+    |db| async move {
+        let m = numbered(1);
+        tm(&db, &m, &["up"]).ok();
+        let st = tm(&db, &m, &["status", "--format", "json"]).json();
+        assert!(st["identity_moved_from"].is_null(), "{st}");
+        // As if the identity had been assigned elsewhere and the data copied here.
+        db.exec("UPDATE tidemark_identity SET server_identity = 'elsewhere';")
+            .await;
+        let st = tm(&db, &m, &["status", "--format", "json"]).json();
+        assert_eq!(st["identity_moved_from"], "elsewhere");
+        let text = tm(&db, &m, &["status"]).stdout;
+        assert!(text.contains("copied"), "{text}");
+        let l = tm(&db, &m, &["backup", "list"]);
+        l.ok();
+        assert!(l.stderr.contains("tidemark_identity"), "{}", l.stderr);
+    }
+);
+
+/// A SQLite file copied elsewhere carries the original's id; the copy says so.
+#[test]
+fn a_copied_sqlite_file_says_it_shares_the_originals_identity() {
+    let root = tempfile::tempdir().unwrap();
+    let backups = root.path().join("backups");
+    let m = numbered(1);
+    let original = root.path().join("app.db");
+    let url = format!("sqlite://{}", original.display());
+    tm_at(root.path(), &url, &m, &backups, &["up"]).ok();
+    let copy = root.path().join("copy.db");
+    std::fs::copy(&original, &copy).unwrap();
+    let curl = format!("sqlite://{}", copy.display());
+    let a = tm_at(
+        root.path(),
+        &url,
+        &m,
+        &backups,
+        &["status", "--format", "json"],
+    )
+    .json();
+    let c = tm_at(
+        root.path(),
+        &curl,
+        &m,
+        &backups,
+        &["status", "--format", "json"],
+    )
+    .json();
+    assert_eq!(a["database_id"], c["database_id"]);
+    assert!(a["identity_moved_from"].is_null(), "{a}");
+    assert_eq!(
+        c["identity_moved_from"],
+        format!(
+            "sqlite file={}",
+            std::fs::canonicalize(&original).unwrap().display()
+        )
+    );
+}
