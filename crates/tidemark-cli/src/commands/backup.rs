@@ -53,8 +53,9 @@ async fn warn_if_moved(ctx: &Context, driver: &mut dyn Driver) {
 
 /// Take a backup filed under the database's identity, assigning the identity first if the
 /// database has none (`take_lock`: `None` when the caller holds the migration lock, else it is
-/// taken, with this timeout, just for that). The identity goes in before the dump, so the dump carries it. If the backup
-/// fails, an identity assigned for it is removed again: nothing changed.
+/// taken, with this timeout, just for that). The identity goes in before the dump, so the dump
+/// carries it. If the backup fails, an identity assigned for it is removed again: nothing
+/// changed.
 #[allow(clippy::too_many_arguments)]
 pub async fn take(
     driver: &mut dyn Driver,
@@ -345,7 +346,21 @@ fn print_table(ctx: &Context, all: &[Manifest]) {
 /// when the database cannot be reached to read its id) every database's.
 async fn list(ctx: &Context, url: &DatabaseUrl, vault: &Vault, all: bool) -> Result<i32> {
     let mut all = all;
-    let own = match ctx.connect().await {
+    // A SQLite file that is gone would be created empty by connecting; its backups are what
+    // the user is looking for.
+    let gone = url.dialect() == tidemark::Dialect::Sqlite
+        && url
+            .database()
+            .is_some_and(|p| !p.contains(":memory:") && !std::path::Path::new(&p).exists());
+    let connected = if gone {
+        Err(Error::Usage(format!(
+            "{} does not exist",
+            url.database().unwrap_or_default()
+        )))
+    } else {
+        ctx.connect().await
+    };
+    let own = match connected {
         Ok(mut db) => {
             warn_if_moved(ctx, db.as_mut()).await;
             let id = identity::read(db.as_mut()).await;

@@ -203,6 +203,17 @@ fn two_projects_with_the_same_sqlite_file_name_keep_their_backups_apart() {
     .json();
     assert_eq!(l["database_id"], a_latest["database_id"]);
     assert_eq!(ids(&l, "backups").len(), 4);
+
+    // Where the file is gone, `list` shows every database's backups (the way back is among
+    // them) and does not create an empty database in its place.
+    let c = root.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    let l = run(&c, &ma, &["backup", "list", "--format", "json"]);
+    l.ok();
+    let l = l.json();
+    assert!(l["database_id"].is_null());
+    assert_eq!(ids(&l, "backups").len(), 5);
+    assert!(!c.join("app.db").exists());
 }
 
 db_test!(
