@@ -114,12 +114,19 @@ pub enum BackupCommand {
         #[arg(long, default_value = "manual")]
         reason: String,
     },
-    /// List the backups of this database, oldest first
-    List,
+    /// List the backups of this database, oldest first, and those from before identities
+    List {
+        /// Every database's backups in the backup directory, not only this one's
+        #[arg(long)]
+        all: bool,
+    },
     /// Restore into a scratch database and compare fingerprint and row counts with the manifest
     Verify {
         /// A backup id, or `latest`
         id: String,
+        /// Verify a backup of another database (its id, as `backup list --all` shows)
+        #[arg(long, value_name = "DATABASE_ID")]
+        from_database: Option<String>,
     },
     /// Replace the database with a backup (needs --yes); a backup of the current state is taken first
     Restore {
@@ -128,6 +135,10 @@ pub enum BackupCommand {
         /// Do not back up the current state first
         #[arg(long)]
         no_backup: bool,
+        /// Restore a backup of another database into this one (its id, as `backup list --all`
+        /// shows); without it only this database's own backups are restored
+        #[arg(long, value_name = "DATABASE_ID")]
+        from_database: Option<String>,
     },
     /// Delete old backups: keep the newest N and/or those younger than N days; never the newest
     Prune {

@@ -11,7 +11,10 @@ use crate::cli::Global;
 use crate::output::Out;
 
 pub struct BackupSettings {
+    /// The backup directory; each database's backups are in a folder named by its id.
     pub dir: PathBuf,
+    /// Where backups written before identities may be ("identity unknown").
+    pub legacy: Vec<PathBuf>,
     pub keep: Option<usize>,
     pub keep_days: Option<u64>,
     pub enabled: bool,
@@ -156,21 +159,26 @@ impl Context {
     }
 
     /// Where backups go and how long they stay: TIDEMARK_BACKUP_DIR, else `[backup] dir`, else
-    /// the user's data directory.
+    /// the user's data directory; a folder per database id below it.
     pub fn backup_settings(&self, url: &DatabaseUrl) -> Result<BackupSettings> {
         let cfg = self.config.backup.clone().unwrap_or_default();
-        let dir = match (
+        let (dir, legacy) = match (
             std::env::var_os(env::BACKUP_DIR).filter(|v| !v.is_empty()),
             &cfg.dir,
         ) {
-            (Some(d), _) => PathBuf::from(d),
-            (None, Some(d)) => self.config.resolve(d),
-            (None, None) => tidemark::backup::default_dir(url)?,
+            (Some(d), _) => (PathBuf::from(d), Vec::new()),
+            (None, Some(d)) => (self.config.resolve(d), Vec::new()),
+            // Before identities the default was a folder named after the dialect and database.
+            (None, None) => (
+                tidemark::backup::default_dir()?,
+                vec![tidemark::backup::legacy_default_dir(url)?],
+            ),
         };
         let in_memory = url.dialect() == tidemark::Dialect::Sqlite
             && url.database().is_none_or(|d| d.contains(":memory:"));
         Ok(BackupSettings {
             dir,
+            legacy,
             keep: cfg.keep,
             keep_days: cfg.keep_days,
             enabled: cfg.enabled.unwrap_or(true) && !in_memory,

@@ -30,6 +30,13 @@ pub struct Manifest {
     pub database: String,
     pub dialect: String,
     pub server: String,
+    /// The identity of the database the backup was taken of ([`crate::identity`]); `None` in
+    /// backups written before tidemark recorded identities ("identity unknown").
+    #[serde(default)]
+    pub database_id: Option<String>,
+    /// Where that database lived, e.g. `postgres system_identifier=… oid=… database=shop`.
+    #[serde(default)]
+    pub server_identity: Option<String>,
     /// The newest applied migration when the backup was taken.
     pub history_head: Option<i64>,
     pub schema_fingerprint: String,
@@ -46,10 +53,22 @@ pub struct Manifest {
     pub duration_ms: u64,
 }
 
-/// The backup directory: one subdirectory per backup, holding the dump and its manifest.
-#[derive(Debug)]
+/// The backups of one database: one subdirectory per backup, holding the dump and its
+/// manifest. Inside a [`Vault`] that is `BASE/DATABASE-ID`; the folders of backups written
+/// before identities (see [`Vault::legacy`]) are stores too.
+#[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    Ok(if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(dir, e))?
+            .join(dir)
+    })
 }
 
 fn restrict_dir(path: &Path) -> Result<()> {
@@ -109,18 +128,20 @@ impl Store {
     /// storage itself (see [`default_dir`]); a configured one is the user's choice, and the CLI
     /// warns about it.
     pub fn open(dir: &Path) -> Result<Store> {
-        let abs = if dir.is_absolute() {
-            dir.to_path_buf()
-        } else {
-            std::env::current_dir()
-                .map_err(|e| Error::io(dir, e))?
-                .join(dir)
-        };
+        let abs = absolute(dir)?;
         if !abs.exists() {
             fs::create_dir_all(&abs).map_err(|e| Error::io(&abs, e))?;
             restrict_dir(&abs)?;
         }
         Ok(Store { dir: abs })
+    }
+
+    /// The store at `dir` without creating anything (for reading: a missing directory holds no
+    /// backups).
+    pub fn at(dir: &Path) -> Result<Store> {
+        Ok(Store {
+            dir: absolute(dir)?,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -129,6 +150,9 @@ impl Store {
 
     pub fn list(&self) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
+        if !self.dir.is_dir() {
+            return Ok(out);
+        }
         for e in fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
             let e = e.map_err(|e| Error::io(&self.dir, e))?;
             let m = e.path().join(MANIFEST);
@@ -152,6 +176,19 @@ impl Store {
             )));
         }
         read_manifest(&m)
+    }
+
+    /// The backup `id` if this store holds it.
+    pub fn find(&self, id: &str) -> Result<Option<Manifest>> {
+        if id.contains(['/', '\\']) || id.starts_with('.') || id.is_empty() {
+            return Err(Error::Usage(format!("`{id}` is not a backup id")));
+        }
+        let m = self.dir.join(id).join(MANIFEST);
+        if m.is_file() {
+            read_manifest(&m).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// The newest backup, if any.
@@ -200,6 +237,113 @@ impl Store {
             fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
         Ok(doomed)
+    }
+}
+
+/// The backup directory as a whole: a folder per database id (`BASE/DATABASE-ID/BACKUP-ID`),
+/// whatever the directory (the user's data directory, `[backup] dir`, `TIDEMARK_BACKUP_DIR`),
+/// so that one backup volume can serve every database of a host. Backups written before
+/// identities lie in the old places: flat in the base directory, or in the old default folder
+/// named after the dialect and database (`legacy`).
+#[derive(Debug, Clone)]
+pub struct Vault {
+    base: PathBuf,
+    legacy: Vec<PathBuf>,
+}
+
+impl Vault {
+    /// Nothing is created until a backup is written.
+    pub fn new(base: &Path, legacy: &[PathBuf]) -> Result<Vault> {
+        let base = absolute(base)?;
+        let mut dirs = vec![base.clone()];
+        for d in legacy {
+            let d = absolute(d)?;
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        Ok(Vault { base, legacy: dirs })
+    }
+
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    fn checked(database_id: &str) -> Result<&str> {
+        if crate::identity::is_database_id(database_id) {
+            Ok(database_id)
+        } else {
+            Err(Error::Usage(format!(
+                "`{database_id}` is not a database id (32 hex digits, as `tidemark status` and `tidemark backup list --all` show)"
+            )))
+        }
+    }
+
+    /// The backups of one database, for writing (the folders are created, mode 0700).
+    pub fn open(&self, database_id: &str) -> Result<Store> {
+        if !self.base.exists() {
+            fs::create_dir_all(&self.base).map_err(|e| Error::io(&self.base, e))?;
+            restrict_dir(&self.base)?;
+        }
+        Store::open(&self.base.join(Self::checked(database_id)?))
+    }
+
+    /// The backups of one database, for reading (nothing is created).
+    pub fn peek(&self, database_id: &str) -> Result<Store> {
+        Store::at(&self.base.join(Self::checked(database_id)?))
+    }
+
+    /// Every database with a folder here, by id.
+    pub fn databases(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if !self.base.is_dir() {
+            return Ok(out);
+        }
+        for e in fs::read_dir(&self.base).map_err(|e| Error::io(&self.base, e))? {
+            let e = e.map_err(|e| Error::io(&self.base, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if crate::identity::is_database_id(&name) && e.path().is_dir() {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Backups from before identities ("identity unknown"), oldest first, each with its store.
+    /// They may be of any database: they are listed, and restored only when named by id.
+    pub fn legacy(&self) -> Result<Vec<(Store, Manifest)>> {
+        let mut out = Vec::new();
+        for d in &self.legacy {
+            let store = Store::at(d)?;
+            for m in store.list()? {
+                if m.database_id.is_none() {
+                    out.push((store.clone(), m));
+                }
+            }
+        }
+        out.sort_by(|(_, a), (_, b)| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Where backup `id` is, if anywhere: the database it belongs to (`None`: identity
+    /// unknown), its store and manifest.
+    pub fn locate(&self, id: &str) -> Result<Option<(Option<String>, Store, Manifest)>> {
+        for db in self.databases()? {
+            let store = self.peek(&db)?;
+            if let Some(m) = store.find(id)? {
+                return Ok(Some((Some(db), store, m)));
+            }
+        }
+        for d in &self.legacy {
+            let store = Store::at(d)?;
+            if let Some(m) = store.find(id)?
+                && m.database_id.is_none()
+            {
+                return Ok(Some((None, store, m)));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -320,6 +464,8 @@ fn new_id(attempt: u32) -> String {
 
 /// What to record about the database being backed up.
 pub struct Subject<'a> {
+    /// The database's identity ([`crate::identity::ensure`]); the backup is filed under it.
+    pub database_id: &'a str,
     pub history_head: Option<i64>,
     pub reason: String,
     pub run_id: Option<&'a str>,
@@ -336,6 +482,8 @@ pub async fn create(
 ) -> Result<Manifest> {
     let started = std::time::Instant::now();
     dumper.check_tools().await?;
+    // Recorded, not relied on (see crate::identity): a backup is not refused for want of it.
+    let server_identity = crate::identity::server_identity(driver).await.ok();
     // The manifest and the dump must describe the same data even while the application
     // writes: share one snapshot where the database can (PostgreSQL); elsewhere the counts are
     // taken just before the dump (stop writers, or a verify may find a count moved).
@@ -389,6 +537,8 @@ pub async fn create(
             database,
             dialect,
             server,
+            database_id: Some(subject.database_id.to_string()),
+            server_identity,
             history_head: subject.history_head,
             schema_fingerprint: schema.fingerprint().0,
             row_counts: counts,
@@ -535,14 +685,22 @@ pub async fn restore(dumper: &dyn Dumper, store: &Store, m: &Manifest) -> Result
     dumper.restore_replace(&store.data_path(m)).await
 }
 
-/// Where backups go when nothing is configured: the user's data directory, one subdirectory
-/// per database (never /tmp).
-pub fn default_dir(url: &DatabaseUrl) -> Result<PathBuf> {
+/// Where backups go when nothing is configured: the user's data directory (never /tmp), a
+/// folder per database id below it ([`Vault`]).
+pub fn default_dir() -> Result<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .ok_or_else(|| Error::Usage("no HOME: set [backup] dir or TIDEMARK_BACKUP_DIR".into()))?;
+    Ok(base.join("tidemark/backups"))
+}
+
+/// The folder the default directory used before identities, named after the dialect and the
+/// database as typed (`…/tidemark/backups/postgres-shop`): its backups are listed as "identity
+/// unknown".
+pub fn legacy_default_dir(url: &DatabaseUrl) -> Result<PathBuf> {
+    let base = default_dir()?;
     let key: String = format!(
         "{}-{}",
         url.dialect(),
@@ -557,7 +715,7 @@ pub fn default_dir(url: &DatabaseUrl) -> Result<PathBuf> {
         }
     })
     .collect();
-    Ok(base.join("tidemark/backups").join(key))
+    Ok(base.join(key))
 }
 
 #[cfg(test)]
@@ -572,6 +730,8 @@ mod tests {
             database: String::new(),
             dialect: "sqlite".into(),
             server: String::new(),
+            database_id: None,
+            server_identity: None,
             history_head: None,
             schema_fingerprint: String::new(),
             row_counts: BTreeMap::new(),
@@ -614,15 +774,52 @@ mod tests {
     }
 
     #[test]
-    fn the_default_directory_is_persistent_and_per_database() {
-        let u = DatabaseUrl::parse("postgres://app:pw@db/shop").unwrap();
-        let d = default_dir(&u).unwrap();
+    fn the_default_directory_is_persistent_and_filed_by_database_id() {
+        let d = default_dir().unwrap();
         assert!(!d.starts_with("/tmp"), "{}", d.display());
+        assert!(d.ends_with("tidemark/backups"), "{}", d.display());
+        let u = DatabaseUrl::parse("postgres://app:pw@db/shop").unwrap();
+        assert_eq!(legacy_default_dir(&u).unwrap(), d.join("postgres-shop"));
+
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = Vault::new(tmp.path(), &[]).unwrap();
+        let id = crate::identity::new_id().unwrap();
+        let store = vault.open(&id).unwrap();
+        assert_eq!(store.dir(), tmp.path().join(&id));
+        assert_eq!(vault.databases().unwrap(), vec![id]);
         assert!(
-            d.ends_with("tidemark/backups/postgres-shop"),
-            "{}",
-            d.display()
+            matches!(vault.open("postgres-shop"), Err(Error::Usage(_))),
+            "only a database id names a database's folder"
         );
+        assert!(matches!(vault.peek("../x"), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn legacy_backups_are_those_without_an_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = Vault::new(tmp.path(), &[]).unwrap();
+        let old = manifest("20250101T000000Z-0001", "2025-01-01T00:00:00Z");
+        let dir = tmp.path().join(&old.id);
+        fs::create_dir(&dir).unwrap();
+        write_manifest(&dir, &old).unwrap();
+        let id = crate::identity::new_id().unwrap();
+        let store = vault.open(&id).unwrap();
+        let mut new = manifest("20260101T000000Z-0002", "2026-01-01T00:00:00Z");
+        new.database_id = Some(id.clone());
+        let ndir = store.dir().join(&new.id);
+        fs::create_dir(&ndir).unwrap();
+        write_manifest(&ndir, &new).unwrap();
+
+        let legacy: Vec<String> = vault
+            .legacy()
+            .unwrap()
+            .into_iter()
+            .map(|(_, m)| m.id)
+            .collect();
+        assert_eq!(legacy, vec![old.id.clone()]);
+        assert_eq!(vault.locate(&old.id).unwrap().unwrap().0, None);
+        assert_eq!(vault.locate(&new.id).unwrap().unwrap().0, Some(id));
+        assert!(vault.locate("20270101T000000Z-0003").unwrap().is_none());
     }
 
     #[test]

@@ -502,6 +502,9 @@ async fn run_before(
         None => None,
     };
     history::ensure(driver).await?;
+    // Every database tidemark changes gets its identity (the backup hook has usually assigned
+    // it already, so that the dump carries it); under the lock, like the history tables.
+    crate::identity::ensure(driver).await?;
     if let Some(id) = &id {
         // Journaled with the run id, so the report of this run names the backup that precedes
         // its migrations.

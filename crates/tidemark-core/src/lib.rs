@@ -15,6 +15,7 @@ pub mod env;
 pub mod error;
 pub mod gate;
 pub mod history;
+pub mod identity;
 pub mod import;
 pub mod migration;
 pub mod plan;

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use crate::model::Schema;
 
 /// tidemark's own bookkeeping tables: never part of the fingerprint or a diff.
-pub const TIDEMARK_TABLES: &[&str] = &["tidemark_history", "tidemark_journal"];
+pub const TIDEMARK_TABLES: &[&str] = &["tidemark_history", "tidemark_journal", "tidemark_identity"];
 
 /// The history tables of other migration tools. They are bookkeeping, not the application's
 /// schema: a database taken over from golang-migrate, sqlx, diesel, Flyway, SeaORM, Alembic or
@@ -335,6 +335,9 @@ mod tests {
         with_history
             .tables
             .insert("public.tidemark_journal".into(), Table::default());
+        with_history
+            .tables
+            .insert("tidemark_identity".into(), Table::default());
         assert_eq!(plain.fingerprint(), with_history.fingerprint());
         assert_eq!(plain.fingerprint().as_str().len(), 64);
     }

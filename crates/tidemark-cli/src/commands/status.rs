@@ -25,6 +25,12 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let st = engine::status(db.as_mut(), &set, &settings, true).await;
     let caps = db.caps().clone();
     let url = db.url().redacted();
+    // Read only: a database without an identity gets none from `status`.
+    let ident = Identity {
+        id: tidemark::identity::read(db.as_mut()).await.ok().flatten(),
+        server: tidemark::identity::server_identity(db.as_mut()).await.ok(),
+        moved: tidemark::identity::moved(db.as_mut()).await.ok().flatten(),
+    };
     // Only when something is wrong: replay on a shadow database to say which state the live
     // schema is in. The happy path stays one inspection.
     let evidence = match &st {
@@ -36,7 +42,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
             let shadow = ctx.shadow_url(&args.shadow)?;
             let sp = spinner(
                 &ctx.out,
-                "the schema has drifted: replaying the migrations on a shadow database".into(),
+                "checking the schema: replaying the migrations on a shadow database".into(),
             );
             let r = explain(db.as_mut(), &set, &settings, shadow.as_ref()).await;
             drop(sp);
@@ -59,13 +65,16 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     }
     if ctx.out.is_json() {
         let mut doc = StatusDoc::new(url.clone(), &st);
+        doc.database_id = ident.id.clone();
+        doc.server_identity = ident.server.clone();
+        doc.identity_moved_from = ident.moved.as_ref().map(|(from, _)| from.clone());
         if let Some(p) = &evidence {
             doc.drift.matches_state_after = p.matches_state_after;
             doc.drift.repair_needed = Some(p.changes().next().is_some());
         }
         ctx.out.json(&doc);
     } else {
-        print_text(ctx, &url, &caps, &set, &st, evidence.as_ref());
+        print_text(ctx, &url, &caps, &ident, &set, &st, evidence.as_ref());
     }
     Ok(if !args.exit_code {
         0
@@ -111,6 +120,13 @@ fn establish_from_evidence(st: &mut Status, p: &RepairPlan) {
     }
 }
 
+struct Identity {
+    id: Option<String>,
+    server: Option<String>,
+    /// Where the identity was assigned, and where the database is now, when they differ.
+    moved: Option<(String, String)>,
+}
+
 async fn explain(
     db: &mut dyn tidemark::Driver,
     set: &tidemark::MigrationSet,
@@ -126,6 +142,7 @@ fn print_text(
     ctx: &Context,
     url: &str,
     caps: &tidemark::Capabilities,
+    ident: &Identity,
     set: &tidemark::MigrationSet,
     st: &Status,
     evidence: Option<&RepairPlan>,
@@ -137,6 +154,26 @@ fn print_text(
         paint(BOLD, "Database  "),
         paint(DIM, format!("({} {})", caps.flavor, caps.server_version))
     ));
+    let server = ident
+        .server
+        .as_deref()
+        .map(|s| paint(DIM, format!(" ({s})")))
+        .unwrap_or_default();
+    match &ident.id {
+        Some(id) => out.line(format!("{} {id}{server}", paint(BOLD, "Identity  "))),
+        None => out.line(format!(
+            "{} not assigned yet {}{server}",
+            paint(BOLD, "Identity  "),
+            paint(DIM, "(with the first change or backup)")
+        )),
+    }
+    if let Some((from, _)) = &ident.moved {
+        out.line(format!(
+            "{} {}",
+            paint(BOLD, "          "),
+            paint(YELLOW, super::backup::moved_note(from))
+        ));
+    }
     out.line(format!(
         "{} {} {}",
         paint(BOLD, "Migrations"),

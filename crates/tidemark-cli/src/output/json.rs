@@ -44,6 +44,14 @@ pub struct FailedMigration {
 #[derive(Serialize)]
 pub struct StatusDoc {
     pub database: String,
+    /// The database's identity (backups are filed under it); null until tidemark first changes
+    /// or backs up the database.
+    pub database_id: Option<String>,
+    /// Where the database lives (server and database, or the SQLite file).
+    pub server_identity: Option<String>,
+    /// Where the database lived when its identity was assigned, if it has been moved, renamed
+    /// or copied since (a copy shares the original's backups); null otherwise.
+    pub identity_moved_from: Option<String>,
     pub current_version: Option<i64>,
     pub latest_version: Option<i64>,
     pub pending: usize,
@@ -97,6 +105,9 @@ impl StatusDoc {
     pub fn new(database: String, st: &Status) -> StatusDoc {
         StatusDoc {
             database,
+            database_id: None,
+            server_identity: None,
+            identity_moved_from: None,
             current_version: st.current_version,
             latest_version: st.latest_version,
             pending: st.count(MigrationState::Pending),
@@ -363,6 +374,9 @@ pub struct BackupDoc {
     pub schema_fingerprint: String,
     pub history_head: Option<i64>,
     pub database: String,
+    /// The database the backup is of; null: taken before identities ("identity unknown").
+    pub database_id: Option<String>,
+    pub server_identity: Option<String>,
     pub format: String,
     pub reason: String,
     pub row_counts: std::collections::BTreeMap<String, i64>,
@@ -380,6 +394,8 @@ impl BackupDoc {
             schema_fingerprint: m.schema_fingerprint.clone(),
             history_head: m.history_head,
             database: m.database.clone(),
+            database_id: m.database_id.clone(),
+            server_identity: m.server_identity.clone(),
             format: m.format.clone(),
             reason: m.reason.clone(),
             row_counts: m.row_counts.clone(),
@@ -390,18 +406,12 @@ impl BackupDoc {
 
 #[derive(Serialize)]
 pub struct BackupListDoc {
+    /// This database's folder (the backup directory with `--all`).
     pub dir: String,
+    /// This database's id; null when it has none yet.
+    pub database_id: Option<String>,
+    /// This database's backups (every database's with `--all`), oldest first.
     pub backups: Vec<BackupDoc>,
-}
-
-impl BackupListDoc {
-    pub fn new(
-        store: &tidemark::backup::Store,
-        all: &[tidemark::backup::Manifest],
-    ) -> BackupListDoc {
-        BackupListDoc {
-            dir: store.dir().display().to_string(),
-            backups: all.iter().map(|m| BackupDoc::new(store, m)).collect(),
-        }
-    }
+    /// Backups from before identities: of some database, restorable only by their id.
+    pub identity_unknown: Vec<BackupDoc>,
 }

@@ -17,6 +17,16 @@ fn create(db: &TestDb, m: &Migrations) -> serde_json::Value {
     r.json()
 }
 
+/// The database's identity, as `backup list` reports it.
+fn list_id(db: &TestDb, m: &Migrations) -> String {
+    let l = tm(db, m, &["backup", "list", "--format", "json"]);
+    l.ok();
+    l.json()["database_id"]
+        .as_str()
+        .expect("an identity")
+        .to_string()
+}
+
 async fn count(db: &TestDb, table: &str) -> String {
     db.scalar(&format!("SELECT COUNT(*) FROM {table}"))
         .await
@@ -116,7 +126,12 @@ db_test!(
         db.exec("INSERT INTO t1 (id, name) VALUES (1, 'a');").await;
         let b = create(&db, &m);
         let id = b["id"].as_str().unwrap().to_string();
-        let manifest = backup_dir(&m).join(&id).join("manifest.json");
+        // Filed under the database's identity: BASE/DATABASE-ID/BACKUP-ID/.
+        let database_id = b["database_id"].as_str().unwrap();
+        let manifest = backup_dir(&m)
+            .join(database_id)
+            .join(&id)
+            .join("manifest.json");
         let original = std::fs::read_to_string(&manifest).unwrap();
         std::fs::write(&manifest, original.replace("\"t1\": 1", "\"t1\": 5")).unwrap();
         let v = tm(&db, &m, &["backup", "verify", &id, "--format", "json"]);
@@ -155,8 +170,10 @@ db_test!(
             .collect();
         #[cfg(unix)]
         {
-            assert_eq!(mode(&backup_dir(&m).join(&ids[0])), 0o700);
-            for f in std::fs::read_dir(backup_dir(&m).join(&ids[0])).unwrap() {
+            let folder = backup_dir(&m).join(list_id(&db, &m));
+            assert_eq!(mode(&folder), 0o700);
+            assert_eq!(mode(&folder.join(&ids[0])), 0o700);
+            for f in std::fs::read_dir(folder.join(&ids[0])).unwrap() {
                 assert_eq!(
                     mode(&f.unwrap().path()),
                     0o600,
@@ -254,6 +271,10 @@ db_test!(backup_failure_changes_nothing, |db| async move {
     r.code(1);
     assert!(!db.has_table("t1").await);
     assert!(!db.has_table("tidemark_history").await);
+    assert!(
+        !db.has_table("tidemark_identity").await,
+        "an identity assigned for a backup that failed is removed again"
+    );
     if db.dialect() == Dialect::Sqlite {
         return;
     }
@@ -307,6 +328,7 @@ db_test!(backup_failure_changes_nothing, |db| async move {
     );
     assert!(!db.has_table("t1").await);
     assert!(!db.has_table("tidemark_history").await);
+    assert!(!db.has_table("tidemark_identity").await);
 });
 
 db_test!(restore_stops_writers_first, |db| async move {

@@ -7,6 +7,7 @@ mod common;
 mod engine;
 mod gate;
 mod hardening;
+mod identity;
 mod imports;
 mod inputs;
 mod inspect_mysql;
