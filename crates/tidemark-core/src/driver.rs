@@ -172,6 +172,16 @@ pub trait LockGuard: Send {
     /// Release on the happy path. Dropping the guard instead closes its connection, which
     /// releases the lock too.
     async fn release(self: Box<Self>) -> Result<()>;
+
+    /// An SQL condition, true on the migration's own session exactly while this guard still
+    /// holds the lock. The lock lives on a connection of its own, which a server idle
+    /// timeout, a proxy or a failover can drop in the middle of a run; the engine writes each
+    /// history row only under this condition, so a run that lost its lock stops before its
+    /// next commit instead of racing a second migrator. `None`: the lock cannot be lost while
+    /// the process lives (SQLite's file lock).
+    fn held_condition(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Told who holds the lock when [`Driver::lock`] has to wait.

@@ -460,13 +460,16 @@ pub async fn up(
     // The history tables are created only once something will be applied, after the backup:
     // a run that changes nothing (or whose backup fails) leaves the database as it was.
     let (st, p) = prepare_up(driver, set, target, allow, settings, obs, Record::Locked).await?;
-    let report = backup_then_execute(driver, set, &p, &st, settings, obs, before).await?;
+    let held = guard.held_condition();
+    let report =
+        backup_then_execute(driver, set, &p, &st, settings, obs, before, held.as_deref()).await?;
     guard.release().await?;
     Ok(report)
 }
 
 /// The shared tail of `up` and `down`: the backup hook (when there is something to do), the
 /// history tables, then the plan.
+#[allow(clippy::too_many_arguments)]
 async fn backup_then_execute(
     driver: &mut dyn Driver,
     set: &MigrationSet,
@@ -475,9 +478,10 @@ async fn backup_then_execute(
     settings: &Settings,
     obs: &mut dyn Observer,
     before: Option<&mut dyn BeforeChange>,
+    held: Option<&str>,
 ) -> Result<RunReport> {
     let backup = run_before(driver, p, st, settings, before).await?;
-    let mut report = execute(driver, set, p, settings, obs).await?;
+    let mut report = execute(driver, set, p, settings, obs, held).await?;
     report.backup = backup;
     report.current_version = if p.is_empty() {
         st.current_version
@@ -547,7 +551,9 @@ pub async fn down(
         Record::Locked,
     )
     .await?;
-    let report = backup_then_execute(driver, set, &p, &st, settings, obs, before).await?;
+    let held = guard.held_condition();
+    let report =
+        backup_then_execute(driver, set, &p, &st, settings, obs, before, held.as_deref()).await?;
     guard.release().await?;
     Ok(report)
 }
@@ -790,13 +796,34 @@ async fn take_fingerprint(
     }
 }
 
-/// Execute a plan. The caller holds the lock.
+/// Execute a plan. The caller holds the lock; `held` is its
+/// [`crate::driver::LockGuard::held_condition`], checked before every commit (and before every
+/// statement of a migration that runs outside a transaction).
 pub async fn execute(
     driver: &mut dyn Driver,
     set: &MigrationSet,
     p: &Plan,
     settings: &Settings,
     obs: &mut dyn Observer,
+    held: Option<&str>,
+) -> Result<RunReport> {
+    let r = execute_plan(driver, set, p, settings, obs, held).await;
+    r.map_err(|e| match e {
+        Error::LockLost { version, .. } => Error::LockLost {
+            version,
+            applied: Vec::new(),
+        },
+        e => e,
+    })
+}
+
+async fn execute_plan(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    p: &Plan,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    held: Option<&str>,
 ) -> Result<RunReport> {
     obs.event(Event::Planned { plan: p });
     let mut done: Vec<Done> = Vec::new();
@@ -817,7 +844,10 @@ pub async fn execute(
                 return Err(failed(driver, settings, step, f, Vec::new(), false).await);
             }
             let ms = started.elapsed().as_millis() as i64;
-            record_done(driver, step, ms, settings).await?;
+            if let Err(e) = record_done(driver, step, ms, settings, held).await {
+                let _ = driver.rollback().await;
+                return Err(e);
+            }
             obs.event(Event::StepFinished { step, ms });
             done.push(Done {
                 version: step.version,
@@ -839,10 +869,14 @@ pub async fn execute(
             });
             let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
             let result = if step.transactional {
-                apply_transactional(driver, step, settings, obs, applied).await
+                apply_transactional(driver, step, settings, obs, applied.clone(), held).await
             } else {
-                apply_stepwise(driver, step, settings, obs, applied).await
+                apply_stepwise(driver, step, settings, obs, applied.clone(), held).await
             };
+            let result = result.map_err(|e| match e {
+                Error::LockLost { version, .. } => Error::LockLost { version, applied },
+                e => e,
+            });
             let ms = match result {
                 Ok(ms) => ms,
                 Err(e) => {
@@ -892,6 +926,7 @@ async fn apply_transactional(
     settings: &Settings,
     obs: &mut dyn Observer,
     applied: Vec<i64>,
+    held: Option<&str>,
 ) -> Result<i64> {
     let started = Instant::now();
     let texts: Vec<&str> = step.statements.iter().map(|s| s.text.as_str()).collect();
@@ -907,7 +942,7 @@ async fn apply_transactional(
         obs.event(Event::StatementFinished { step, stmt });
     }
     let ms = started.elapsed().as_millis() as i64;
-    if let Err(e) = record_done(driver, step, ms, settings).await {
+    if let Err(e) = record_done(driver, step, ms, settings, held).await {
         let _ = driver.rollback().await;
         return Err(e);
     }
@@ -930,7 +965,11 @@ async fn apply_stepwise(
     settings: &Settings,
     obs: &mut dyn Observer,
     applied: Vec<i64>,
+    held: Option<&str>,
 ) -> Result<i64> {
+    // Outside a transaction each statement commits on its own: make sure the lock is still
+    // ours before each one, and stop (the history row says how far it got) when it is not.
+    ensure_held(driver, held, step.version).await?;
     let inspect = &settings.inspect;
     let started = Instant::now();
     // Where DDL is transactional, a file runs statement by statement only because it asked to
@@ -954,7 +993,9 @@ async fn apply_stepwise(
         lint_class: step.class,
     };
     match step.direction {
-        Direction::Up => history::insert(driver, &row).await?,
+        Direction::Up => {
+            history::insert(driver, &row).await?;
+        }
         Direction::Down => {
             history::set_state(
                 driver,
@@ -966,6 +1007,9 @@ async fn apply_stepwise(
         }
     }
     for (i, stmt) in step.statements.iter().enumerate() {
+        if i > 0 {
+            ensure_held(driver, held, step.version).await?;
+        }
         if let Err(db) = driver.run(&stmt.text).await {
             let failure = statement_failure(step, stmt, db);
             // Nothing of this step took effect when its first statement failed (a single DDL
@@ -979,7 +1023,7 @@ async fn apply_stepwise(
                     .is_ok_and(|s| s.fingerprint() == *before);
             }
             let undo = match (nothing_done, step.direction) {
-                (true, Direction::Up) => history::delete(driver, step.version).await,
+                (true, Direction::Up) => history::delete(driver, step.version).await.map(drop),
                 (true, Direction::Down) => {
                     history::set_state(driver, step.version, HistoryState::Applied, None).await
                 }
@@ -1025,6 +1069,7 @@ async fn apply_stepwise(
         }
     }
     let ms = started.elapsed().as_millis() as i64;
+    ensure_held(driver, held, step.version).await?;
     match step.direction {
         Direction::Up => {
             row.state = HistoryState::Applied;
@@ -1033,10 +1078,22 @@ async fn apply_stepwise(
             row.execution_ms = ms;
             history::update(driver, &row).await?;
         }
-        Direction::Down => history::delete(driver, step.version).await?,
+        Direction::Down => {
+            history::delete(driver, step.version).await?;
+        }
     }
     journal_step(driver, step, ms, settings).await?;
     Ok(ms)
+}
+
+async fn ensure_held(driver: &mut dyn Driver, held: Option<&str>, version: i64) -> Result<()> {
+    match held {
+        Some(h) if !history::lock_held(driver, h).await? => Err(Error::LockLost {
+            version,
+            applied: Vec::new(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 async fn run_statements(
@@ -1061,6 +1118,7 @@ async fn record_done(
     step: &Step,
     ms: i64,
     settings: &Settings,
+    held: Option<&str>,
 ) -> Result<()> {
     let detail = step_detail(step, ms);
     let journal = JournalWrite {
@@ -1084,7 +1142,7 @@ async fn record_done(
         }),
         Direction::Down => history::RowChange::Delete(step.version),
     };
-    history::change_with_journal(driver, op, &journal).await
+    history::change_with_journal(driver, op, &journal, held).await
 }
 
 fn step_action(step: &Step) -> &'static str {

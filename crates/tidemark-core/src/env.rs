@@ -8,6 +8,8 @@ pub const GENERIC_DATABASE_URL: &str = "DATABASE_URL";
 pub const BACKUP_DIR: &str = "TIDEMARK_BACKUP_DIR";
 /// How long connecting may take before tidemark says why it could not (default 10s).
 pub const CONNECT_TIMEOUT: &str = "TIDEMARK_CONNECT_TIMEOUT";
+/// How often the migration lock's session is pinged to keep it alive (default 15s).
+pub const LOCK_KEEPALIVE: &str = "TIDEMARK_LOCK_KEEPALIVE";
 /// Who is acting, for the history and the journal (default: the OS user and host, or the CI's
 /// own variables).
 pub const ACTOR: &str = "TIDEMARK_ACTOR";

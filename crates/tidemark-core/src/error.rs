@@ -138,6 +138,11 @@ pub enum Error {
         recorded_failed: bool,
     },
 
+    /// The migration lock's session ended during the run (killed, idle timeout, failover):
+    /// the run stopped before its next commit. `applied` lists what this run applied before.
+    #[error("the migration lock was lost during the run (its session ended: killed, timed out or cut by a proxy); stopped before committing migration {version}, which is not recorded as applied{}", if applied.is_empty() { String::new() } else { format!(" (applied before it: {} migration(s))", applied.len()) })]
+    LockLost { version: i64, applied: Vec<i64> },
+
     #[error("timed out after {waited:?} waiting for the migration lock{holder}")]
     LockTimeout {
         waited: std::time::Duration,
@@ -171,6 +176,7 @@ impl Error {
             Error::Database { .. }
             | Error::MigrationFailed { .. }
             | Error::LockTimeout { .. }
+            | Error::LockLost { .. }
             | Error::Io { .. }
             | Error::Tool(_) => ExitClass::Operational,
             Error::Inconsistent(_) => ExitClass::Inconsistent,

@@ -288,7 +288,8 @@ pub struct HistoryWrite<'a> {
     pub lint_class: Option<MigrationClass>,
 }
 
-pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()> {
+/// Write a history row; returns the rows written (1).
+pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<u64> {
     let d = driver.dialect();
     let sql = format!(
         "INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied, lint_class) \
@@ -318,8 +319,7 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
     driver
         .execute(&sql, &params)
         .await
-        .map_err(db_err("could not write the history row"))?;
-    Ok(())
+        .map_err(db_err("could not write the history row"))
 }
 
 /// Update a row's state, progress and error (statement-by-statement migrations).
@@ -374,7 +374,8 @@ pub async fn set_state(
     Ok(())
 }
 
-pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
+/// Delete a history row; returns the rows deleted.
+pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<u64> {
     let sql = format!(
         "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
         ph(driver.dialect(), 1)
@@ -382,8 +383,16 @@ pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
     driver
         .execute(&sql, &[version.into()])
         .await
-        .map_err(db_err("could not delete the history row"))?;
-    Ok(())
+        .map_err(db_err("could not delete the history row"))
+}
+
+/// Is the migration lock still held? `held` is [`crate::driver::LockGuard::held_condition`].
+pub async fn lock_held(driver: &mut dyn Driver, held: &str) -> Result<bool> {
+    let rows = driver
+        .query(&format!("SELECT CASE WHEN {held} THEN 1 ELSE 0 END"), &[])
+        .await
+        .map_err(db_err("could not check the migration lock"))?;
+    Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_i64) == Some(1))
 }
 
 /// Record a fingerprint on a row only if the row still holds `previous` (compare and set), and
@@ -442,26 +451,50 @@ pub enum RowChange<'a> {
     Delete(i64),
 }
 
-/// A history change and its journal line, in the caller's transaction. On PostgreSQL both go
-/// in one statement (a data-modifying CTE): one round trip per migration fewer.
+/// A history change and its journal line, in the caller's transaction, written only while
+/// `held` (the lock's [`crate::driver::LockGuard::held_condition`]) is true: a run whose lock
+/// was lost gets [`Error::LockLost`] before it commits. On PostgreSQL the condition, the row
+/// and the journal line go in one statement (a data-modifying CTE): no extra round trip.
+/// Either way the number of rows written is checked, so nothing is reported as recorded that
+/// was not.
 pub async fn change_with_journal(
     driver: &mut dyn Driver,
     op: RowChange<'_>,
     j: &JournalWrite<'_>,
+    held: Option<&str>,
 ) -> Result<()> {
+    let version = match &op {
+        RowChange::Insert(w) => w.version,
+        RowChange::Delete(v) => *v,
+    };
+    let lost = || Error::LockLost {
+        version,
+        applied: Vec::new(),
+    };
     if driver.dialect() != Dialect::Postgres {
-        match &op {
+        if let Some(held) = held
+            && !lock_held(driver, held).await?
+        {
+            return Err(lost());
+        }
+        let n = match &op {
             RowChange::Insert(w) => insert(driver, w).await?,
             RowChange::Delete(v) => delete(driver, *v).await?,
+        };
+        if n != 1 {
+            return Err(Error::Inconsistent(format!(
+                "the history row of migration {version} was not where it should be ({n} row(s) written); another process changed the history during the run"
+            )));
         }
         return journal(driver, j).await;
     }
     let now = now_sql(Dialect::Postgres);
+    let cond = held.unwrap_or("TRUE");
     let (sql, mut params): (String, Vec<Value>) = match &op {
         RowChange::Insert(w) => (
             format!(
                 "WITH h AS (INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied, lint_class) \
-                 VALUES ($1, $2, $3, $4, {now}, $5, $6, $7, $8, $9) RETURNING version) \
+                 SELECT $1, $2, $3, $4, {now}, $5, $6, $7, $8, $9 WHERE {cond} RETURNING version) \
                  INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) SELECT {now}, $10, $11, h.version, $12, $13 FROM h"
             ),
             vec![
@@ -477,29 +510,32 @@ pub async fn change_with_journal(
             ],
         ),
         RowChange::Delete(v) => (
-            // A data-modifying CTE runs to completion whether or not the main query reads it.
             format!(
-                "WITH h AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1) \
-                 INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) VALUES ({now}, $2, $3, $4, $5, $6)"
+                "WITH h AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1 AND {cond} RETURNING version) \
+                 INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) SELECT {now}, $2, $3, h.version, $4, $5 FROM h"
             ),
             vec![(*v).into()],
         ),
     };
-    let version = match &op {
-        RowChange::Insert(_) => None,
-        RowChange::Delete(v) => Some(Value::from(*v)),
-    };
     params.push(j.run_id.into());
     params.push(j.action.into());
-    if let Some(v) = version {
-        params.push(v);
-    }
     params.push(j.detail.clone().into());
     params.push(j.actor.into());
-    driver.execute(&sql, &params).await.map_err(db_err(
+    let n = driver.execute(&sql, &params).await.map_err(db_err(
         "could not write the history row and its journal line",
     ))?;
-    Ok(())
+    if n == 1 {
+        return Ok(());
+    }
+    // Nothing written: either the lock is gone or the row was not where it should be.
+    if let Some(held) = held
+        && !lock_held(driver, held).await.unwrap_or(false)
+    {
+        return Err(lost());
+    }
+    Err(Error::Inconsistent(format!(
+        "the history row of migration {version} was not where it should be (nothing written); another process changed the history during the run"
+    )))
 }
 
 /// One journal line.

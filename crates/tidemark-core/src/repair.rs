@@ -662,7 +662,9 @@ async fn write_all(
                 history::delete(driver, m.version).await?;
                 history::insert(driver, &row(HistoryState::Applied, None)).await?;
             }
-            "forget" | "reset" => history::delete(driver, m.version).await?,
+            "forget" | "reset" => {
+                history::delete(driver, m.version).await?;
+            }
             "refresh_checksum" => {
                 history::delete(driver, m.version).await?;
                 let mut w = row(HistoryState::Applied, None);

@@ -1,6 +1,8 @@
 //! The migration lock: `GET_LOCK` on a connection of its own. The server releases a named lock
 //! when its session ends, so a killed migrator leaves nothing behind.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,20 +12,41 @@ use tidemark_core::driver::{LockGuard, LockWait};
 use tidemark_core::{DatabaseUrl, Error, Result};
 
 use crate::driver::{db_error, open};
+use sha2::Digest;
+use tidemark_core::keepalive::Keeper;
 
+/// The lock and the task that keeps its session alive (see [`Keeper`]).
 pub struct MySqlLock {
-    conn: MySqlConnection,
+    keeper: Keeper<MySqlConnection>,
     name: String,
+    /// The lock session's connection id, for [`LockGuard::held_condition`].
+    id: i64,
 }
 
-/// Lock names are server-wide (and at most 64 characters), so the database name goes in.
+impl MySqlLock {
+    async fn new(mut conn: MySqlConnection, name: String) -> Result<MySqlLock> {
+        let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| Error::db("could not take the migration lock", db_error(e)))?;
+        Ok(MySqlLock {
+            keeper: Keeper::start(conn, ping),
+            name,
+            id,
+        })
+    }
+}
+
+/// Lock names are server-wide (and at most 64 characters), so the database name goes in; a
+/// longer one is cut on a character boundary and made unique by a hash of the whole name.
 fn lock_name(database: &str) -> String {
     let name = format!("tidemark:{database}");
-    if name.len() <= 64 {
-        name
-    } else {
-        name[..64].to_string()
+    if name.chars().count() <= 64 {
+        return name;
     }
+    let hash = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    let head: String = name.chars().take(64 - 13).collect();
+    format!("{head}~{}", &hash[..12])
 }
 
 pub async fn acquire(
@@ -37,12 +60,12 @@ pub async fn acquire(
     let name = lock_name(database);
     let got = get_lock(&mut conn, &name, 0.0).await?;
     if got {
-        return Ok(Box::new(MySqlLock { conn, name }));
+        return Ok(Box::new(MySqlLock::new(conn, name).await?));
     }
     let holder = describe_holder(&mut conn, &name).await;
     waiting.waiting(&holder);
     if !timeout.is_zero() && get_lock(&mut conn, &name, timeout.as_secs_f64()).await? {
-        return Ok(Box::new(MySqlLock { conn, name }));
+        return Ok(Box::new(MySqlLock::new(conn, name).await?));
     }
     let holder = describe_holder(&mut conn, &name).await;
     Err(Error::LockTimeout {
@@ -80,12 +103,27 @@ async fn describe_holder(conn: &mut MySqlConnection, name: &str) -> String {
 
 #[async_trait]
 impl LockGuard for MySqlLock {
-    async fn release(mut self: Box<Self>) -> Result<()> {
-        let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
-            .bind(&self.name)
-            .execute(&mut self.conn)
-            .await;
-        let _ = self.conn.close().await;
+    async fn release(self: Box<Self>) -> Result<()> {
+        if let Some(mut conn) = self.keeper.stop().await {
+            let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(&self.name)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
         Ok(())
     }
+
+    fn held_condition(&self) -> Option<String> {
+        // The name is tidemark's own (`tidemark:` and a database name); quotes doubled anyway.
+        Some(format!(
+            "IS_USED_LOCK('{}') = {}",
+            self.name.replace('\\', "\\\\").replace('\'', "''"),
+            self.id
+        ))
+    }
+}
+
+fn ping(c: &mut MySqlConnection) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    Box::pin(async move { sqlx::raw_sql("SELECT 1").execute(c).await.is_ok() })
 }

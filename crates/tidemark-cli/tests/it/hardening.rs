@@ -194,3 +194,145 @@ fn redacted_forms_agree() {
     let u = DatabaseUrl::parse("mysql://root:p#w@127.0.0.1:3306/app").unwrap();
     assert_eq!(u.to_string(), "mysql://root:***@127.0.0.1:3306/app");
 }
+
+/// 1 and 3 are quick; 2 takes a few seconds, during which the lock's session goes away.
+fn slow_second(db: &tidemark_test::TestDb) -> Migrations {
+    let sleep = match db.dialect() {
+        tidemark::Dialect::MySql => "DO SLEEP(3);\n",
+        _ => "SELECT pg_sleep(3);\n",
+    };
+    Migrations::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INTEGER);\n"),
+        (
+            "2_slow.up.sql",
+            &format!("{sleep}CREATE TABLE b (id INTEGER);\n"),
+        ),
+        ("3_c.up.sql", "CREATE TABLE c (id INTEGER);\n"),
+    ])
+}
+
+/// End the session that holds the migration lock, as a DBA, a proxy or a failover would.
+async fn kill_lock_session(db: &tidemark_test::TestDb) {
+    match db.dialect() {
+        tidemark::Dialect::MySql => {
+            // The lock's session idles while the migration's runs its statement.
+            let id = db
+                .scalar(
+                    "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST \
+                     WHERE DB = DATABASE() AND COMMAND = 'Sleep' AND ID <> CONNECTION_ID()",
+                )
+                .await
+                .expect("the lock's session");
+            db.exec(&format!("KILL {id}")).await;
+        }
+        _ => {
+            db.exec(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'tidemark lock' AND datname = current_database()",
+            )
+            .await;
+        }
+    }
+}
+
+async fn wait_for_table(db: &tidemark_test::TestDb, table: &str) {
+    for _ in 0..100 {
+        if db.has_table(table).await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{table} never appeared");
+}
+
+async fn lock_lost_stops_the_run(db: tidemark_test::TestDb) {
+    let m = slow_second(&db);
+    let child = spawn(&db, &m, &["up", "--no-backup"]);
+    // Migration 1 is committed; 2 is sleeping.
+    wait_for_table(&db, "a").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    kill_lock_session(&db).await;
+    let r: Run = child.wait_with_output().unwrap().into();
+    r.code(1);
+    assert!(
+        r.stderr.contains("the migration lock was lost"),
+        "{}",
+        r.stderr
+    );
+    assert!(!db.has_table("c").await, "3 ran without the lock");
+    let h = history(&db).await;
+    match db.dialect() {
+        // Statement by statement: 2 is recorded as failed after its first statement, the
+        // truth, and `up` refuses until `repair` decides.
+        tidemark::Dialect::MySql => {
+            assert_eq!(h, [(1, "applied".into()), (2, "failed".into())]);
+            assert!(!db.has_table("b").await, "2 went on without the lock");
+            tm(&db, &m, &["up"]).code(20);
+        }
+        // In a transaction: 2 was not committed, nothing of it remains.
+        _ => {
+            assert_eq!(h, [(1, "applied".into())]);
+            assert!(!db.has_table("b").await);
+            tm(&db, &m, &["up"]).ok();
+            assert_eq!(versions(&history(&db).await), [1, 2, 3]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lock_stops_the_run_before_its_next_commit_postgres() {
+    if let Some(db) = tidemark_test::TestDb::postgres(
+        "hardening::a_lost_lock_stops_the_run_before_its_next_commit_postgres",
+    )
+    .await
+    {
+        lock_lost_stops_the_run(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lock_stops_the_run_before_its_next_commit_mysql() {
+    if let Some(db) = tidemark_test::TestDb::mysql(
+        "hardening::a_lost_lock_stops_the_run_before_its_next_commit_mysql",
+    )
+    .await
+    {
+        lock_lost_stops_the_run(db).await;
+    }
+}
+
+/// A server that closes idle sessions after a second: the lock's session is kept alive by
+/// its pings, and without them (pinged less often than the timeout) the run stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_timeout_does_not_take_the_lock_unnoticed() {
+    for (keepalive, ok) in [("300ms", true), ("60s", false)] {
+        let Some(db) = tidemark_test::TestDb::postgres(
+            "hardening::an_idle_timeout_does_not_take_the_lock_unnoticed",
+        )
+        .await
+        else {
+            return;
+        };
+        let url = format!(
+            "{}?options=-c%20idle_session_timeout%3D1000",
+            db.url_string()
+        );
+        let m = slow_second(&db);
+        let r: Run = command(m.path())
+            .env("TIDEMARK_LOCK_KEEPALIVE", keepalive)
+            .args(["-d", &url, "--dir"])
+            .arg(m.path())
+            .args(["up", "--no-backup"])
+            .output()
+            .unwrap()
+            .into();
+        if ok {
+            r.ok();
+            assert_eq!(versions(&history(&db).await), [1, 2, 3]);
+        } else {
+            r.code(1);
+            assert!(r.stderr.contains("lock was lost"), "{}", r.stderr);
+            assert_eq!(versions(&history(&db).await), [1]);
+        }
+    }
+}
