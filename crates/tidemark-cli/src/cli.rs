@@ -25,7 +25,9 @@ pub enum Format {
     Github,
 }
 
+/// Options every command takes, shown apart from each command's own in `--help`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Database URL (postgres://, mysql://, mariadb://, sqlite://); else TIDEMARK_DATABASE_URL, DATABASE_URL, tidemark.toml
     #[arg(
@@ -36,7 +38,7 @@ pub struct Global {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Migrations directory [default: migrations, or `dir` in tidemark.toml]
+    /// Migrations directory [default: migrations, or `dir` in tidemark.toml] (backups: TIDEMARK_BACKUP_DIR or [backup] dir)
     #[arg(long, global = true)]
     pub dir: Option<PathBuf>,
     /// Migration layout, detected when not given
@@ -45,10 +47,10 @@ pub struct Global {
     /// Configuration file [default: ./tidemark.toml if present]
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Output format
+    /// Output format (`github`: `lint` only)
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Answer yes to every prompt
+    /// Answer yes to every prompt (`repair`, `import`, `backup restore`: carry out the plan)
     #[arg(long, global = true)]
     pub yes: bool,
     /// Print only errors

@@ -21,7 +21,8 @@ pub struct BaselineReport {
     pub forced: bool,
 }
 
-/// Verify and record. The caller holds the migration lock.
+/// Verify and record, under the migration lock (taken here, so a program calling the library
+/// is as safe as the command).
 pub async fn baseline(
     driver: &mut dyn Driver,
     set: &MigrationSet,
@@ -29,8 +30,23 @@ pub async fn baseline(
     force: bool,
     settings: &Settings,
     shadow_url: Option<&DatabaseUrl>,
+    obs: &mut dyn crate::engine::Observer,
 ) -> Result<BaselineReport> {
     set.validate(driver.dialect())?;
+    let guard = crate::engine::acquire(driver, settings, obs).await?;
+    let report = baseline_locked(driver, set, version, force, settings, shadow_url).await?;
+    guard.release().await?;
+    Ok(report)
+}
+
+async fn baseline_locked(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    version: i64,
+    force: bool,
+    settings: &Settings,
+    shadow_url: Option<&DatabaseUrl>,
+) -> Result<BaselineReport> {
     let pos = set.position(version).ok_or_else(|| {
         Error::Usage(format!(
             "--version {version}: there is no migration with version {version}"

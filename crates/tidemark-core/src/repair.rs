@@ -482,6 +482,64 @@ fn version_at(set: &MigrationSet, k: usize) -> i64 {
     }
 }
 
+/// What `repair` found and did.
+#[derive(Debug, Clone)]
+pub struct RepairOutcome {
+    pub plan: RepairPlan,
+    /// History changes written (empty for a plan only).
+    pub applied: Vec<Applied>,
+    /// After the changes, the history agrees with the live schema (its fingerprint recorded).
+    pub consistent: bool,
+    /// Half-applied or undetermined migrations still waiting for a person's decision.
+    pub undecided: Vec<i64>,
+}
+
+/// `repair` as one operation: gather the evidence, plan, and with `carry_out` write the plan
+/// under the migration lock (taken here, so a program calling the library is as safe as the
+/// command). Replays on `settings.shadow_url` (or the live server, memory for SQLite).
+pub async fn repair(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    decisions: &Decisions,
+    carry_out: bool,
+    obs: &mut dyn crate::engine::Observer,
+) -> Result<RepairOutcome> {
+    set.validate(driver.dialect())?;
+    let guard = if carry_out {
+        let g = crate::engine::acquire(driver, settings, obs).await?;
+        history::ensure(driver).await?;
+        Some(g)
+    } else {
+        None
+    };
+    let h = history::read(driver).await?;
+    let ev = gather(driver, set, settings, settings.shadow_url.as_ref()).await?;
+    let plan = plan(set, &h, &ev);
+    let undecided: Vec<i64> = plan
+        .undecided()
+        .map(|s| s.version)
+        .filter(|v| !decisions.adopt.contains(v) && !decisions.pending.contains(v))
+        .collect();
+    let Some(guard) = guard else {
+        return Ok(RepairOutcome {
+            plan,
+            applied: Vec::new(),
+            consistent: false,
+            undecided,
+        });
+    };
+    let applied = execute(driver, set, &plan, decisions, settings, "repair", None).await?;
+    let consistent = record_fingerprint_if_consistent(driver, set, &ev).await?;
+    guard.release().await?;
+    Ok(RepairOutcome {
+        plan,
+        applied,
+        consistent,
+        undecided,
+    })
+}
+
 /// Decisions a person gives for half-applied migrations (and files that are gone).
 #[derive(Debug, Clone, Default)]
 pub struct Decisions {

@@ -1,4 +1,4 @@
-use tidemark::{Result, baseline, engine};
+use tidemark::{Result, baseline};
 
 use crate::cli::BaselineArgs;
 use crate::context::Context;
@@ -11,20 +11,15 @@ pub async fn run(ctx: &Context, args: &BaselineArgs) -> Result<i32> {
     let settings = ctx.settings(args.lock_timeout.as_deref())?;
     let shadow = ctx.shadow_url(&args.shadow)?;
     let mut db = ctx.connect().await?;
-    let r = async {
-        let guard = engine::acquire(db.as_mut(), &settings, &mut Progress::new(ctx.out)).await?;
-        let report = baseline::baseline(
-            db.as_mut(),
-            &set,
-            args.version,
-            args.force,
-            &settings,
-            shadow.as_ref(),
-        )
-        .await?;
-        guard.release().await?;
-        Ok::<_, tidemark::Error>(report)
-    }
+    let r = baseline::baseline(
+        db.as_mut(),
+        &set,
+        args.version,
+        args.force,
+        &settings,
+        shadow.as_ref(),
+        &mut Progress::new(ctx.out),
+    )
     .await;
     db.close().await;
     let report = r?;

@@ -1,6 +1,5 @@
-use tidemark::engine::{self, Settings};
 use tidemark::repair::{self, Action, Decisions, RepairPlan};
-use tidemark::{Driver, MigrationSet, Result, history};
+use tidemark::{MigrationSet, Result};
 
 use crate::cli::RepairArgs;
 use crate::context::Context;
@@ -11,8 +10,7 @@ use crate::output::{BOLD, DIM, GREEN, RED, YELLOW, paint};
 pub async fn run(ctx: &Context, args: &RepairArgs) -> Result<i32> {
     ctx.database_url()?;
     let set = ctx.migrations()?;
-    let settings = ctx.settings(args.lock_timeout.as_deref())?;
-    let shadow = ctx.shadow_url(&args.shadow)?;
+    let settings = ctx.settings_with_shadow(args.lock_timeout.as_deref(), &args.shadow)?;
     let decisions = Decisions {
         adopt: args.adopt.clone(),
         pending: args.pending.clone(),
@@ -20,37 +18,6 @@ pub async fn run(ctx: &Context, args: &RepairArgs) -> Result<i32> {
     };
     let carry_out = ctx.global.yes && !args.dry_run;
     let mut db = ctx.connect().await?;
-    let r = repair(
-        ctx,
-        db.as_mut(),
-        &set,
-        &settings,
-        shadow.as_ref(),
-        &decisions,
-        carry_out,
-    )
-    .await;
-    db.close().await;
-    r
-}
-
-async fn repair(
-    ctx: &Context,
-    db: &mut dyn Driver,
-    set: &MigrationSet,
-    settings: &Settings,
-    shadow: Option<&tidemark::DatabaseUrl>,
-    decisions: &Decisions,
-    carry_out: bool,
-) -> Result<i32> {
-    let guard = if carry_out {
-        let g = engine::acquire(db, settings, &mut Progress::new(ctx.out)).await?;
-        history::ensure(db).await?;
-        Some(g)
-    } else {
-        None
-    };
-    let h = history::read(db).await?;
     let sp = spinner(
         &ctx.out,
         format!(
@@ -58,15 +25,30 @@ async fn repair(
             set.migrations.len()
         ),
     );
-    let ev = repair::gather(db, set, settings, shadow).await;
+    let r = repair::repair(
+        db.as_mut(),
+        &set,
+        &settings,
+        &decisions,
+        carry_out,
+        &mut Progress::new(ctx.out),
+    )
+    .await;
     drop(sp);
-    let ev = ev?;
-    let plan = repair::plan(set, &h, &ev);
+    db.close().await;
+    let outcome = r?;
+    let plan = &outcome.plan;
     if !carry_out {
-        render(ctx, &plan, set, true, &[]);
+        render(ctx, plan, &set, true, &[]);
         if !ctx.out.is_json() {
             let n = plan.changes().count();
-            if n == 0 {
+            if n == 0 && plan.matches_state_after.is_none() && !set.migrations.is_empty() {
+                // Not a history problem: something was changed by hand.
+                ctx.out.line(format!(
+                    "{} no history change can reconcile this: the live schema matches no state of the migrations. `tidemark drift` lists what differs; restore it, or capture it in a new migration",
+                    paint(YELLOW, "!")
+                ));
+            } else if n == 0 {
                 ctx.out.line(format!(
                     "{} the history agrees with the live schema: nothing to repair",
                     paint(GREEN, "✓")
@@ -80,29 +62,30 @@ async fn repair(
         }
         return Ok(0);
     }
-    let done = repair::execute(db, set, &plan, decisions, settings, "repair", None).await?;
-    let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
-    if let Some(g) = guard {
-        g.release().await?;
-    }
-    let undecided: Vec<i64> = plan
-        .undecided()
-        .map(|s| s.version)
-        .filter(|v| !decisions.adopt.contains(v) && !decisions.pending.contains(v))
+    let applied: Vec<(i64, String)> = outcome
+        .applied
+        .iter()
+        .map(|d| (d.version, d.action.clone()))
         .collect();
-    let applied: Vec<(i64, String)> = done.iter().map(|d| (d.version, d.action.clone())).collect();
-    render(ctx, &plan, set, false, &applied);
+    render(ctx, plan, &set, false, &applied);
     if !ctx.out.is_json() {
         ctx.out.line(format!(
             "{} {} history change(s) written in one transaction, each journaled",
             paint(GREEN, "✓"),
-            done.len()
+            applied.len()
         ));
-        if consistent {
+        if outcome.consistent {
             ctx.out.line(format!("{} the history now agrees with the live schema; `tidemark up` applies what is pending", paint(GREEN, "✓")));
+        } else if outcome.undecided.is_empty() {
+            // Adopting records what is there; it does not make the schema what the migrations
+            // describe. Say so instead of letting the same plan come back.
+            ctx.out.line(format!(
+                "{} the live schema still matches no state of the recorded migrations: `tidemark drift` lists what differs (changed by hand); restore it, or capture it in a new migration",
+                paint(YELLOW, "!")
+            ));
         }
-        if !undecided.is_empty() {
-            let list: Vec<String> = undecided.iter().map(i64::to_string).collect();
+        if !outcome.undecided.is_empty() {
+            let list: Vec<String> = outcome.undecided.iter().map(i64::to_string).collect();
             ctx.out.line(format!(
                 "{} half applied or undetermined, recorded as failed until you decide: {} (--adopt V or --pending V)",
                 paint(RED.bold(), "!"),
@@ -110,7 +93,7 @@ async fn repair(
             ));
         }
     }
-    Ok(if undecided.is_empty() { 0 } else { 20 })
+    Ok(if outcome.undecided.is_empty() { 0 } else { 20 })
 }
 
 /// The plan for people (or JSON), shared by `repair` and `import`.

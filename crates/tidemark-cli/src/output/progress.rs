@@ -79,17 +79,21 @@ impl Observer for Progress {
             }
             Event::LockAcquired { .. } => {}
             Event::Planned { plan } => {
-                if plan.steps.len() > 1 && self.out.interactive() {
+                // Even one migration gets a spinner: a slow one is not silence.
+                if !plan.steps.is_empty() && self.out.interactive() {
                     let bar = ProgressBar::with_draw_target(
                         Some(plan.steps.len() as u64),
                         ProgressDrawTarget::stderr(),
                     );
+                    let template = if plan.steps.len() > 1 {
+                        "{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})"
+                    } else {
+                        "{spinner} {msg} ({elapsed})"
+                    };
                     bar.set_style(
-                        ProgressStyle::with_template(
-                            "{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                        ProgressStyle::with_template(template)
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
                     );
                     bar.enable_steady_tick(Duration::from_millis(120));
                     self.bar = Some(bar);
@@ -101,6 +105,19 @@ impl Observer for Progress {
                 }
             }
             Event::StatementFinished { step, stmt } => {
+                // Statement by statement, the number of the one running now.
+                if let Some(b) = &self.bar
+                    && !step.transactional
+                    && stmt.index < step.statements.len()
+                {
+                    b.set_message(format!(
+                        "{} {} · statement {}/{}",
+                        step.version,
+                        step.name,
+                        stmt.index + 1,
+                        step.statements.len()
+                    ));
+                }
                 if self.out.verbose {
                     self.say(paint(
                         DIM,
