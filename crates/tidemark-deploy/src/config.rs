@@ -247,6 +247,7 @@ impl DeployConfig {
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -562,7 +563,10 @@ body_contains = "ok"
             c.env_file_of("v2", &c.dir_of("v2")),
             Some(PathBuf::from("/srv/todo/releases/v2/.env"))
         );
-        assert_eq!(c.state_dir, PathBuf::from("/srv/todo/.tidemark/deploy/todo"));
+        assert_eq!(
+            c.state_dir,
+            PathBuf::from("/srv/todo/.tidemark/deploy/todo")
+        );
         assert_eq!(c.db_policy, DbPolicy::Auto);
         assert_eq!(c.failure_threshold, 3);
     }
@@ -588,7 +592,9 @@ body_contains = "ok"
             .unwrap_err();
         assert_eq!(e.class(), tidemark::ExitClass::Usage);
         assert!(e.to_string().contains("k8s"));
-        let e = parse(&GOOD.replace("http://", "https://")).unwrap_err().to_string();
+        let e = parse(&GOOD.replace("http://", "https://"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("verify.http[0].url"), "{e}");
     }
 }

@@ -195,8 +195,32 @@ impl<'a> Recorder<'a> {
         })
     }
 
-    /// Also journal step events in the database (its journal table must exist).
-    pub fn attach_db(&mut self, db: Box<dyn Driver>) {
+    /// Also journal step events in the database (its journal table must exist). The events
+    /// recorded before (preflight, which must not create anything) are journaled now, with
+    /// their own times in the detail.
+    pub async fn attach_db(&mut self, mut db: Box<dyn Driver>) {
+        for e in self.events.clone() {
+            if let Some((action, detail)) = journal_line(&e)
+                && let Err(err) = history::journal(
+                    db.as_mut(),
+                    &JournalWrite {
+                        run_id: &self.run_id,
+                        action: &action,
+                        version: None,
+                        detail: Some(detail),
+                        actor: &self.actor,
+                    },
+                )
+                .await
+            {
+                db.close().await;
+                self.warn(format!(
+                    "could not write the database journal, journaling locally only: {err}"
+                ))
+                .await;
+                return;
+            }
+        }
         self.db = Some(db);
     }
 
@@ -221,37 +245,20 @@ impl<'a> Recorder<'a> {
         }
         self.listener.event(&e);
         self.events.push(e.clone());
-        let journaled = match &e.kind {
-            EventKind::StepStarted { step } => Some((format!("deploy.{}", step.name()), "start")),
-            EventKind::StepFinished { step, .. } => {
-                Some((format!("deploy.{}", step.name()), "end"))
-            }
-            EventKind::Finished { .. } | EventKind::Started { .. } => {
-                Some(("deploy".to_string(), ""))
-            }
-            _ => None,
-        };
-        let failed_db = if let (Some((action, phase)), Some(db)) = (journaled, self.db.as_mut()) {
-            let mut detail = serde_json::to_value(&e.kind).unwrap_or_default();
-            if let Some(o) = detail.as_object_mut()
-                && !phase.is_empty()
-            {
-                o.insert("phase".into(), phase.into());
-            }
-            history::journal(
+        let failed_db = match (journal_line(&e), self.db.as_mut()) {
+            (Some((action, detail)), Some(db)) => history::journal(
                 db.as_mut(),
                 &JournalWrite {
                     run_id: &self.run_id,
                     action: &action,
                     version: None,
-                    detail: Some(detail.to_string()),
+                    detail: Some(detail),
                     actor: &self.actor,
                 },
             )
             .await
-            .err()
-        } else {
-            None
+            .err(),
+            _ => None,
         };
         if let Some(err) = failed_db {
             // The database is unreachable or broken: keep journaling locally only.
@@ -306,4 +313,23 @@ impl<'a> Recorder<'a> {
     fn events_owned(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
     }
+}
+
+/// The database journal line of an event, for the events that go there (a run's start and
+/// end, and each step's start and end): the action and the event as JSON.
+fn journal_line(e: &Event) -> Option<(String, String)> {
+    let (action, phase) = match &e.kind {
+        EventKind::StepStarted { step } => (format!("deploy.{}", step.name()), "start"),
+        EventKind::StepFinished { step, .. } => (format!("deploy.{}", step.name()), "end"),
+        EventKind::Started { .. } | EventKind::Finished { .. } => ("deploy".to_string(), ""),
+        _ => return None,
+    };
+    let mut detail = serde_json::to_value(&e.kind).unwrap_or_default();
+    if let Some(o) = detail.as_object_mut() {
+        if !phase.is_empty() {
+            o.insert("phase".into(), phase.into());
+        }
+        o.insert("at".into(), e.at.clone().into());
+    }
+    Some((action, detail.to_string()))
 }

@@ -253,7 +253,11 @@ pub async fn deploy(
     if state.has_release(&id) {
         return Err(Error::Usage(format!(
             "release {id} was deployed before ({}): release records are immutable; deploy it under another id (--release {id}-2)",
-            state.dir().join("releases").join(format!("{id}.json")).display()
+            state
+                .dir()
+                .join("releases")
+                .join(format!("{id}.json"))
+                .display()
         )));
     }
     let previous = serving_release(&state)?;
@@ -273,9 +277,9 @@ pub async fn deploy(
 
     let strat = strategy::for_config(cfg);
     let image = match &cfg.strategy {
-        crate::config::StrategyConfig::Compose {
-            image: Some(t), ..
-        } => Some(t.render_with(&|k| (k == "release").then(|| id.clone()))),
+        crate::config::StrategyConfig::Compose { image: Some(t), .. } => {
+            Some(t.render_with(&|k| (k == "release").then(|| id.clone())))
+        }
         _ => None,
     };
     let target = Target {
@@ -300,7 +304,13 @@ pub async fn deploy(
             )
             .await;
             return finish(
-                cfg, &state, rec, &run_id, run_dir, Outcome::Failed, e.class().code(),
+                cfg,
+                &state,
+                rec,
+                &run_id,
+                run_dir,
+                Outcome::Failed,
+                e.class().code(),
             )
             .await;
         }
@@ -315,7 +325,9 @@ pub async fn deploy(
         Action::Start
     };
     let env_changed: Vec<String> = match (&env_path, &previous) {
-        (Some(p), Some(prev)) if prev.env_sha256.as_deref() != pf.env.as_ref().map(|e| e.sha256.as_str()) => {
+        (Some(p), Some(prev))
+            if prev.env_sha256.as_deref() != pf.env.as_ref().map(|e| e.sha256.as_str()) =>
+        {
             EnvFile::changed_keys(p, &prev.env_keys, &prev.env_salt).unwrap_or_default()
         }
         _ => Vec::new(),
@@ -387,7 +399,7 @@ pub async fn deploy(
         rec.warn(format!("could not create tidemark's tables: {e}"))
             .await;
     } else if let Ok(j) = db.connect_other(&inputs.url).await {
-        rec.attach_db(j);
+        rec.attach_db(j).await;
     }
 
     // ---- backup ----
@@ -437,7 +449,13 @@ pub async fn deploy(
                     rec.note("the backup failed: nothing was changed").await;
                     db.close().await;
                     return finish(
-                        cfg, &state, rec, &run_id, run_dir, Outcome::Failed, e.class().code(),
+                        cfg,
+                        &state,
+                        rec,
+                        &run_id,
+                        run_dir,
+                        Outcome::Failed,
+                        e.class().code(),
                     )
                     .await;
                 }
@@ -451,8 +469,13 @@ pub async fn deploy(
     let mut head = pf.head_before;
     let mut fingerprint = pf.fingerprint_before.clone();
     if pf.pending.is_empty() {
-        rec.finish(Step::Migrate, t, StepOutcome::Skipped, "no pending migrations")
-            .await;
+        rec.finish(
+            Step::Migrate,
+            t,
+            StepOutcome::Skipped,
+            "no pending migrations",
+        )
+        .await;
     } else {
         match engine::up(
             db.as_mut(),
@@ -514,7 +537,13 @@ pub async fn deploy(
                 rec.note("the release was not changed").await;
                 db.close().await;
                 return finish(
-                    cfg, &state, rec, &run_id, run_dir, Outcome::Failed, e.class().code(),
+                    cfg,
+                    &state,
+                    rec,
+                    &run_id,
+                    run_dir,
+                    Outcome::Failed,
+                    e.class().code(),
                 )
                 .await;
             }
@@ -535,8 +564,14 @@ pub async fn deploy(
         artifact: strat.artifact(&target),
         env_file: env_path.clone(),
         env_sha256: env_file.as_ref().map(|e| e.sha256.clone()),
-        env_keys: env_file.as_ref().map(|e| e.keys.clone()).unwrap_or_default(),
-        env_salt: env_file.as_ref().map(|e| e.salt.clone()).unwrap_or_default(),
+        env_keys: env_file
+            .as_ref()
+            .map(|e| e.keys.clone())
+            .unwrap_or_default(),
+        env_salt: env_file
+            .as_ref()
+            .map(|e| e.salt.clone())
+            .unwrap_or_default(),
         unit_file,
         port: cfg.port,
         migration_head: head,
@@ -575,7 +610,10 @@ pub async fn deploy(
                         Step::Verify,
                         t,
                         StepOutcome::Ok,
-                        format!("{rounds} round(s) of checks passed over {}", humantime::format_duration(cfg.window)),
+                        format!(
+                            "{rounds} round(s) of checks passed over {}",
+                            humantime::format_duration(cfg.window)
+                        ),
                     )
                     .await;
                     None
@@ -666,7 +704,11 @@ pub async fn deploy(
             rec.finish(
                 Step::Rollback,
                 t,
-                if ok { StepOutcome::Ok } else { StepOutcome::Failed },
+                if ok {
+                    StepOutcome::Ok
+                } else {
+                    StepOutcome::Failed
+                },
                 if ok {
                     match &previous {
                         Some(p) => format!("release {} serves again", p.id),
@@ -765,9 +807,9 @@ async fn preflight(
                     }
                 }
             }
-            Err(e) => pf
-                .problems
-                .push(format!("cannot read the crontab to check cron entries: {e}")),
+            Err(e) => pf.problems.push(format!(
+                "cannot read the crontab to check cron entries: {e}"
+            )),
         }
     }
     if let Some(prod) = &cfg.production_file {
@@ -798,7 +840,8 @@ async fn preflight(
         Ok(st) => st,
         Err(e) => {
             pf.class = e.class();
-            pf.problems.push(format!("cannot read the database status: {e}"));
+            pf.problems
+                .push(format!("cannot read the database status: {e}"));
             return pf;
         }
     };
@@ -893,12 +936,10 @@ async fn verify(
                 }
             }
         }
-        if started.elapsed() >= cfg.window {
-            if consecutive == 0 {
-                return Ok(rounds);
-            }
-            // The window ended on failures below the threshold: keep checking until either
-            // a round passes or the threshold is reached.
+        // A window that ends on failures below the threshold goes on until a round passes or
+        // the threshold is reached.
+        if started.elapsed() >= cfg.window && consecutive == 0 {
+            return Ok(rounds);
         }
         let next = cfg.interval.saturating_sub(round_started.elapsed());
         tokio::time::sleep(next).await;
@@ -913,9 +954,11 @@ async fn round(
     require: Require,
 ) -> std::result::Result<(), Failure> {
     for h in &cfg.http {
-        let url = h
-            .url
-            .render_with(&|k| (k == "port").then(|| target.port.map(|p| p.to_string())).flatten());
+        let url = h.url.render_with(&|k| {
+            (k == "port")
+                .then(|| target.port.map(|p| p.to_string()))
+                .flatten()
+        });
         check::http(h, &url).await?;
     }
     if cfg.schema_gate {
@@ -1072,7 +1115,9 @@ async fn apply_db_move(
                     rec.emit(EventKind::MigrationsReverted { versions }).await;
                     Ok(())
                 }
-                Err(e) => Err(format!("reverting the migrations with their down scripts failed: {e}")),
+                Err(e) => Err(format!(
+                    "reverting the migrations with their down scripts failed: {e}"
+                )),
             }
         }
         DbMove::Restore(id) => {
@@ -1112,7 +1157,14 @@ async fn roll_back(
 ) -> bool {
     let mut ok = true;
     // The database first: the previous release's own gate must pass when it starts.
-    match decide(cfg, &inputs.set, inputs.url.dialect(), applied, head_before, backup_id) {
+    match decide(
+        cfg,
+        &inputs.set,
+        inputs.url.dialect(),
+        applied,
+        head_before,
+        backup_id,
+    ) {
         Ok(mv) => {
             if let Err(e) = apply_db_move(&mv, inputs, db, store, rec).await {
                 ok = false;
@@ -1288,9 +1340,9 @@ pub async fn rollback(
                     current.id
                 ))
             })?;
-            state.release(&prev)?.ok_or_else(|| {
-                Error::Usage(format!("the record of release {prev} is gone"))
-            })?
+            state
+                .release(&prev)?
+                .ok_or_else(|| Error::Usage(format!("the record of release {prev} is gone")))?
         }
     };
     if target.id == current.id {
@@ -1335,17 +1387,42 @@ pub async fn rollback(
     let mut db = match tidemark::connect(&inputs.url).await {
         Ok(d) => d,
         Err(e) => {
-            rec.finish(Step::Preflight, t, StepOutcome::Failed, format!("cannot connect to the database: {e}")).await;
-            return finish(cfg, &state, rec, &run_id, Some(run_dir), Outcome::Failed, e.class().code()).await;
+            rec.finish(
+                Step::Preflight,
+                t,
+                StepOutcome::Failed,
+                format!("cannot connect to the database: {e}"),
+            )
+            .await;
+            return finish(
+                cfg,
+                &state,
+                rec,
+                &run_id,
+                Some(run_dir),
+                Outcome::Failed,
+                e.class().code(),
+            )
+            .await;
         }
     };
     // Is the target's schema reachable from the live one?
     let st = match engine::status(db.as_mut(), &inputs.set, &inputs.settings, true).await {
         Ok(s) => s,
         Err(e) => {
-            rec.finish(Step::Preflight, t, StepOutcome::Failed, e.to_string()).await;
+            rec.finish(Step::Preflight, t, StepOutcome::Failed, e.to_string())
+                .await;
             db.close().await;
-            return finish(cfg, &state, rec, &run_id, Some(run_dir), Outcome::Failed, e.class().code()).await;
+            return finish(
+                cfg,
+                &state,
+                rec,
+                &run_id,
+                Some(run_dir),
+                Outcome::Failed,
+                e.class().code(),
+            )
+            .await;
         }
     };
     let live_head = st.current_version.unwrap_or(0);
@@ -1400,11 +1477,17 @@ pub async fn rollback(
                 "refusing to roll back to release {}: {why} (boundary: migration {} → {})",
                 target.id, live_head, target_head
             );
-            rec.finish(Step::Preflight, t, StepOutcome::Failed, msg).await;
+            rec.finish(Step::Preflight, t, StepOutcome::Failed, msg)
+                .await;
             rec.note("nothing was changed").await;
             db.close().await;
             return finish(
-                cfg, &state, rec, &run_id, Some(run_dir), Outcome::Failed,
+                cfg,
+                &state,
+                rec,
+                &run_id,
+                Some(run_dir),
+                Outcome::Failed,
                 ExitClass::Inconsistent.code(),
             )
             .await;
@@ -1419,7 +1502,7 @@ pub async fn rollback(
     .await;
     if let Ok(mut j) = db.connect_other(&inputs.url).await {
         if matches!(tidemark::history::exists(j.as_mut()).await, Ok(true)) {
-            rec.attach_db(j);
+            rec.attach_db(j).await;
         } else {
             j.close().await;
         }
@@ -1486,7 +1569,11 @@ pub async fn rollback(
     rec.finish(
         Step::Rollback,
         t,
-        if ok { StepOutcome::Ok } else { StepOutcome::Failed },
+        if ok {
+            StepOutcome::Ok
+        } else {
+            StepOutcome::Failed
+        },
         if ok {
             format!("release {} serves", target.id)
         } else {

@@ -198,7 +198,8 @@ impl Report {
                 }
                 EventKind::MigrationsApplied { versions, head, .. } => {
                     r.migrations_applied = versions.clone();
-                    r.actions.push(format!("applied migrations {}", list(versions)));
+                    r.actions
+                        .push(format!("applied migrations {}", list(versions)));
                     Some(format!(
                         "migrations {} applied (head {})",
                         list(versions),
@@ -211,7 +212,10 @@ impl Report {
                         "reverted migrations {} with their down scripts",
                         list(versions)
                     ));
-                    Some(format!("migrations {} reverted (down scripts)", list(versions)))
+                    Some(format!(
+                        "migrations {} reverted (down scripts)",
+                        list(versions)
+                    ))
                 }
                 EventKind::BackupRestored { id } => {
                     r.backup_restored = Some(id.clone());
@@ -253,7 +257,10 @@ impl Report {
                     r.outcome = Some(*outcome);
                     r.exit_code = Some(*exit_code);
                     r.finished_at = Some(e.at.clone());
-                    Some(format!("finished: {} (exit {exit_code})", outcome_text(*outcome, r.dry_run)))
+                    Some(format!(
+                        "finished: {} (exit {exit_code})",
+                        outcome_text(*outcome, r.dry_run)
+                    ))
                 }
             };
             if let Some(event) = line {
@@ -265,7 +272,12 @@ impl Report {
             }
         }
         if r.outcome.is_none() {
-            r.interrupted_in = r.steps.iter().rev().find(|s| s.outcome.is_none()).map(|s| s.step);
+            r.interrupted_in = r
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.outcome.is_none())
+                .map(|s| s.step);
         }
         r
     }
@@ -288,7 +300,9 @@ impl Report {
 
     fn title(&self) -> String {
         match self.kind {
-            Some(RunKind::Rollback) => format!("Rollback report: {} → release {}", self.app, self.release),
+            Some(RunKind::Rollback) => {
+                format!("Rollback report: {} → release {}", self.app, self.release)
+            }
             _ => format!("Deploy report: {} release {}", self.app, self.release),
         }
     }
@@ -299,7 +313,9 @@ impl Report {
             ("Started".into(), self.started_at.clone()),
             (
                 "Finished".into(),
-                self.finished_at.clone().unwrap_or_else(|| "— (interrupted)".into()),
+                self.finished_at
+                    .clone()
+                    .unwrap_or_else(|| "— (interrupted)".into()),
             ),
             (
                 "Outcome".into(),
@@ -320,7 +336,10 @@ impl Report {
             rows.push(("Serving now".into(), s.clone()));
         }
         if let Some(p) = &self.plan {
-            rows.push(("Release action".into(), format!("{} — {}", p.action, p.reason)));
+            rows.push((
+                "Release action".into(),
+                format!("{} — {}", p.action, p.reason),
+            ));
         }
         rows.push((
             "Backup".into(),
@@ -370,7 +389,12 @@ impl Report {
         }
         if let Some(f) = &self.failure {
             s.push_str("\n## What failed\n\n");
-            s.push_str(&format!("{} at {}: {}\n", f.check, time_of(&f.at), f.detail));
+            s.push_str(&format!(
+                "{} at {}: {}\n",
+                f.check,
+                time_of(&f.at),
+                f.detail
+            ));
             if let Some(b) = &f.body {
                 s.push_str("\nResponse body (first failing response):\n\n```\n");
                 s.push_str(b.trim_end());
@@ -392,9 +416,16 @@ impl Report {
         if let Some(p) = &self.plan
             && !p.migrations.is_empty()
         {
-            s.push_str("\n## Migrations in this deploy\n\n| version | name | class |\n|---|---|---|\n");
+            s.push_str(
+                "\n## Migrations in this deploy\n\n| version | name | class |\n|---|---|---|\n",
+            );
             for m in &p.migrations {
-                s.push_str(&format!("| {} | {} | {} |\n", m.version, md_cell(&m.name), m.class));
+                s.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    m.version,
+                    md_cell(&m.name),
+                    m.class
+                ));
             }
         }
         s.push_str("\n## Steps\n\n| step | outcome | duration | detail |\n|---|---|---|---|\n");
@@ -403,7 +434,9 @@ impl Report {
                 "| {} | {} | {} | {} |\n",
                 st.step.name(),
                 st.outcome.map(step_outcome).unwrap_or("interrupted"),
-                st.ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "—".into()),
+                st.ms
+                    .map(|m| format!("{m} ms"))
+                    .unwrap_or_else(|| "—".into()),
                 md_cell(&st.detail)
             ));
         }
@@ -441,7 +474,11 @@ impl Report {
             })
         ));
         for (k, v) in self.summary() {
-            s.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", esc(&k), esc(&v)));
+            s.push_str(&format!(
+                "<tr><th>{}</th><td>{}</td></tr>\n",
+                esc(&k),
+                esc(&v)
+            ));
         }
         s.push_str("</table>\n");
         if let Some(f) = &self.failure {
@@ -488,7 +525,10 @@ impl Report {
         }
         s.push_str("</table>\n<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>time</th><th>event</th></tr>\n");
         for t in &self.timeline {
-            let class = if t.event.contains("FAILED") || t.event.starts_with("check failed") || t.event.starts_with("LEFT TO DO") {
+            let class = if t.event.contains("FAILED")
+                || t.event.starts_with("check failed")
+                || t.event.starts_with("LEFT TO DO")
+            {
                 " class=\"failed\""
             } else {
                 ""

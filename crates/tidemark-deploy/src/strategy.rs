@@ -73,7 +73,9 @@ impl Shell {
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut child = c.spawn().map_err(|e| format!("could not run `{cmd}`: {e}"))?;
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("could not run `{cmd}`: {e}"))?;
         let status = match tokio::time::timeout(self.timeout, child.wait()).await {
             Ok(s) => s.map_err(|e| format!("`{cmd}`: {e}"))?,
             Err(_) => {
@@ -218,36 +220,27 @@ impl CommandStrategy {
     }
 }
 
-/// Compose or unit files named in a shell command: `-f FILE`, `--file FILE`, `--file=FILE`,
-/// and any word ending in `.yml`, `.yaml` or `.service`.
+/// Compose or unit files named in a shell command: every word ending in `.yml`, `.yaml` or
+/// `.service` (as in `-f docker-compose.prod.yml`, `--file=x.yaml`, `systemctl restart
+/// app.service`), relative to `cwd` unless absolute.
 pub fn files_in_command(cmd: &str, cwd: &Path) -> Vec<PathBuf> {
-    let words: Vec<&str> = cmd.split_whitespace().collect();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        let w = words[i].trim_matches(|c| c == '\'' || c == '"');
-        let file = if (w == "-f" || w == "--file") && i + 1 < words.len() {
-            i += 1;
-            Some(words[i].trim_matches(|c| c == '\'' || c == '"'))
-        } else if let Some(f) = w.strip_prefix("--file=") {
-            Some(f)
-        } else if w.ends_with(".yml") || w.ends_with(".yaml") || w.ends_with(".service") {
-            Some(w)
-        } else {
-            None
-        };
-        if let Some(f) = file {
-            let p = Path::new(f);
-            let p = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                cwd.join(p)
-            };
-            if !out.contains(&p) {
-                out.push(p);
-            }
+    for w in cmd.split_whitespace() {
+        let w = w.strip_prefix("--file=").unwrap_or(w);
+        let w = w.trim_matches(|c: char| "'\";&|()<>".contains(c));
+        if !(w.ends_with(".yml") || w.ends_with(".yaml") || w.ends_with(".service")) {
+            continue;
         }
-        i += 1;
+        let p = Path::new(w);
+        let p = if p.is_absolute() || w.ends_with(".service") && !w.contains('/') {
+            // A bare unit name is systemd's, not a path.
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
     }
     out
 }
@@ -317,7 +310,10 @@ impl ReleaseStrategy for CommandStrategy {
         sh.run(&start, &previous.dir, &env_of(previous))
             .await
             .map_err(|e| format!("starting release {} again: {e}", previous.release))?;
-        did.push(format!("started release {} again: {start}", previous.release));
+        did.push(format!(
+            "started release {} again: {start}",
+            previous.release
+        ));
         Ok(did)
     }
 
@@ -418,7 +414,11 @@ impl ReleaseStrategy for ComposeStrategy {
             .up(sh, new, action == Action::Recreate)
             .await
             .map_err(|e| format!("releasing {}: {e}", new.release))?;
-        Ok(vec![format!("{} release {}: {cmd}", action.name(), new.release)])
+        Ok(vec![format!(
+            "{} release {}: {cmd}",
+            action.name(),
+            new.release
+        )])
     }
 
     async fn switch_back(
@@ -432,7 +432,10 @@ impl ReleaseStrategy for ComposeStrategy {
             .up(sh, previous, true)
             .await
             .map_err(|e| format!("recreating release {}: {e}", previous.release))?;
-        Ok(vec![format!("recreated release {}: {cmd}", previous.release)])
+        Ok(vec![format!(
+            "recreated release {}: {cmd}",
+            previous.release
+        )])
     }
 
     async fn stop(&self, sh: &Shell, t: &Target) -> Result<Vec<String>, String> {
@@ -462,8 +465,13 @@ mod tests {
             f,
             [
                 PathBuf::from("/srv/docker-compose.dev.yml"),
-                PathBuf::from("/srv/app.service")
+                PathBuf::from("app.service")
             ]
+        );
+        assert!(files_in_command("rm -f /srv/app.pid", Path::new("/")).is_empty());
+        assert_eq!(
+            files_in_command("compose -f x.yml; run", Path::new("/a")),
+            [PathBuf::from("/a/x.yml")]
         );
         assert_eq!(
             files_in_command("compose --file=/x/prod.yaml up", Path::new("/")),

@@ -43,7 +43,8 @@ impl Template {
                     };
                     let name = &rest[..end];
                     if !allowed.contains(&name) {
-                        let list: Vec<String> = allowed.iter().map(|a| format!("{{{a}}}")).collect();
+                        let list: Vec<String> =
+                            allowed.iter().map(|a| format!("{{{a}}}")).collect();
                         return Err(format!(
                             "unknown placeholder `{{{name}}}` (this key allows {})",
                             if list.is_empty() {

@@ -125,7 +125,10 @@ fn args() -> Result<Args, String> {
         match a.as_str() {
             "--port" => {
                 let v = value()?;
-                port = Some(v.parse().map_err(|_| format!("--port: `{v}` is not a port"))?)
+                port = Some(
+                    v.parse()
+                        .map_err(|_| format!("--port: `{v}` is not a port"))?,
+                )
             }
             "--env-file" => env_file = Some(PathBuf::from(value()?)),
             "--pid-file" => pid_file = Some(PathBuf::from(value()?)),
@@ -164,15 +167,15 @@ async fn main() -> std::process::ExitCode {
         requests: AtomicU64::new(0),
     };
     if let Some(req) = app.get("REQUIRE_SCHEMA") {
-        app.schema_problem = match schema_gate(&app, &req).await {
-            Ok(()) => None,
-            Err(e) => Some(e),
-        };
+        app.schema_problem = schema_gate(&app, &req).await.err();
     }
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("tidemark-testapp: cannot listen on 127.0.0.1:{}: {e}", args.port);
+            eprintln!(
+                "tidemark-testapp: cannot listen on 127.0.0.1:{}: {e}",
+                args.port
+            );
             return std::process::ExitCode::from(1);
         }
     };

@@ -99,17 +99,15 @@ impl tidemark_deploy::Listener for Live {
                     if *dry_run { " — dry run" } else { "" }
                 ));
             }
-            EventKind::StepStarted { step } => {
-                if self.out.interactive() {
-                    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.set_message(step.name().to_string());
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    self.bar = Some(bar);
-                }
+            EventKind::StepStarted { step } if self.out.interactive() => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message(step.name().to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.bar = Some(bar);
             }
             EventKind::StepFinished {
                 step,
@@ -151,7 +149,10 @@ impl tidemark_deploy::Listener for Live {
                     ));
                 }
                 for m in migrations {
-                    self.say(format!("    migration {} {} [{}]", m.version, m.name, m.class));
+                    self.say(format!(
+                        "    migration {} {} [{}]",
+                        m.version, m.name, m.class
+                    ));
                 }
             }
             EventKind::Warning { text } => {
@@ -174,9 +175,10 @@ impl tidemark_deploy::Listener for Live {
                     .join(", ")
             )),
             EventKind::BackupRestored { id } => self.say(format!("    restored backup {id}")),
-            EventKind::Serving { release } => {
-                self.say(format!("    {} release {release} serves", paint(GREEN, "●")))
-            }
+            EventKind::Serving { release } => self.say(format!(
+                "    {} release {release} serves",
+                paint(GREEN, "●")
+            )),
             EventKind::LeftToDo { text } => {
                 self.say(format!("    {} {text}", paint(RED.bold(), "left to do:")))
             }
@@ -193,19 +195,31 @@ fn conclude(ctx: &Context, r: &RunResult) -> i32 {
     let rep = &r.report;
     let verdict = match (r.exit_code, rep.dry_run) {
         (_, true) if r.exit_code == 0 => paint(GREEN, "dry run: preflight passed, nothing changed"),
-        (0, _) => paint(GREEN.bold(), format!("{} serves", rep.serving.as_deref().unwrap_or(&rep.release))),
+        (0, _) => paint(
+            GREEN.bold(),
+            format!("{} serves", rep.serving.as_deref().unwrap_or(&rep.release)),
+        ),
         (30, _) => paint(
             YELLOW.bold(),
             format!(
                 "release {} failed verification and was rolled back{}",
                 rep.release,
                 rep.recovery_ms
-                    .map(|ms| format!(" ({:.1} s from the first failed check to the previous release serving)", ms as f64 / 1000.0))
+                    .map(|ms| format!(
+                        " ({:.1} s from the first failed check to the previous release serving)",
+                        ms as f64 / 1000.0
+                    ))
                     .unwrap_or_default()
             ),
         ),
-        (31, _) => paint(RED.bold(), "the rollback did not complete: a person must act (see the report)"),
-        (c, _) => paint(RED.bold(), format!("stopped (exit {c}): nothing was released")),
+        (31, _) => paint(
+            RED.bold(),
+            "the rollback did not complete: a person must act (see the report)",
+        ),
+        (c, _) => paint(
+            RED.bold(),
+            format!("stopped (exit {c}): nothing was released"),
+        ),
     };
     ctx.out.line(verdict);
     if let Some(d) = &r.run_dir {
@@ -291,15 +305,25 @@ pub async fn releases(ctx: &Context, a: &DeployFileArgs) -> Result<i32> {
         let r = &l.release;
         ctx.out.line(format!(
             "{} {:<20} {:<24} {:>6} {:<12} {:<10} {:<16} {:<20}{}",
-            if l.serving { paint(GREEN, "●") } else { " ".into() },
+            if l.serving {
+                paint(GREEN, "●")
+            } else {
+                " ".into()
+            },
             r.id,
             r.started_at.replace('T', " ").trim_end_matches('Z'),
-            r.migration_head.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+            r.migration_head
+                .map(|h| h.to_string())
+                .unwrap_or_else(|| "-".into()),
             short(r.fingerprint.as_deref(), 12),
             short(r.env_sha256.as_deref(), 10),
             r.outcome.name(),
             r.backup_id.as_deref().unwrap_or("-"),
-            if l.serving { paint(GREEN, " serving") } else { String::new() }
+            if l.serving {
+                paint(GREEN, " serving")
+            } else {
+                String::new()
+            }
         ));
     }
     Ok(0)
