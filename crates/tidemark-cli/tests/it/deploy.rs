@@ -727,3 +727,253 @@ async fn a_second_deploy_is_refused_while_one_runs() {
     let out: Run = child.wait_with_output().unwrap().into();
     out.ok();
 }
+
+/// A stand-in for docker compose (no Docker daemon runs on the test machines). It records
+/// every call and behaves like compose where it matters here: `up -d` recreates the service
+/// when its env file changed or with `--force-recreate` (the "container" is the test app
+/// started with a copy of the env file it was created with), `restart` restarts it with the
+/// environment it was created with, `stop` stops it.
+const FAKE_COMPOSE: &str = r#"#!/bin/sh
+state="$FAKE_STATE"; mkdir -p "$state"
+file=""; env=""; cmd=""; force=0; service=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -f|--file) file="$2"; shift 2;;
+    --env-file) env="$2"; shift 2;;
+    -p|--project-name) shift 2;;
+    version) echo "Docker Compose version v2.99.0 (stand-in)"; exit 0;;
+    up|restart|stop) cmd="$1"; shift;;
+    -d) shift;;
+    --force-recreate) force=1; shift;;
+    -*) echo "stand-in compose: unknown flag $1" >&2; exit 1;;
+    *) service="$1"; shift;;
+  esac
+done
+[ -f "$file" ] || { echo "stand-in compose: no such file $file" >&2; exit 1; }
+stop() {
+  if [ -s "$state/pid" ]; then
+    pid=$(cat "$state/pid"); kill "$pid" 2>/dev/null
+    while [ "$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null || echo Z)" != Z ]; do sleep 0.02; done
+    rm -f "$state/pid"
+  fi
+}
+start() {
+  rm -f "$state/pid"
+  nohup "$TESTAPP" --port "$TESTAPP_PORT" --env-file "$state/container.env" --pid-file "$state/pid" > "$state/app.log" 2>&1 &
+  for i in $(seq 200); do [ -s "$state/pid" ] && break; sleep 0.02; done
+}
+case "$cmd" in
+  up)
+    if [ $force = 1 ] || [ ! -s "$state/pid" ] || ! cmp -s "$env" "$state/container.env"; then
+      stop; cp "$env" "$state/container.env"; echo "image=$TIDEMARK_IMAGE" >> "$state/created"; start
+    fi;;
+  restart) stop; start;;
+  stop) stop;;
+esac
+"#;
+
+fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `bin/` with `docker` (and, for compose v1, `docker-compose`) that log to `calls`.
+fn fake_docker(p: &Proj, plugin: bool) -> PathBuf {
+    let bin = p.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    write_exec(&bin.join("fake-compose"), FAKE_COMPOSE);
+    let calls = p.path().join("calls");
+    write_exec(
+        &bin.join("docker"),
+        &format!(
+            "#!/bin/sh\necho \"docker $*\" >> {calls}\nif [ \"$1\" = compose ]; then\n  {}\nfi\necho \"docker: '$1' is not a docker command.\" >&2\nexit 1\n",
+            if plugin {
+                format!("shift; exec {}/fake-compose \"$@\"", bin.display())
+            } else {
+                "echo \"docker: 'compose' is not a docker command.\" >&2; exit 1".to_string()
+            },
+            calls = calls.display()
+        ),
+    );
+    if !plugin {
+        write_exec(
+            &bin.join("docker-compose"),
+            &format!(
+                "#!/bin/sh\necho \"docker-compose $*\" >> {calls}\nexec {}/fake-compose \"$@\"\n",
+                bin.display(),
+                calls = calls.display()
+            ),
+        );
+    }
+    bin
+}
+
+fn compose_config(p: &Proj) {
+    p.write(
+        "docker-compose.prod.yml",
+        "services:\n  app:\n    image: ${TIDEMARK_IMAGE}\n",
+    );
+    p.write(
+        "deploy.toml",
+        &format!(
+            r#"app = "shop"
+strategy = "compose"
+
+[release]
+dir = "releases/{{release}}"
+env_file = "{{dir}}/.env"
+port = {port}
+
+[compose]
+file = "docker-compose.prod.yml"
+service = "app"
+project = "shop"
+image = "registry.example/shop:{{release}}"
+
+[preflight]
+production_file = "docker-compose.prod.yml"
+
+[verify]
+window = "1s"
+interval = "200ms"
+
+[[verify.http]]
+url = "http://127.0.0.1:{{port}}/health"
+body_contains = "ok"
+"#,
+            port = p.port
+        ),
+    );
+}
+
+fn tm_with_docker(p: &Proj, bin: &Path, args: &[&str]) -> Run {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = command(p.path());
+    c.env("PATH", path)
+        .env("FAKE_STATE", p.path().join("container"))
+        .env("TESTAPP", testapp())
+        .env("TESTAPP_PORT", p.port.to_string())
+        .arg("-d")
+        .arg(&p.url)
+        .args(args);
+    c.output().expect("run tidemark").into()
+}
+
+fn stop_container(p: &Proj) {
+    if let Ok(pid) = std::fs::read_to_string(p.path().join("container/pid")) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_recreates_on_env_change_and_rolls_back_with_the_old_env_and_image() {
+    let Some(db) =
+        pg("compose_recreates_on_env_change_and_rolls_back_with_the_old_env_and_image").await
+    else {
+        return;
+    };
+    let p = Proj::new(&db);
+    let bin = fake_docker(&p, true);
+    compose_config(&p);
+    p.release("v1", "GREETING=hello\n");
+    let r = tm_with_docker(&p, &bin, &["deploy", "--release", "v1"]);
+    let cleanup = scopeguard(&p);
+    r.ok();
+    assert_eq!(get(p.port, "/env/GREETING").unwrap().1, "hello");
+    p.release("v2", "GREETING=bonjour\n");
+    tm_with_docker(&p, &bin, &["deploy", "--release", "v2"]).ok();
+    assert_eq!(get(p.port, "/env/GREETING").unwrap().1, "bonjour");
+    let calls = std::fs::read_to_string(p.path().join("calls")).unwrap();
+    let prod = p.path().join("docker-compose.prod.yml");
+    let v2env = p.path().join("releases/v2/.env").canonicalize().unwrap();
+    assert!(
+        calls.contains(&format!(
+            "docker compose -f {} --env-file {} -p shop up -d --force-recreate app",
+            prod.display(),
+            v2env.display()
+        )),
+        "{calls}"
+    );
+    // v3 fails: v2 is recreated with its own env file and image.
+    p.release("v3", "GREETING=hola\nFAIL_HEALTH=1\n");
+    tm_with_docker(&p, &bin, &["deploy", "--release", "v3"]).code(30);
+    assert_eq!(get(p.port, "/env/GREETING").unwrap().1, "bonjour");
+    let created = std::fs::read_to_string(p.path().join("container/created")).unwrap();
+    assert_eq!(
+        created.lines().collect::<Vec<_>>(),
+        [
+            "image=registry.example/shop:v1",
+            "image=registry.example/shop:v2",
+            "image=registry.example/shop:v3",
+            "image=registry.example/shop:v2",
+        ]
+    );
+    let rel = tm_with_docker(&p, &bin, &["releases", "--format", "json"]).json();
+    assert_eq!(rel["releases"][1]["artifact"], "registry.example/shop:v2");
+    assert!(
+        rel["releases"][1]["unit_file"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("docker-compose.prod.yml")
+    );
+    drop(cleanup);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_v1_is_used_where_the_compose_plugin_is_missing() {
+    let Some(db) = pg("compose_v1_is_used_where_the_compose_plugin_is_missing").await else {
+        return;
+    };
+    let p = Proj::new(&db);
+    let bin = fake_docker(&p, false);
+    compose_config(&p);
+    p.release("v1", "GREETING=hello\n");
+    let r = tm_with_docker(&p, &bin, &["deploy", "--release", "v1"]);
+    let cleanup = scopeguard(&p);
+    r.ok();
+    let calls = std::fs::read_to_string(p.path().join("calls")).unwrap();
+    assert!(calls.contains("docker compose version"), "{calls}");
+    assert!(
+        calls.contains("docker-compose -f ") && calls.contains(" -p shop up -d app"),
+        "{calls}"
+    );
+    assert!(!calls.contains("docker compose -f"), "{calls}");
+    assert_eq!(get(p.port, "/env/GREETING").unwrap().1, "hello");
+    // A dev compose file is refused.
+    p.write("docker-compose.dev.yml", "services: {}\n");
+    let text = std::fs::read_to_string(p.path().join("deploy.toml")).unwrap();
+    p.write(
+        "deploy.toml",
+        &text.replace(
+            "\nfile = \"docker-compose.prod.yml\"",
+            "\nfile = \"docker-compose.dev.yml\"",
+        ),
+    );
+    p.release("v2", "GREETING=hello\n");
+    let r = tm_with_docker(&p, &bin, &["deploy", "--release", "v2"]);
+    r.code(20);
+    assert!(
+        r.all()
+            .contains("docker-compose.dev.yml, not the production file"),
+        "{}",
+        r.all()
+    );
+    drop(cleanup);
+}
+
+struct StopContainer<'a>(&'a Proj);
+
+impl Drop for StopContainer<'_> {
+    fn drop(&mut self) {
+        stop_container(self.0);
+    }
+}
+
+fn scopeguard(p: &Proj) -> StopContainer<'_> {
+    StopContainer(p)
+}
