@@ -597,4 +597,21 @@ body_contains = "ok"
             .to_string();
         assert!(e.contains("verify.http[0].url"), "{e}");
     }
+
+    #[test]
+    fn the_examples_in_the_docs_parse() {
+        let readme = include_str!("../../../README.md");
+        let at = readme
+            .find("With docker compose")
+            .expect("README compose example");
+        let block = &readme[at..];
+        let start = block.find("```toml\n").unwrap() + 8;
+        let end = start + block[start..].find("```").unwrap();
+        let c = parse(&block[start..end]).unwrap();
+        assert_eq!(c.strategy.name(), "compose");
+        assert_eq!(c.cron.unwrap().entries.len(), 1);
+        let example = include_str!("../../../examples/deploy/deploy.toml");
+        let c = parse(example).unwrap();
+        assert_eq!(c.db_policy, DbPolicy::Down);
+    }
 }

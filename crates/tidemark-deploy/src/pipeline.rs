@@ -769,6 +769,11 @@ async fn preflight(
         fingerprint_before: None,
         env: None,
     };
+    if cfg.db_policy == DbPolicy::Restore && (inputs.backup_dir.is_none() || !cfg.backup) {
+        pf.problems.push(
+            "rollback.database = \"restore\" needs the pre-deploy backup, but backups are off (tidemark.toml [backup] enabled)".into(),
+        );
+    }
     for a in &cfg.artifacts {
         let p = target.dir.join(a);
         if !p.exists() {
