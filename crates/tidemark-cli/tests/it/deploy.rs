@@ -302,6 +302,39 @@ async fn s3_failed_health_check_rolls_back_release_and_down_scripts() {
         .ok();
 }
 
+/// MariaDB commits DDL by itself: the down script still reverts this deploy's migration and
+/// the release records live in its `tidemark_releases` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_rollback_with_down_scripts_on_mariadb() {
+    let Some(db) = TestDb::mysql("s3_rollback_with_down_scripts_on_mariadb").await else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config("[rollback]\ndatabase = \"down\"\n");
+    p.release("v1", "");
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    p.write(
+        "migrations/002_orders.up.sql",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY);\n",
+    );
+    p.write("migrations/002_orders.down.sql", "DROP TABLE orders;\n");
+    p.release("v2", "FAIL_HEALTH=1\n");
+    let r = p.tm(&["deploy", "--release", "v2", "--format", "json"]);
+    r.code(30);
+    assert_eq!(r.json()["migrations_reverted"], serde_json::json!([2]));
+    assert!(!db.has_table("orders").await);
+    assert_eq!(versions(&history(&db).await), [1]);
+    assert!(p.health().unwrap().1.contains("release=v1"));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tidemark_releases")
+            .await
+            .as_deref(),
+        Some("2")
+    );
+    // tidemark's own tables are not drift.
+    p.tm(&["check", "--require", "1"]).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_keep_policy_leaves_an_expand_only_schema() {
     let Some(db) = pg("s3_keep_policy_leaves_an_expand_only_schema").await else {
