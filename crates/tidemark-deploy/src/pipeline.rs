@@ -260,6 +260,18 @@ pub async fn deploy(
                 .display()
         )));
     }
+    if let Some(intr) = interrupted(&state, cfg, &run_id, &actor).await? {
+        return Err(Error::Unsatisfied {
+            class: ExitClass::Inconsistent,
+            message: format!(
+                "deploy {} of release {} was interrupted in step {} (the process was killed at {}): it may have changed the release or the database. Run `tidemark rollback` to undo it, then deploy again",
+                intr.run_id,
+                intr.release,
+                intr.interrupted_in.map(|s| s.name()).unwrap_or("?"),
+                intr.timeline.last().map(|t| t.at.as_str()).unwrap_or("?"),
+            ),
+        });
+    }
     let previous = serving_release(&state)?;
     let run_dir = (!opts.dry_run).then(|| state.run_dir(&run_id));
     let mut rec = Recorder::new(run_dir.as_deref(), &run_id, &actor, listener)?;
@@ -693,6 +705,7 @@ pub async fn deploy(
                 pf.head_before,
                 store.as_ref(),
                 backup_id.as_deref(),
+                true,
                 &mut rec,
             )
             .await;
@@ -1158,6 +1171,7 @@ async fn roll_back(
     head_before: Option<i64>,
     store: Option<&Store>,
     backup_id: Option<&str>,
+    touch_app: bool,
     rec: &mut Recorder<'_>,
 ) -> bool {
     let mut ok = true;
@@ -1197,7 +1211,15 @@ async fn roll_back(
     // Then the application.
     match (prev_target, previous) {
         (Some(pt), Some(prev)) => {
-            match strat.switch_back(sh, failed, pt).await {
+            let switched = if touch_app {
+                strat.switch_back(sh, failed, pt).await
+            } else {
+                Ok(vec![format!(
+                    "release {} was never replaced: it still serves",
+                    prev.id
+                )])
+            };
+            match switched {
                 Ok(did) => {
                     for d in did {
                         rec.note(d).await;
@@ -1249,6 +1271,9 @@ async fn roll_back(
                     }
                 }
             }
+        }
+        _ if !touch_app => {
+            rec.note("no release was started: nothing to stop").await;
         }
         _ => match strat.stop(sh, failed).await {
             Ok(did) => {
@@ -1325,6 +1350,9 @@ pub async fn rollback(
         std::process::id(),
         now()
     ))?;
+    if let Some(intr) = interrupted(&state, cfg, &run_id, &actor).await? {
+        return undo_interrupted(cfg, inputs, &state, intr, listener).await;
+    }
     let Some(current) = serving_release(&state)? else {
         return Err(Error::Usage(format!(
             "no release of {} is serving (nothing in {}): nothing to roll back",
@@ -1593,4 +1621,275 @@ pub async fn rollback(
         (Outcome::RollbackFailed, ExitClass::RollbackFailed.code())
     };
     finish(cfg, &state, rec, &run_id, Some(run_dir), outcome, code).await
+}
+
+/// The newest run, when it is a deploy that was killed after it may have changed something
+/// (its journal has no end, and its release has no record). A deploy killed before it changed
+/// anything (preflight, backup) is closed here with a note, and `None` is returned.
+async fn interrupted(
+    state: &State,
+    cfg: &DeployConfig,
+    run_id: &str,
+    actor: &str,
+) -> Result<Option<Report>> {
+    let Some(last) = state.runs()?.into_iter().rfind(|r| r != run_id) else {
+        return Ok(None);
+    };
+    let events = state.events(&last)?;
+    let r = Report::from_events(&cfg.app, &events);
+    if r.outcome.is_some() || r.dry_run || r.kind != Some(RunKind::Deploy) {
+        return Ok(None);
+    }
+    let touched = r.steps.iter().any(|s| {
+        matches!(
+            s.step,
+            Step::Migrate | Step::Release | Step::Verify | Step::Promote | Step::Rollback
+        )
+    });
+    if touched && !state.has_release(&r.release) {
+        return Ok(Some(r));
+    }
+    // Nothing changed yet, or the release record was written (promote/rollback done): close it.
+    let mut listener = ();
+    let mut rec = Recorder::new(Some(&state.run_dir(&last)), &last, actor, &mut listener)?;
+    rec.note(format!(
+        "this deploy was interrupted in step {}; {} (noticed by run {run_id})",
+        r.interrupted_in.map(|s| s.name()).unwrap_or("?"),
+        if touched {
+            "its release record had been written"
+        } else {
+            "nothing had been changed"
+        }
+    ))
+    .await;
+    let outcome = state
+        .release(&r.release)?
+        .map(|rel| rel.outcome)
+        .unwrap_or(Outcome::Failed);
+    rec.emit(EventKind::Finished {
+        outcome,
+        exit_code: 1,
+    })
+    .await;
+    rec.close().await;
+    Ok(None)
+}
+
+/// Undo a deploy that was killed half way: its migrations per the rollback policy, its release
+/// stopped and the serving release started again, from what its journal says it did.
+async fn undo_interrupted(
+    cfg: &DeployConfig,
+    inputs: &Inputs,
+    state: &State,
+    intr: Report,
+    listener: &mut dyn Listener,
+) -> Result<RunResult> {
+    let run_id = inputs.settings.run_id.clone();
+    let actor = inputs.settings.actor.clone();
+    let previous = serving_release(state)?;
+    let run_dir = state.run_dir(&run_id);
+    let mut rec = Recorder::new(Some(&run_dir), &run_id, &actor, listener)?;
+    rec.emit(EventKind::Started {
+        run_id: run_id.clone(),
+        kind: RunKind::Rollback,
+        app: cfg.app.clone(),
+        release: previous
+            .as_ref()
+            .map(|p| p.id.clone())
+            .unwrap_or_else(|| "(none)".into()),
+        previous: Some(intr.release.clone()),
+        actor: actor.clone(),
+        dry_run: false,
+    })
+    .await;
+    let step = intr.interrupted_in.map(|s| s.name()).unwrap_or("?");
+    rec.note(format!(
+        "deploy {} of release {} was interrupted in step {step}: undoing what its journal says it did",
+        intr.run_id, intr.release
+    ))
+    .await;
+    let mut db = match tidemark::connect(&inputs.url).await {
+        Ok(d) => d,
+        Err(e) => {
+            rec.emit(EventKind::LeftToDo {
+                text: format!("cannot connect to the database: {e}"),
+            })
+            .await;
+            return finish(
+                cfg,
+                state,
+                rec,
+                &run_id,
+                Some(run_dir),
+                Outcome::RollbackFailed,
+                ExitClass::RollbackFailed.code(),
+            )
+            .await;
+        }
+    };
+    if let Ok(j) = db.connect_other(&inputs.url).await {
+        rec.attach_db(j).await;
+    }
+    let dir = cfg.dir_of(&intr.release);
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let image = match &cfg.strategy {
+        crate::config::StrategyConfig::Compose { image: Some(t), .. } => {
+            Some(t.render_with(&|k| (k == "release").then(|| intr.release.clone())))
+        }
+        _ => None,
+    };
+    let failed = Target {
+        release: intr.release.clone(),
+        env_file: cfg.env_file_of(&intr.release, &dir),
+        dir: dir.clone(),
+        port: cfg.port,
+        image,
+    };
+    // Applied by the interrupted run: what its journal says, else what the history says was
+    // applied after the serving release's head.
+    let mut applied = intr.migrations_applied.clone();
+    if applied.is_empty()
+        && let Ok(st) = engine::status(db.as_mut(), &inputs.set, &inputs.settings, false).await
+    {
+        let head = previous.as_ref().and_then(|p| p.migration_head);
+        let from = head.and_then(|h| inputs.set.position(h));
+        applied = st
+            .entries
+            .iter()
+            .filter(|e| e.state.is_applied())
+            .filter(|e| match (inputs.set.position(e.version), from) {
+                (Some(p), Some(f)) => p > f,
+                (Some(_), None) => head.is_none(),
+                _ => false,
+            })
+            .map(|e| e.version)
+            .collect();
+    }
+    let head_before = applied
+        .first()
+        .and_then(|v| inputs.set.position(*v))
+        .and_then(|p| p.checked_sub(1))
+        .map(|p| inputs.set.migrations[p].version);
+    let store = match &inputs.backup_dir {
+        Some(d) => Some(Store::open(d)?),
+        None => None,
+    };
+    let touch_app = intr.steps.iter().any(|s| {
+        matches!(
+            s.step,
+            Step::Release | Step::Verify | Step::Promote | Step::Rollback
+        )
+    });
+    let strat = strategy::for_config(cfg);
+    let sh = shell(cfg, &run_dir);
+    let prev_target = previous.as_ref().map(|p| target_of(cfg, p));
+    let t = rec.start(Step::Rollback).await;
+    let ok = roll_back(
+        cfg,
+        inputs,
+        db.as_mut(),
+        &*strat,
+        &sh,
+        &failed,
+        prev_target.as_ref(),
+        previous.as_ref(),
+        &applied,
+        head_before,
+        store.as_ref(),
+        intr.backup_id.as_deref(),
+        touch_app,
+        &mut rec,
+    )
+    .await;
+    let outcome = if ok {
+        Outcome::RolledBack
+    } else {
+        Outcome::RollbackFailed
+    };
+    rec.finish(
+        Step::Rollback,
+        t,
+        if ok {
+            StepOutcome::Ok
+        } else {
+            StepOutcome::Failed
+        },
+        if ok {
+            format!(
+                "the interrupted deploy of release {} was undone",
+                intr.release
+            )
+        } else {
+            "the rollback did not complete: see what is left to do".into()
+        },
+    )
+    .await;
+    let env = failed
+        .env_file
+        .as_ref()
+        .and_then(|p| EnvFile::read(p, &envfile::new_salt()).ok());
+    let record = Release {
+        app: cfg.app.clone(),
+        id: intr.release.clone(),
+        run_id: intr.run_id.clone(),
+        strategy: strat.name().to_string(),
+        artifact: strat.artifact(&failed),
+        dir,
+        env_file: failed.env_file.clone(),
+        env_sha256: env.as_ref().map(|e| e.sha256.clone()),
+        env_keys: env.as_ref().map(|e| e.keys.clone()).unwrap_or_default(),
+        env_salt: env.as_ref().map(|e| e.salt.clone()).unwrap_or_default(),
+        unit_file: None,
+        port: cfg.port,
+        migration_head: applied.last().copied(),
+        fingerprint: None,
+        migrations_applied: applied.clone(),
+        backup_id: intr.backup_id.clone(),
+        previous: previous.as_ref().map(|p| p.id.clone()),
+        started_at: intr.started_at.clone(),
+        finished_at: now(),
+        outcome,
+        actor: intr.actor.clone(),
+    };
+    if let Err(e) = state.write_release(&record) {
+        rec.warn(format!("could not write the release record: {e}"))
+            .await;
+    }
+    if let Err(e) = releases_table::insert(db.as_mut(), &record).await {
+        rec.warn(format!(
+            "the release record is kept locally only (database: {e})"
+        ))
+        .await;
+    }
+    db.close().await;
+    // Close the interrupted run's journal, so that the next deploy goes ahead.
+    {
+        let mut quiet = ();
+        let mut old = Recorder::new(
+            Some(&state.run_dir(&intr.run_id)),
+            &intr.run_id,
+            &actor,
+            &mut quiet,
+        )?;
+        old.note(format!(
+            "this deploy was interrupted in step {step}; run {run_id} undid it"
+        ))
+        .await;
+        old.emit(EventKind::Finished {
+            outcome,
+            exit_code: if ok {
+                ExitClass::RolledBack.code()
+            } else {
+                ExitClass::RollbackFailed.code()
+            },
+        })
+        .await;
+        old.close().await;
+    }
+    let code = if ok {
+        0
+    } else {
+        ExitClass::RollbackFailed.code()
+    };
+    finish(cfg, state, rec, &run_id, Some(run_dir), outcome, code).await
 }

@@ -1010,3 +1010,76 @@ impl Drop for StopContainer<'_> {
 fn scopeguard(p: &Proj) -> StopContainer<'_> {
     StopContainer(p)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_killed_in_verify_is_named_and_undone_by_rollback() {
+    let Some(db) = pg("a_deploy_killed_in_verify_is_named_and_undone_by_rollback").await else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config("[rollback]\ndatabase = \"down\"\n");
+    p.release("v1", "");
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    p.write(
+        "migrations/002_orders.up.sql",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY);\n",
+    );
+    p.write("migrations/002_orders.down.sql", "DROP TABLE orders;\n");
+    p.release("v2", "");
+    // A long verify window, so that the deploy is surely in it when it is killed.
+    let text = std::fs::read_to_string(p.path().join("deploy.toml")).unwrap();
+    p.write(
+        "deploy.toml",
+        &text.replace("window = \"1s\"", "window = \"60s\""),
+    );
+    let mut c = command(p.path());
+    c.arg("-d")
+        .arg(&p.url)
+        .args(["deploy", "--release", "v2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let pid_file = p.path().join("releases/v2/app.pid");
+    for _ in 0..200 {
+        if pid_file.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(p.health().unwrap().1.contains("release=v2"));
+    assert!(db.has_table("orders").await);
+
+    // The next deploy names the interrupted step and refuses.
+    p.write("deploy.toml", &text);
+    p.release("v3", "");
+    let r = p.tm(&["deploy", "--release", "v3"]);
+    r.code(20);
+    assert!(
+        r.stderr.contains("deploy")
+            && r.stderr
+                .contains("of release v2 was interrupted in step verify"),
+        "{}",
+        r.stderr
+    );
+    // The killed run's report says where it stopped.
+    let rep = p.tm(&["report", "--format", "json"]).json();
+    assert_eq!(rep["interrupted_in"], "verify");
+    // `rollback` undoes it from its journal: down script, v2 stopped, v1 again.
+    let r = p.tm(&["rollback", "--format", "json"]);
+    r.ok();
+    let j = r.json();
+    assert_eq!(j["migrations_reverted"], serde_json::json!([2]));
+    assert_eq!(j["serving"], "v1");
+    assert!(p.health().unwrap().1.contains("release=v1"));
+    assert!(!db.has_table("orders").await);
+    let rel = p.tm(&["releases", "--format", "json"]).json();
+    assert_eq!(rel["releases"][1]["id"], "v2");
+    assert_eq!(rel["releases"][1]["outcome"], "rolled_back");
+    // And the next deploy goes ahead.
+    p.tm(&["deploy", "--release", "v3"]).ok();
+    assert!(p.health().unwrap().1.contains("release=v3"));
+    assert!(db.has_table("orders").await);
+}
