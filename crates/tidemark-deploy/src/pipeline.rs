@@ -1893,3 +1893,70 @@ async fn undo_interrupted(
     };
     finish(cfg, state, rec, &run_id, Some(run_dir), outcome, code).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(policy: &str, allow_data_loss: bool) -> DeployConfig {
+        DeployConfig::parse(
+            Path::new("/srv/deploy.toml"),
+            &format!(
+                "app = \"a\"\n[release]\ndir = \"r\"\n[command]\nstart = \"true\"\n[rollback]\ndatabase = \"{policy}\"\nallow_data_loss = {allow_data_loss}\n"
+            ),
+        )
+        .unwrap()
+    }
+
+    fn set(files: &[(&str, &str)]) -> (tempfile::TempDir, MigrationSet) {
+        let d = tempfile::tempdir().unwrap();
+        for (n, t) in files {
+            std::fs::write(d.path().join(n), t).unwrap();
+        }
+        let s = MigrationSet::load(d.path(), None).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn the_database_move_follows_the_policy_and_the_classes() {
+        let pg = tidemark::Dialect::Postgres;
+        let (_d, s) = set(&[
+            ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+            ("1_a.down.sql", "DROP TABLE a;"),
+            ("2_b.up.sql", "ALTER TABLE a ADD COLUMN b INT;"),
+            ("2_b.down.sql", "ALTER TABLE a DROP COLUMN b;"),
+            ("3_c.up.sql", "ALTER TABLE a DROP COLUMN b;"),
+        ]);
+        assert_eq!(classify(s.get(2).unwrap(), pg), "expand-only");
+        assert_eq!(classify(s.get(3).unwrap(), pg), "destructive");
+        let d = |p: &str, loss: bool, v: &[i64], to: Option<i64>, b: Option<&str>| {
+            decide(&cfg(p, loss), &s, pg, v, to, b)
+        };
+        assert_eq!(d("auto", false, &[], Some(1), None), Ok(DbMove::Nothing));
+        assert!(matches!(
+            d("auto", false, &[2], Some(1), None),
+            Ok(DbMove::Keep(_))
+        ));
+        assert_eq!(d("down", false, &[2], Some(1), None), Ok(DbMove::Down(1)));
+        assert!(matches!(
+            d("keep", false, &[2], Some(1), None),
+            Ok(DbMove::Keep(_))
+        ));
+        // 3 is destructive and has no down script.
+        let e = d("keep", false, &[3], Some(2), Some("b1")).unwrap_err();
+        assert!(e.contains("not expand-only"), "{e}");
+        let e = d("down", false, &[3], Some(2), Some("b1")).unwrap_err();
+        assert!(e.contains("no down script"), "{e}");
+        let e = d("auto", false, &[3], Some(2), Some("b1")).unwrap_err();
+        assert!(e.contains("allow_data_loss") && e.contains("b1"), "{e}");
+        assert_eq!(
+            d("auto", true, &[3], Some(2), Some("b1")),
+            Ok(DbMove::Restore("b1".into()))
+        );
+        assert!(d("restore", false, &[3], Some(2), None).is_err());
+        assert_eq!(
+            d("restore", false, &[2, 3], Some(1), Some("b1")),
+            Ok(DbMove::Restore("b1".into()))
+        );
+    }
+}

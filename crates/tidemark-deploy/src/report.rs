@@ -599,3 +599,87 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t_ms: u64, kind: EventKind) -> Event {
+        Event {
+            at: format!("2026-12-01T10:00:{:06.3}Z", t_ms as f64 / 1000.0),
+            t_ms,
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_report_is_a_function_of_the_events() {
+        let events = vec![
+            ev(
+                0,
+                EventKind::Started {
+                    run_id: "r1".into(),
+                    kind: RunKind::Deploy,
+                    app: "shop".into(),
+                    release: "v2".into(),
+                    previous: Some("v1".into()),
+                    actor: "ops@host".into(),
+                    dry_run: false,
+                },
+            ),
+            ev(1, EventKind::StepStarted { step: Step::Verify }),
+            ev(
+                1500,
+                EventKind::CheckFailed {
+                    check: "GET http://x/health".into(),
+                    detail: "status 500, expected 200".into(),
+                    status: Some(500),
+                    body: Some("<b>boom</b>".into()),
+                },
+            ),
+            ev(
+                2000,
+                EventKind::StepFinished {
+                    step: Step::Verify,
+                    outcome: StepOutcome::Failed,
+                    ms: 1999,
+                    detail: "x".into(),
+                },
+            ),
+            ev(2100, EventKind::MigrationsReverted { versions: vec![7] }),
+            ev(
+                2400,
+                EventKind::Serving {
+                    release: "v1".into(),
+                },
+            ),
+            ev(
+                2500,
+                EventKind::Finished {
+                    outcome: Outcome::RolledBack,
+                    exit_code: 30,
+                },
+            ),
+        ];
+        let r = Report::from_events("shop", &events);
+        assert_eq!(r.recovery_ms, Some(900));
+        assert_eq!(r.migrations_reverted, [7]);
+        assert_eq!(r.failure.as_ref().unwrap().status, Some(500));
+        assert_eq!(r.steps[0].ms, Some(1999));
+        assert_eq!(r.interrupted_in, None);
+        assert_eq!(r.timeline.len(), events.len());
+        let md = r.markdown();
+        assert!(
+            md.contains(
+                "| 10:00:01.500 | check failed: GET http://x/health: status 500, expected 200 |"
+            ),
+            "{md}"
+        );
+        let html = r.html();
+        assert!(html.contains("&lt;b&gt;boom&lt;/b&gt;") && !html.contains("<b>boom"));
+        // Killed in verify: no end, and the report says where it stopped.
+        let r = Report::from_events("shop", &events[..3]);
+        assert_eq!(r.interrupted_in, Some(Step::Verify));
+        assert!(r.markdown().contains("interrupted in step verify"));
+    }
+}
