@@ -1083,3 +1083,47 @@ async fn a_deploy_killed_in_verify_is_named_and_undone_by_rollback() {
     assert!(p.health().unwrap().1.contains("release=v3"));
     assert!(db.has_table("orders").await);
 }
+
+/// S4: the previous release starts on the newer schema when the migrations in between are
+/// expand-only; the application's own gate (`tidemark::check_database`) says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_the_old_release_passes_its_own_schema_gate_on_an_expand_only_schema() {
+    let Some(db) =
+        pg("s4_the_old_release_passes_its_own_schema_gate_on_an_expand_only_schema").await
+    else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config("[rollback]\ndatabase = \"keep\"\n");
+    let gate = |v: &str| {
+        format!(
+            "REQUIRE_SCHEMA={v}\nDATABASE_URL={}\nMIGRATIONS_DIR={}\n",
+            p.url,
+            p.path().join("migrations").display()
+        )
+    };
+    p.release("v1", &gate("1"));
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    p.write(
+        "migrations/002_add_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email VARCHAR(100);\n",
+    );
+    // v2 was built for a migration that is not there: its gate fails, it answers 503.
+    p.release("v2", &gate("3"));
+    let r = p.tm(&["deploy", "--release", "v2", "--format", "json"]);
+    r.code(30);
+    let j = r.json();
+    assert_eq!(j["failure"]["status"], 503);
+    assert!(
+        j["failure"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("there is no migration with version 3"),
+        "{}",
+        j["failure"]
+    );
+    // v1 requires 1; the schema is at 2 (expand-only, kept): its gate passes and it serves.
+    assert_eq!(versions(&history(&db).await), [1, 2]);
+    let (status, body) = p.health().unwrap();
+    assert_eq!((status, body.trim()), (200, "ok release=v1"));
+}
