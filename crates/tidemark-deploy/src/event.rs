@@ -198,8 +198,15 @@ impl<'a> Recorder<'a> {
     /// Also journal step events in the database (its journal table must exist). The events
     /// recorded before (preflight, which must not create anything) are journaled now, with
     /// their own times in the detail.
-    pub async fn attach_db(&mut self, mut db: Box<dyn Driver>) {
-        for e in self.events.clone() {
+    pub async fn attach_db(&mut self, db: Box<dyn Driver>) {
+        self.attach_db_from(db, 0).await;
+    }
+
+    /// Attach the database journal and journal the events from index `from` on (after a
+    /// restore, the ones the restored database lost).
+    pub async fn attach_db_from(&mut self, mut db: Box<dyn Driver>, from: usize) {
+        let pending: Vec<Event> = self.events.iter().skip(from).cloned().collect();
+        for e in pending {
             if let Some((action, detail)) = journal_line(&e)
                 && let Err(err) = history::journal(
                     db.as_mut(),

@@ -695,7 +695,7 @@ pub async fn deploy(
             let ok = roll_back(
                 cfg,
                 inputs,
-                db.as_mut(),
+                &mut db,
                 &*strat,
                 &sh,
                 &target,
@@ -1107,7 +1107,7 @@ fn decide(
 async fn apply_db_move(
     mv: &DbMove,
     inputs: &Inputs,
-    db: &mut dyn Driver,
+    db: &mut Box<dyn Driver>,
     store: Option<&Store>,
     rec: &mut Recorder<'_>,
 ) -> std::result::Result<(), String> {
@@ -1119,7 +1119,7 @@ async fn apply_db_move(
         }
         DbMove::Down(to) => {
             match engine::down(
-                db,
+                db.as_mut(),
                 &inputs.set,
                 DownTarget::To(*to),
                 &inputs.settings,
@@ -1139,6 +1139,11 @@ async fn apply_db_move(
             }
         }
         DbMove::Restore(id) => {
+            // A restore replaces the database and ends every session on it (PostgreSQL
+            // terminates them): journal locally meanwhile, then connect again.
+            if let Some(j) = rec.detach_db() {
+                j.close().await;
+            }
             let r = async {
                 let store = store.ok_or_else(|| Error::Usage("backups are off".into()))?;
                 let m = store.get(id)?;
@@ -1146,6 +1151,28 @@ async fn apply_db_move(
                 backup::restore(dumper.as_ref(), store, &m).await
             }
             .await;
+            match tidemark::connect(&inputs.url).await {
+                Ok(fresh) => {
+                    let old = std::mem::replace(db, fresh);
+                    old.close().await;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot connect to the database after restoring backup {id}: {e}"
+                    ));
+                }
+            }
+            if let Ok(j) = tidemark::connect(&inputs.url).await {
+                // The restored journal ends where the backup was taken: journal again what
+                // this run did since.
+                let from = rec
+                    .events
+                    .iter()
+                    .position(|e| matches!(&e.kind, EventKind::BackupTaken { id: b } if b == id))
+                    .map(|i| i + 1)
+                    .unwrap_or(rec.events.len());
+                rec.attach_db_from(j, from).await;
+            }
             match r {
                 Ok(()) => {
                     rec.emit(EventKind::BackupRestored { id: id.clone() }).await;
@@ -1161,7 +1188,7 @@ async fn apply_db_move(
 async fn roll_back(
     cfg: &DeployConfig,
     inputs: &Inputs,
-    db: &mut dyn Driver,
+    db: &mut Box<dyn Driver>,
     strat: &dyn ReleaseStrategy,
     sh: &Shell,
     failed: &Target,
@@ -1252,7 +1279,7 @@ async fn roll_back(
             };
             let has_checks = !cfg_used.http.is_empty() || cfg_used.schema_gate;
             if has_checks {
-                match wait_serving(cfg_used, inputs, db, pt, require).await {
+                match wait_serving(cfg_used, inputs, db.as_mut(), pt, require).await {
                     Ok(()) => {
                         rec.emit(EventKind::Serving {
                             release: prev.id.clone(),
@@ -1544,7 +1571,7 @@ pub async fn rollback(
     let sh = shell(cfg, &run_dir);
     let t = rec.start(Step::Rollback).await;
     let mut ok = true;
-    if let Err(e) = apply_db_move(&mv, inputs, db.as_mut(), store.as_ref(), &mut rec).await {
+    if let Err(e) = apply_db_move(&mv, inputs, &mut db, store.as_ref(), &mut rec).await {
         ok = false;
         rec.emit(EventKind::LeftToDo {
             text: format!("the database was not moved back: {e}"),
@@ -1787,7 +1814,7 @@ async fn undo_interrupted(
     let ok = roll_back(
         cfg,
         inputs,
-        db.as_mut(),
+        &mut db,
         &*strat,
         &sh,
         &failed,

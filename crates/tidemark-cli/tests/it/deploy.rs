@@ -1127,3 +1127,53 @@ async fn s4_the_old_release_passes_its_own_schema_gate_on_an_expand_only_schema(
     let (status, body) = p.health().unwrap();
     assert_eq!((status, body.trim()), (200, "ok release=v1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_restore_policy_brings_the_pre_deploy_backup_back() {
+    let Some(db) = pg("s3_restore_policy_brings_the_pre_deploy_backup_back").await else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config("[rollback]\ndatabase = \"restore\"\n");
+    p.release("v1", "");
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    db.exec("INSERT INTO users (id, name) VALUES (1, 'ada');")
+        .await;
+    // Destructive, without a down script: only the backup brings `name` back.
+    p.write(
+        "migrations/002_drop_name.up.sql",
+        "ALTER TABLE users DROP COLUMN name;\n",
+    );
+    p.write(
+        "tidemark.toml",
+        "[lint.rules]\ndrop-column = \"warning\"\nmissing-down = \"warning\"\n",
+    );
+    p.release("v2", "FAIL_HEALTH=1\n");
+    let r = p.tm(&["deploy", "--release", "v2", "--format", "json"]);
+    r.code(30);
+    let j = r.json();
+    let backup = j["backup_id"].as_str().unwrap();
+    assert_eq!(j["backup_restored"], backup);
+    assert_eq!(
+        db.scalar("SELECT name FROM users WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("ada")
+    );
+    assert_eq!(versions(&history(&db).await), [1]);
+    assert!(p.health().unwrap().1.contains("release=v1"));
+    p.tm(&["check", "--require", "1"]).ok();
+    // The restored journal lost what happened after the backup: it was journaled again.
+    let run_id = j["run_id"].as_str().unwrap();
+    let steps = db
+        .rows(&format!(
+            "SELECT action FROM tidemark_journal WHERE run_id = '{run_id}' ORDER BY id"
+        ))
+        .await;
+    for step in ["deploy.migrate", "deploy.verify", "deploy.rollback"] {
+        assert!(
+            steps.iter().any(|r| r[0].as_deref() == Some(step)),
+            "{step} missing after the restore: {steps:?}"
+        );
+    }
+}
