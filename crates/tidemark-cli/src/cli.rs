@@ -124,6 +124,9 @@ pub struct DeployArgs {
     /// The release id [default: the git commit of the release directory, else a timestamp]
     #[arg(long, value_name = "ID")]
     pub release: Option<String>,
+    /// Print each event as a JSON line on stdout as it happens (instead of the progress lines)
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +136,9 @@ pub struct RollbackArgs {
     /// The release to return to [default: the one that served before the current one]
     #[arg(long, value_name = "RELEASE")]
     pub to: Option<String>,
+    /// Print each event as a JSON line on stdout as it happens (instead of the progress lines)
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(Debug, Args)]

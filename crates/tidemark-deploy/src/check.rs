@@ -75,8 +75,8 @@ pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), Str
     }
 }
 
-/// Run one HTTP check against the rendered URL.
-pub async fn http(check: &HttpCheck, url: &str) -> Result<(), Failure> {
+/// Run one HTTP check against the rendered URL, for `release`.
+pub async fn http(check: &HttpCheck, url: &str, release: &str) -> Result<(), Failure> {
     let name = format!("GET {url}");
     match http_get(url, check.timeout).await {
         Err(detail) => Err(Failure {
@@ -94,7 +94,11 @@ pub async fn http(check: &HttpCheck, url: &str) -> Result<(), Failure> {
                     body: Some(body),
                 });
             }
-            if let Some(want) = &check.body_contains
+            let want = check
+                .body_contains
+                .as_ref()
+                .map(|t| t.render_with(&|k| (k == "release").then(|| release.to_string())));
+            if let Some(want) = want
                 && !body.contains(want.as_str())
             {
                 return Err(Failure {

@@ -73,6 +73,7 @@ struct RawCron {
     file: Option<PathBuf>,
     entries: Vec<String>,
     missing: Option<String>,
+    install: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -171,13 +172,17 @@ pub struct CronConfig {
     pub file: Option<PathBuf>,
     pub entries: Vec<String>,
     pub missing: Severity,
+    /// Install missing entries (in a managed block) when the release is promoted.
+    pub install: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct HttpCheck {
     pub url: Template,
     pub status: u16,
-    pub body_contains: Option<String>,
+    /// May contain `{release}`: a body that names the release tells the new release from an
+    /// old process still answering on the port.
+    pub body_contains: Option<Template>,
     pub timeout: Duration,
 }
 
@@ -364,6 +369,7 @@ impl DeployConfig {
             Some(c) => Some(CronConfig {
                 file: c.file.as_deref().map(resolve),
                 entries: c.entries.clone(),
+                install: c.install.unwrap_or(false),
                 missing: match c.missing.as_deref().unwrap_or("error") {
                     "error" => Severity::Error,
                     "warning" => Severity::Warning,
@@ -417,7 +423,11 @@ impl DeployConfig {
             http.push(HttpCheck {
                 url,
                 status,
-                body_contains: h.body_contains.clone(),
+                body_contains: h
+                    .body_contains
+                    .as_deref()
+                    .map(|b| t(&format!("{key}.body_contains"), b, &["release"]))
+                    .transpose()?,
                 timeout: duration(
                     path,
                     &format!("{key}.timeout"),

@@ -184,6 +184,89 @@ fn crontab_lines(file: Option<&Path>) -> std::result::Result<Vec<String>, String
     Ok(text.lines().map(normalize_cron).collect())
 }
 
+/// Write the declared cron entries into a managed block (`# BEGIN tidemark APP` … `# END
+/// tidemark APP`) of the crontab file, or of the user's crontab through `crontab -`, when any
+/// is missing. Lines outside the block are kept as they are.
+fn install_cron(
+    app: &str,
+    cron: &crate::config::CronConfig,
+) -> std::result::Result<Option<String>, String> {
+    let lines = crontab_lines(cron.file.as_deref())?;
+    if cron
+        .entries
+        .iter()
+        .all(|e| lines.contains(&normalize_cron(e)))
+    {
+        return Ok(None);
+    }
+    let text = match &cron.file {
+        Some(f) => std::fs::read_to_string(f).unwrap_or_default(),
+        None => std::process::Command::new("crontab")
+            .arg("-l")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default(),
+    };
+    let begin = format!("# BEGIN tidemark {app}");
+    let end = format!("# END tidemark {app}");
+    let mut out = String::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if l.trim() == begin {
+            inside = true;
+        } else if l.trim() == end {
+            inside = false;
+        } else if !inside {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out.push_str(&begin);
+    out.push('\n');
+    for e in &cron.entries {
+        out.push_str(e.trim());
+        out.push('\n');
+    }
+    out.push_str(&end);
+    out.push('\n');
+    match &cron.file {
+        Some(f) => {
+            let tmp = f.with_extension("tidemark-tmp");
+            std::fs::write(&tmp, &out)
+                .and_then(|()| std::fs::rename(&tmp, f))
+                .map_err(|e| format!("{}: {e}", f.display()))?;
+            Ok(Some(format!(
+                "installed {} cron entr{} in {}",
+                cron.entries.len(),
+                if cron.entries.len() == 1 { "y" } else { "ies" },
+                f.display()
+            )))
+        }
+        None => {
+            use std::io::Write;
+            let mut child = std::process::Command::new("crontab")
+                .arg("-")
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("could not run `crontab -`: {e}"))?;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin
+                    .write_all(out.as_bytes())
+                    .map_err(|e| format!("`crontab -`: {e}"))?;
+            }
+            let status = child.wait().map_err(|e| format!("`crontab -`: {e}"))?;
+            if !status.success() {
+                return Err(format!("`crontab -` failed ({status})"));
+            }
+            Ok(Some(format!(
+                "installed {} cron entr{} in the user's crontab",
+                cron.entries.len(),
+                if cron.entries.len() == 1 { "y" } else { "ies" }
+            )))
+        }
+    }
+}
+
 fn normalize_cron(l: &str) -> String {
     l.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -680,6 +763,16 @@ pub async fn deploy(
                 ))
                 .await;
             }
+            if let Some(cron) = cfg.cron.as_ref().filter(|c| c.install) {
+                match install_cron(&cfg.app, cron) {
+                    Ok(Some(what)) => rec.note(what).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        rec.warn(format!("could not install the cron entries: {e}"))
+                            .await
+                    }
+                }
+            }
             rec.finish(
                 Step::Promote,
                 t,
@@ -819,9 +912,12 @@ async fn preflight(
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
-                    match cron.missing {
-                        Severity::Error => pf.problems.push(msg),
-                        Severity::Warning => pf.warnings_push(msg),
+                    match (cron.install, cron.missing) {
+                        (true, _) => pf.warnings_push(format!(
+                            "{msg}; they will be installed when the release is promoted"
+                        )),
+                        (false, Severity::Error) => pf.problems.push(msg),
+                        (false, Severity::Warning) => pf.warnings_push(msg),
                     }
                 }
             }
@@ -977,7 +1073,7 @@ async fn round(
                 .then(|| target.port.map(|p| p.to_string()))
                 .flatten()
         });
-        check::http(h, &url).await?;
+        check::http(h, &url, &target.release).await?;
     }
     if cfg.schema_gate {
         check::schema(db, &inputs.set, &inputs.settings, require).await?;

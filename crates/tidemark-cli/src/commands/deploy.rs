@@ -57,6 +57,8 @@ fn inputs(ctx: &Context) -> Result<Inputs> {
 struct Live {
     out: Out,
     bar: Option<ProgressBar>,
+    /// JSON lines of events instead of progress.
+    events: bool,
 }
 
 impl Live {
@@ -73,6 +75,12 @@ impl Live {
 
 impl tidemark_deploy::Listener for Live {
     fn event(&mut self, e: &Event) {
+        if self.events {
+            if let Ok(line) = serde_json::to_string(e) {
+                println!("{line}");
+            }
+            return;
+        }
         if self.out.is_json() || self.out.quiet {
             return;
         }
@@ -187,7 +195,10 @@ impl tidemark_deploy::Listener for Live {
     }
 }
 
-fn conclude(ctx: &Context, r: &RunResult) -> i32 {
+fn conclude(ctx: &Context, r: &RunResult, events: bool) -> i32 {
+    if events {
+        return r.exit_code;
+    }
     if ctx.out.is_json() {
         ctx.out.json(&r.report);
         return r.exit_code;
@@ -237,6 +248,7 @@ pub async fn deploy(ctx: &Context, a: &DeployArgs) -> Result<i32> {
     let mut live = Live {
         out: ctx.out,
         bar: None,
+        events: a.events,
     };
     let r = tidemark_deploy::deploy(
         &cfg,
@@ -251,7 +263,7 @@ pub async fn deploy(ctx: &Context, a: &DeployArgs) -> Result<i32> {
     if let Some(b) = live.bar.take() {
         b.finish_and_clear();
     }
-    Ok(conclude(ctx, &r))
+    Ok(conclude(ctx, &r, a.events))
 }
 
 pub async fn rollback(ctx: &Context, a: &RollbackArgs) -> Result<i32> {
@@ -260,12 +272,13 @@ pub async fn rollback(ctx: &Context, a: &RollbackArgs) -> Result<i32> {
     let mut live = Live {
         out: ctx.out,
         bar: None,
+        events: a.events,
     };
     let r = tidemark_deploy::rollback(&cfg, &inputs, a.to.as_deref(), &mut live).await?;
     if let Some(b) = live.bar.take() {
         b.finish_and_clear();
     }
-    Ok(conclude(ctx, &r))
+    Ok(conclude(ctx, &r, a.events))
 }
 
 fn short(s: Option<&str>, n: usize) -> String {

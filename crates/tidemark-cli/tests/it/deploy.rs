@@ -120,7 +120,7 @@ failure_threshold = 3
 [[verify.http]]
 url = "http://127.0.0.1:{{port}}/health"
 status = 200
-body_contains = "ok"
+body_contains = "ok release={{release}}"
 timeout = "1s"
 {extra}
 "#,
@@ -567,9 +567,22 @@ async fn s2_a_missing_artifact_stops_the_deploy_with_nothing_changed() {
     );
     let rel = p.tm(&["releases", "--format", "json"]).json();
     assert_eq!(rel["releases"], serde_json::json!([]));
-    // With the artifact, the same deploy goes through.
+    // With the artifact, the same deploy goes through (events as JSON lines).
     p.write("releases/v1/bin/batch", "#!/bin/sh\n");
-    p.tm(&["deploy", "--release", "v1"]).ok();
+    let r = p.tm(&["deploy", "--release", "v1", "--events"]);
+    r.ok();
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "started");
+    assert_eq!(events.last().unwrap()["event"], "finished");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step_finished" && e["step"] == "verify")
+    );
     assert!(db.has_table("users").await);
 }
 
@@ -610,6 +623,24 @@ async fn s2_cron_entries_and_the_production_compose_file_are_checked() {
         "{}",
         r.stderr
     );
+    // With install = true, the promote step writes them into a managed block.
+    p.config(&cron("error").replace("missing = ", "install = true\nmissing = "));
+    p.release("v1b", "");
+    let r = p.tm(&["deploy", "--release", "v1b"]);
+    r.ok();
+    assert!(
+        r.stdout.contains("installed 2 cron entries in"),
+        "{}",
+        r.stdout
+    );
+    let tab = std::fs::read_to_string(p.path().join("crontab")).unwrap();
+    assert!(
+        tab.starts_with("# m h dom mon dow command\n0 3 * * * /srv/shop/bin/cleanup\n# BEGIN tidemark shop\n*/5  * * * * /srv/shop/bin/batch\n"),
+        "{tab}"
+    );
+    p.config(&cron("error"));
+    p.release("v1c", "");
+    p.tm(&["deploy", "--release", "v1c"]).ok();
 
     // A start command that names a dev compose file is refused.
     p.write("docker-compose.prod.yml", "services: {}\n");
@@ -632,7 +663,8 @@ async fn s2_cron_entries_and_the_production_compose_file_are_checked() {
         "{}",
         r.all()
     );
-    assert!(p.health().unwrap().1.contains("release=v1"));
+    let h = p.health();
+    assert!(h.as_ref().unwrap().1.contains("release=v1c"), "{h:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -873,7 +905,7 @@ interval = "200ms"
 
 [[verify.http]]
 url = "http://127.0.0.1:{{port}}/health"
-body_contains = "ok"
+body_contains = "ok release={{release}}"
 "#,
             port = p.port
         ),
