@@ -75,42 +75,80 @@ pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), Str
     }
 }
 
-/// Run one HTTP check against the rendered URL, for `release`.
+/// Does one answer satisfy the check?
+fn judge(
+    check: &HttpCheck,
+    name: &str,
+    status: u16,
+    body: String,
+    release: &str,
+) -> Result<(), Failure> {
+    if status != check.status {
+        return Err(Failure {
+            check: name.to_string(),
+            detail: format!("status {status}, expected {}", check.status),
+            status: Some(status),
+            body: Some(body),
+        });
+    }
+    let want = check
+        .body_contains
+        .as_ref()
+        .map(|t| t.render_with(&|k| (k == "release").then(|| release.to_string())));
+    if let Some(want) = want
+        && !body.contains(want.as_str())
+    {
+        return Err(Failure {
+            check: name.to_string(),
+            detail: format!("status {status}, but the body does not contain `{want}`"),
+            status: Some(status),
+            body: Some(body),
+        });
+    }
+    Ok(())
+}
+
+/// Run one HTTP check against the rendered URL, for `release`. With a 5xx-rate limit, the
+/// round sends its samples and fails when the share of 5xx answers passes the limit; the other
+/// answers must satisfy the check as usual. No answer is always a failure.
 pub async fn http(check: &HttpCheck, url: &str, release: &str) -> Result<(), Failure> {
     let name = format!("GET {url}");
-    match http_get(url, check.timeout).await {
-        Err(detail) => Err(Failure {
-            check: name,
-            detail,
-            status: None,
-            body: None,
-        }),
-        Ok((status, body)) => {
-            if status != check.status {
-                return Err(Failure {
-                    check: name,
-                    detail: format!("status {status}, expected {}", check.status),
-                    status: Some(status),
-                    body: Some(body),
-                });
-            }
-            let want = check
-                .body_contains
-                .as_ref()
-                .map(|t| t.render_with(&|k| (k == "release").then(|| release.to_string())));
-            if let Some(want) = want
-                && !body.contains(want.as_str())
-            {
-                return Err(Failure {
-                    check: name,
-                    detail: format!("status {status}, but the body does not contain `{want}`"),
-                    status: Some(status),
-                    body: Some(body),
-                });
-            }
-            Ok(())
+    let no_answer = |detail| Failure {
+        check: name.clone(),
+        detail,
+        status: None,
+        body: None,
+    };
+    let Some((samples, max)) = check.max_5xx_rate else {
+        let (status, body) = http_get(url, check.timeout).await.map_err(no_answer)?;
+        return judge(check, &name, status, body, release);
+    };
+    let mut errors = 0u32;
+    let mut first: Option<(u16, String)> = None;
+    for _ in 0..samples {
+        let (status, body) = http_get(url, check.timeout).await.map_err(no_answer)?;
+        if status >= 500 {
+            errors += 1;
+            first.get_or_insert((status, body));
+        } else {
+            judge(check, &name, status, body, release)?;
         }
     }
+    let rate = f64::from(errors) / f64::from(samples);
+    if rate > max {
+        let (status, body) = first.unzip();
+        return Err(Failure {
+            check: format!("{name} (5xx rate)"),
+            detail: format!(
+                "{errors} of {samples} answers were 5xx ({:.0}%, limit {:.0}%)",
+                rate * 100.0,
+                max * 100.0
+            ),
+            status,
+            body,
+        });
+    }
+    Ok(())
 }
 
 /// The schema gate: is the database ready for a release built for these migrations?

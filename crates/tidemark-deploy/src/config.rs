@@ -94,6 +94,8 @@ struct RawHttp {
     status: Option<u16>,
     body_contains: Option<String>,
     timeout: Option<String>,
+    samples: Option<u32>,
+    max_5xx_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -184,6 +186,9 @@ pub struct HttpCheck {
     /// old process still answering on the port.
     pub body_contains: Option<Template>,
     pub timeout: Duration,
+    /// With a 5xx-rate limit: requests per round, and the largest share of 5xx answers
+    /// (0.0–1.0) a round may have.
+    pub max_5xx_rate: Option<(u32, f64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -420,7 +425,36 @@ impl DeployConfig {
                     format!("{status} is not an HTTP status"),
                 ));
             }
+            let max_5xx_rate = match (h.max_5xx_rate, h.samples) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(usage(
+                        path,
+                        &format!("{key}.samples"),
+                        "only means something with max_5xx_rate",
+                    ));
+                }
+                (Some(r), n) => {
+                    if !(0.0..1.0).contains(&r) {
+                        return Err(usage(
+                            path,
+                            &format!("{key}.max_5xx_rate"),
+                            format!("{r} is not a share from 0.0 up to (not including) 1.0"),
+                        ));
+                    }
+                    let n = n.unwrap_or(20);
+                    if n == 0 || n > 1000 {
+                        return Err(usage(
+                            path,
+                            &format!("{key}.samples"),
+                            "must be from 1 to 1000",
+                        ));
+                    }
+                    Some((n, r))
+                }
+            };
             http.push(HttpCheck {
+                max_5xx_rate,
                 url,
                 status,
                 body_contains: h

@@ -10,7 +10,7 @@
 //! - `RELEASE`: shown by `/` and `/health`;
 //! - `FAIL_HEALTH=1` (env file or process environment): `/health` answers 500;
 //! - `FAIL_FILE=PATH`: `/health` answers 500 while that file exists (break it at run time);
-//! - `ERROR_RATE=N`: `/` answers 500 for N of every 100 requests;
+//! - `ERROR_RATE=N`: `/` answers 500 for N of every 100 requests, spread evenly;
 //! - `REQUIRE_SCHEMA=latest|V` with `DATABASE_URL` and `MIGRATIONS_DIR`: the schema gate
 //!   (`tidemark::check_database`) runs at start; when it fails `/health` answers 503 with the
 //!   reasons.
@@ -87,13 +87,15 @@ async fn health(State(app): State<Arc<App>>) -> (StatusCode, String) {
 }
 
 async fn index(State(app): State<Arc<App>>) -> (StatusCode, String) {
-    let n = app.requests.fetch_add(1, Ordering::Relaxed) % 100;
+    let n = app.requests.fetch_add(1, Ordering::Relaxed);
     let rate: u64 = app
         .get("ERROR_RATE")
         .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(100);
     let release = app.get("RELEASE").unwrap_or_default();
-    if n < rate {
+    // Spread evenly: request n fails when the running count of failures steps up.
+    if (n + 1) * rate / 100 > n * rate / 100 {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("error (release {release})\n"),

@@ -1209,3 +1209,32 @@ async fn s3_restore_policy_brings_the_pre_deploy_backup_back() {
         );
     }
 }
+
+/// S3: a release whose 5xx rate passes the limit is rolled back, though its /health is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_a_5xx_rate_above_the_limit_rolls_back() {
+    let Some(db) = pg("s3_a_5xx_rate_above_the_limit_rolls_back").await else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config(
+        "[[verify.http]]\nurl = \"http://127.0.0.1:{port}/\"\nsamples = 20\nmax_5xx_rate = 0.1\n",
+    );
+    p.release("v1", "ERROR_RATE=5\n");
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    p.release("v2", "ERROR_RATE=30\n");
+    let r = p.tm(&["deploy", "--release", "v2", "--format", "json"]);
+    r.code(30);
+    let j = r.json();
+    let f = &j["failure"];
+    assert!(
+        f["detail"]
+            .as_str()
+            .unwrap()
+            .contains("of 20 answers were 5xx")
+            && f["detail"].as_str().unwrap().contains("limit 10%"),
+        "{f}"
+    );
+    assert_eq!(f["status"], 500);
+    assert!(p.health().unwrap().1.contains("release=v1"));
+}
