@@ -517,7 +517,7 @@ impl Report {
             let ms = st.ms.unwrap_or(0);
             let width = (ms * 100 / total).max(1);
             s.push_str(&format!(
-                "<tr class=\"{o}\"><td>{}</td><td>{o}</td><td><span class=\"bar\" style=\"width:{width}px\"></span> {}</td><td>{}</td></tr>\n",
+                "<tr class=\"{o}\"><td>{}</td><td>{o}</td><td class=\"dur\"><span class=\"bar\" style=\"width:{width}px\"></span> {}</td><td>{}</td></tr>\n",
                 st.step.name(),
                 st.ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "—".into()),
                 esc(&st.detail)
@@ -560,7 +560,7 @@ pre{background:#f6f6f6;padding:.75rem;overflow:auto;border-left:3px solid #c33}\
 .badge{display:inline-block;padding:.2rem .6rem;border-radius:.3rem;font-weight:600}\
 .ok{background:#e3f6e3}.warn{background:#fff3cd}.bad{background:#f8d7da}\
 tr.failed td{background:#fdecee}tr.ok td:nth-child(2){color:#1a7f37}tr.interrupted td{background:#fff3cd}\
-.bar{display:inline-block;height:.6rem;background:#69c;vertical-align:middle}\n";
+.dur{white-space:nowrap}.bar{display:inline-block;height:.6rem;background:#69c;vertical-align:middle}\n";
 
 fn outcome_text(o: Outcome, dry_run: bool) -> &'static str {
     if dry_run {

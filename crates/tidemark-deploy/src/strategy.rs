@@ -281,13 +281,13 @@ impl ReleaseStrategy for CommandStrategy {
             sh.run(&stop, &prev.dir, &env_of(prev))
                 .await
                 .map_err(|e| format!("stopping release {}: {e}", prev.release))?;
-            did.push(format!("stopped release {}: {stop}", prev.release));
+            did.push(format!("stopped release {} (command.stop)", prev.release));
         }
         let start = self.render_start(new, previous);
         sh.run(&start, &new.dir, &env_of(new))
             .await
             .map_err(|e| format!("starting release {}: {e}", new.release))?;
-        did.push(format!("started release {}: {start}", new.release));
+        did.push(format!("started release {} (command.start)", new.release));
         Ok(did)
     }
 
@@ -302,7 +302,7 @@ impl ReleaseStrategy for CommandStrategy {
             // A failed release may not be running at all; its stop failing is not fatal, the
             // start of the previous one (and its checks) says whether it worked.
             match sh.run(&stop, &failed.dir, &env_of(failed)).await {
-                Ok(()) => did.push(format!("stopped release {}: {stop}", failed.release)),
+                Ok(()) => did.push(format!("stopped release {} (command.stop)", failed.release)),
                 Err(e) => did.push(format!("stopping release {} failed: {e}", failed.release)),
             }
         }
@@ -311,7 +311,7 @@ impl ReleaseStrategy for CommandStrategy {
             .await
             .map_err(|e| format!("starting release {} again: {e}", previous.release))?;
         did.push(format!(
-            "started release {} again: {start}",
+            "started release {} again (command.start)",
             previous.release
         ));
         Ok(did)
@@ -323,7 +323,10 @@ impl ReleaseStrategy for CommandStrategy {
                 sh.run(&stop, &t.dir, &env_of(t))
                     .await
                     .map_err(|e| format!("stopping release {}: {e}", t.release))?;
-                Ok(vec![format!("stopped release {}: {stop}", t.release)])
+                Ok(vec![format!(
+                    "stopped release {} (command.stop)",
+                    t.release
+                )])
             }
             None => Err("command.stop is not set: nothing can stop the release".into()),
         }
