@@ -1238,3 +1238,36 @@ async fn s3_a_5xx_rate_above_the_limit_rolls_back() {
     assert_eq!(f["status"], 500);
     assert!(p.health().unwrap().1.contains("release=v1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_rollback_to_an_older_release_reverts_every_migration_since() {
+    let Some(db) = pg("s4_rollback_to_an_older_release_reverts_every_migration_since").await else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config("[rollback]\ndatabase = \"down\"\n");
+    p.release("v1", "");
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    for (i, t) in [(2, "orders"), (3, "invoices")] {
+        p.write(
+            &format!("migrations/00{i}_{t}.up.sql"),
+            &format!("CREATE TABLE {t} (id INTEGER PRIMARY KEY);\n"),
+        );
+        p.write(
+            &format!("migrations/00{i}_{t}.down.sql"),
+            &format!("DROP TABLE {t};\n"),
+        );
+        p.release(&format!("v{i}"), "");
+        p.tm(&["deploy", "--release", &format!("v{i}")]).ok();
+    }
+    assert!(p.health().unwrap().1.contains("release=v3"));
+    let r = p.tm(&["rollback", "--to", "v1", "--format", "json"]);
+    r.ok();
+    assert_eq!(r.json()["migrations_reverted"], serde_json::json!([3, 2]));
+    assert!(p.health().unwrap().1.contains("release=v1"));
+    assert_eq!(versions(&history(&db).await), [1]);
+    // Forward again to v3 is not a rollback: its migrations are not applied.
+    let r = p.tm(&["rollback", "--to", "v3"]);
+    r.code(20);
+    assert!(r.all().contains("deploy it instead"), "{}", r.all());
+}
