@@ -62,6 +62,7 @@ struct RawCompose {
 struct RawPreflight {
     #[serde(default)]
     artifacts: Vec<String>,
+    artifact_command: Option<String>,
     production_file: Option<PathBuf>,
     lint: Option<bool>,
     cron: Option<RawCron>,
@@ -204,6 +205,10 @@ pub struct DeployConfig {
     pub port: Option<u16>,
     pub strategy: StrategyConfig,
     pub artifacts: Vec<String>,
+    /// Checks one artifact (exit 0: present), e.g. inside an image:
+    /// `docker run --rm {image} test -e {artifact}`. Without it, artifacts are paths in the
+    /// release directory.
+    pub artifact_command: Option<Template>,
     pub production_file: Option<PathBuf>,
     pub lint: bool,
     pub cron: Option<CronConfig>,
@@ -526,6 +531,18 @@ impl DeployConfig {
                 "\"restore\" needs the pre-deploy backup, but backup.enabled = false",
             ));
         }
+        let artifact_command = raw
+            .preflight
+            .artifact_command
+            .as_deref()
+            .map(|c| {
+                t(
+                    "preflight.artifact_command",
+                    c,
+                    &["artifact", "image", "dir", "release"],
+                )
+            })
+            .transpose()?;
         let state_dir = resolve(
             raw.state_dir
                 .as_deref()
@@ -541,6 +558,7 @@ impl DeployConfig {
             port: raw.release.port,
             strategy,
             artifacts: raw.preflight.artifacts,
+            artifact_command,
             production_file: raw.preflight.production_file.as_deref().map(resolve),
             lint: raw.preflight.lint.unwrap_or(true),
             cron,

@@ -881,12 +881,59 @@ async fn preflight(
         );
     }
     for a in &cfg.artifacts {
-        let p = target.dir.join(a);
-        if !p.exists() {
-            pf.problems.push(format!(
-                "artifact `{a}` is missing from the release ({})",
-                p.display()
-            ));
+        match &cfg.artifact_command {
+            None => {
+                let p = target.dir.join(a);
+                if !p.exists() {
+                    pf.problems.push(format!(
+                        "artifact `{a}` is missing from the release ({})",
+                        p.display()
+                    ));
+                }
+            }
+            Some(t) => {
+                let cmd = t.render_shell(&|k| match k {
+                    "artifact" => Some(a.clone()),
+                    "image" => target.image.clone(),
+                    "dir" => Some(target.dir.display().to_string()),
+                    "release" => Some(target.release.clone()),
+                    _ => None,
+                });
+                let out = tokio::time::timeout(
+                    Duration::from_secs(120),
+                    tokio::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(&cmd)
+                        .current_dir(&target.dir)
+                        .stdin(std::process::Stdio::null())
+                        .kill_on_drop(true)
+                        .output(),
+                )
+                .await;
+                let what = target
+                    .image
+                    .as_ref()
+                    .map(|i| format!("image {i}"))
+                    .unwrap_or_else(|| "the release".into());
+                match out {
+                    Ok(Ok(o)) if o.status.success() => {}
+                    Ok(Ok(o)) => pf.problems.push(format!(
+                        "artifact `{a}` is missing from {what} (`{cmd}` failed: {}{})",
+                        o.status,
+                        String::from_utf8_lossy(&o.stderr)
+                            .lines()
+                            .last()
+                            .map(|l| format!(": {l}"))
+                            .unwrap_or_default()
+                    )),
+                    Ok(Err(e)) => pf
+                        .problems
+                        .push(format!("artifact `{a}`: could not run `{cmd}`: {e}")),
+                    Err(_) => pf.problems.push(format!(
+                        "artifact `{a}`: `{cmd}` did not finish within 2 minutes"
+                    )),
+                }
+            }
         }
     }
     if let Some(cron) = &cfg.cron {

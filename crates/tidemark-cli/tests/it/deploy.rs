@@ -852,7 +852,12 @@ fn fake_docker(p: &Proj, plugin: bool) -> PathBuf {
     write_exec(
         &bin.join("docker"),
         &format!(
-            "#!/bin/sh\necho \"docker $*\" >> {calls}\nif [ \"$1\" = compose ]; then\n  {}\nfi\necho \"docker: '$1' is not a docker command.\" >&2\nexit 1\n",
+            "#!/bin/sh\necho \"docker $*\" >> {calls}\nif [ \"$1\" = compose ]; then\n  {}\nfi\n\
+             # docker run --rm IMAGE test -e PATH: images are directories under $FAKE_IMAGES\n\
+             if [ \"$1\" = run ] && [ \"$2\" = --rm ] && [ \"$4\" = test ]; then\n  \
+             img=$(echo \"$3\" | tr '/:' '__'); [ -d \"$FAKE_IMAGES/$img\" ] || {{ echo \"Unable to find image '$3' locally\" >&2; exit 125; }}\n  \
+             test \"$5\" \"$FAKE_IMAGES/$img$6\"; exit $?\nfi\n\
+             echo \"docker: '$1' is not a docker command.\" >&2\nexit 1\n",
             if plugin {
                 format!("shift; exec {}/fake-compose \"$@\"", bin.display())
             } else {
@@ -921,6 +926,7 @@ fn tm_with_docker(p: &Proj, bin: &Path, args: &[&str]) -> Run {
     let mut c = command(p.path());
     c.env("PATH", path)
         .env("FAKE_STATE", p.path().join("container"))
+        .env("FAKE_IMAGES", p.path().join("images"))
         .env("TESTAPP", testapp())
         .env("TESTAPP_PORT", p.port.to_string())
         .arg("-d")
@@ -997,6 +1003,18 @@ async fn compose_v1_is_used_where_the_compose_plugin_is_missing() {
     let p = Proj::new(&db);
     let bin = fake_docker(&p, false);
     compose_config(&p);
+    // The `batch` binary must be in the image (seed 002: it was not).
+    let text = std::fs::read_to_string(p.path().join("deploy.toml")).unwrap();
+    p.write(
+        "deploy.toml",
+        &text.replace(
+            "[preflight]\n",
+            "[preflight]\nartifacts = [\"/app/batch\"]\nartifact_command = \"docker run --rm {image} test -e {artifact}\"\n",
+        ),
+    );
+    for v in ["v1", "v2"] {
+        p.write(&format!("images/registry.example_shop_{v}/app/batch"), "");
+    }
     p.release("v1", "GREETING=hello\n");
     let r = tm_with_docker(&p, &bin, &["deploy", "--release", "v1"]);
     let cleanup = scopeguard(&p);
@@ -1028,6 +1046,26 @@ async fn compose_v1_is_used_where_the_compose_plugin_is_missing() {
         "{}",
         r.all()
     );
+    // v3's image lacks the batch binary: refused before anything changed.
+    let text = std::fs::read_to_string(p.path().join("deploy.toml")).unwrap();
+    p.write(
+        "deploy.toml",
+        &text.replace(
+            "\nfile = \"docker-compose.dev.yml\"",
+            "\nfile = \"docker-compose.prod.yml\"",
+        ),
+    );
+    p.write("images/registry.example_shop_v3/app/other", "");
+    p.release("v3", "GREETING=hello\n");
+    let r = tm_with_docker(&p, &bin, &["deploy", "--release", "v3"]);
+    r.code(20);
+    assert!(
+        r.all()
+            .contains("artifact `/app/batch` is missing from image registry.example/shop:v3"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(get(p.port, "/env/RELEASE").unwrap().1, "v1");
     drop(cleanup);
 }
 
