@@ -385,6 +385,16 @@ pub async fn deploy(
         image,
     };
     let prev_target = previous.as_ref().map(|p| target_of(cfg, p));
+    if let Some(p) = &previous
+        && !p.dir.is_dir()
+    {
+        rec.warn(format!(
+            "the directory of the serving release {} ({}) is gone: if this deploy fails, it cannot be started again",
+            p.id,
+            p.dir.display()
+        ))
+        .await;
+    }
 
     // ---- preflight ----
     let t = rec.start(Step::Preflight).await;
