@@ -145,7 +145,10 @@ timeout = "1s"
 impl Drop for Proj {
     fn drop(&mut self) {
         // Stop whatever release a failed test left running.
-        if let Ok(rd) = std::fs::read_dir(self.path().join("releases")) {
+        for dir in ["releases", "builds"] {
+            let Ok(rd) = std::fs::read_dir(self.path().join(dir)) else {
+                continue;
+            };
             for e in rd.flatten() {
                 if let Ok(pid) = std::fs::read_to_string(e.path().join("app.pid")) {
                     let _ = std::process::Command::new("kill").arg(pid.trim()).status();
@@ -1308,4 +1311,63 @@ async fn s4_rollback_to_an_older_release_reverts_every_migration_since() {
     let r = p.tm(&["rollback", "--to", "v3"]);
     r.code(20);
     assert!(r.all().contains("deploy it instead"), "{}", r.all());
+}
+
+/// Without --release, the id is the git commit of the release directory (here a `current`
+/// symlink, Capistrano style, which the record resolves to the real directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_id_defaults_to_the_git_commit_of_the_release_directory() {
+    let Some(db) = pg("the_release_id_defaults_to_the_git_commit_of_the_release_directory").await
+    else {
+        return;
+    };
+    let p = Proj::new(&db);
+    p.config("");
+    // `{release}` in release.dir needs --release.
+    let r = p.tm(&["deploy"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("release.dir") && r.stderr.contains("pass --release"),
+        "{}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(p.path().join("deploy.toml")).unwrap();
+    p.write(
+        "deploy.toml",
+        &text
+            .replace("dir = \"releases/{release}\"", "dir = \"current\"")
+            .replace("ok release={release}", "ok release=from-git"),
+    );
+    p.write("builds/a/.env", "RELEASE=from-git\n");
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .current_dir(p.path().join("builds/a"))
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "a"]);
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    std::os::unix::fs::symlink(p.path().join("builds/a"), p.path().join("current")).unwrap();
+    let r = p.tm(&["deploy", "--format", "json"]);
+    r.ok();
+    assert_eq!(r.json()["release"], commit.as_str());
+    let rel = p.tm(&["releases", "--format", "json"]).json();
+    assert!(
+        rel["releases"][0]["dir"]
+            .as_str()
+            .unwrap()
+            .ends_with("builds/a"),
+        "{rel}"
+    );
+    assert!(p.health().unwrap().1.contains("release=from-git"));
 }
