@@ -324,11 +324,14 @@ pub async fn deploy(
     };
     let run_id = inputs.settings.run_id.clone();
     let actor = inputs.settings.actor.clone();
-    let _lock = if opts.dry_run {
+    // A dry run takes the lock too (when there is a state directory to hold it): it must not
+    // mistake a deploy that is running for one that was killed.
+    let _lock = if opts.dry_run && !cfg.state_dir.is_dir() {
         None
     } else {
         Some(state.lock(&format!(
-            "deploy of release {id}, run {run_id} by {actor} (pid {}) since {}",
+            "{}deploy of release {id}, run {run_id} by {actor} (pid {}) since {}",
+            if opts.dry_run { "dry-run " } else { "" },
             std::process::id(),
             now()
         ))?)
