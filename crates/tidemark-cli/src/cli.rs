@@ -99,6 +99,59 @@ pub enum Command {
     Backup(BackupCommand),
     /// The journal: every apply, revert, failure, backup, restore, repair, import and baseline
     Journal(JournalArgs),
+    /// Deploy a release: preflight, backup, migrate, release, verify, then promote or roll back
+    Deploy(DeployArgs),
+    /// Return to the previous release (or --to one), moving the database back per policy
+    Rollback(RollbackArgs),
+    /// The releases of the app: id, time, migration head, fingerprint, env hash, outcome, backup
+    Releases(DeployFileArgs),
+    /// The report of a deploy or rollback (default: the newest): Markdown, JSON or HTML
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployFileArgs {
+    /// The deploy configuration [default: deploy.toml beside tidemark.toml]
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub file: DeployFileArgs,
+    /// Run preflight and print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The release id [default: the git commit of the release directory, else a timestamp]
+    #[arg(long, value_name = "ID")]
+    pub release: Option<String>,
+    /// Print each event as a JSON line on stdout as it happens (instead of the progress lines)
+    #[arg(long)]
+    pub events: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub file: DeployFileArgs,
+    /// The release to return to [default: the one that served before the current one]
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// Print each event as a JSON line on stdout as it happens (instead of the progress lines)
+    #[arg(long)]
+    pub events: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub file: DeployFileArgs,
+    /// A run id or release id [default: the newest run]
+    pub deploy: Option<String>,
+    /// Print the self-contained HTML page instead of Markdown
+    #[arg(long)]
+    pub html: bool,
 }
 
 #[derive(Debug, Args)]

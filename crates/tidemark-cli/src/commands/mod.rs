@@ -1,5 +1,6 @@
 pub mod backup;
 pub mod baseline;
+pub mod deploy;
 pub mod drift;
 pub mod gate;
 pub mod import;
@@ -42,5 +43,9 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Journal(a) => journal::run(&ctx, &a).await,
         Command::Lint(a) => lint::run(&ctx, &a).await,
+        Command::Deploy(a) => deploy::deploy(&ctx, &a).await,
+        Command::Rollback(a) => deploy::rollback(&ctx, &a).await,
+        Command::Releases(a) => deploy::releases(&ctx, &a).await,
+        Command::Report(a) => deploy::report(&ctx, &a),
     }
 }

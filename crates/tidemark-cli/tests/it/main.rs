@@ -4,6 +4,7 @@
 mod backups;
 mod commands;
 mod common;
+mod deploy;
 mod engine;
 mod gate;
 mod hardening;
