@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "tidemark",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TIDEMARK_COMMIT"), ")"),
     about = "Safe database schema changes: migrations under a lock, a history that knows the real schema, drift, repair, lint and backups"
 )]
 pub struct Cli {
@@ -107,6 +107,24 @@ pub enum Command {
     Releases(DeployFileArgs),
     /// The report of a deploy or rollback (default: the newest): Markdown, JSON or HTML
     Report(ReportArgs),
+    /// Print a shell completion script (e.g. `tidemark completions bash > /etc/bash_completion.d/tidemark`)
+    Completions(CompletionsArgs),
+    /// Print the man page (or write one per command with --out-dir)
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write tidemark.1 and one page per command (tidemark-up.1, …) into this directory
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -47,5 +47,38 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Rollback(a) => deploy::rollback(&ctx, &a).await,
         Command::Releases(a) => deploy::releases(&ctx, &a).await,
         Command::Report(a) => deploy::report(&ctx, &a),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(
+                a.shell,
+                &mut crate::cli::Cli::command(),
+                "tidemark",
+                &mut out,
+            );
+            crate::output::print_line(String::from_utf8_lossy(&out).trim_end());
+            Ok(0)
+        }
+        Command::Man(a) => man(&a),
     }
+}
+
+/// The man page(s), generated from the same definitions as `--help`.
+fn man(args: &crate::cli::ManArgs) -> tidemark::Result<i32> {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    match &args.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| tidemark::Error::io(dir, e))?;
+            clap_mangen::generate_to(cmd, dir).map_err(|e| tidemark::Error::io(dir, e))?;
+        }
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out).map_err(|e| {
+                tidemark::Error::Usage(format!("could not render the man page: {e}"))
+            })?;
+            crate::output::print_line(String::from_utf8_lossy(&out).trim_end());
+        }
+    }
+    Ok(0)
 }

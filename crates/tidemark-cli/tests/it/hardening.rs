@@ -336,3 +336,31 @@ async fn an_idle_timeout_does_not_take_the_lock_unnoticed() {
         }
     }
 }
+
+#[test]
+fn completions_man_page_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| -> Run { command(dir.path()).args(args).output().unwrap().into() };
+    for shell in ["bash", "zsh", "fish"] {
+        let r = run(&["completions", shell]);
+        r.ok();
+        assert!(
+            r.stdout.contains("tidemark") && r.stdout.contains("rollback"),
+            "{shell}"
+        );
+    }
+    let r = run(&["man"]);
+    r.ok();
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH tidemark"),
+        "{}",
+        r.stdout
+    );
+    let out = dir.path().join("man");
+    run(&["man", "--out-dir", out.to_str().unwrap()]).ok();
+    assert!(out.join("tidemark.1").exists() && out.join("tidemark-up.1").exists());
+    let v = run(&["--version"]);
+    v.ok();
+    assert!(v.stdout.starts_with("tidemark 0.1.0 ("), "{}", v.stdout);
+    run(&["completions", "tcsh"]).code(2);
+}
