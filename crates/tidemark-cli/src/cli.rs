@@ -415,6 +415,22 @@ pub struct UpArgs {
     pub allow_missing: bool,
     #[command(flatten)]
     pub shadow: ShadowArgs,
+    #[command(flatten)]
+    pub lock_wait: LockWaitArgs,
+}
+
+/// How migration statements wait for table locks beside a live application.
+#[derive(Debug, Clone, Args)]
+pub struct LockWaitArgs {
+    /// How long a statement may wait for a table lock before it gives up and the migration is
+    /// retried, so that the application's queries never queue behind it for longer [default:
+    /// 5s, or [migrate] statement_lock_timeout; 0s waits forever]
+    #[arg(long, value_name = "DURATION")]
+    pub statement_lock_timeout: Option<String>,
+    /// How often to retry a migration that gave up waiting for a lock [default: 3, or
+    /// [migrate] lock_retries]
+    #[arg(long, value_name = "N")]
+    pub lock_retries: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -447,4 +463,6 @@ pub struct DownArgs {
     pub allow_drift: bool,
     #[command(flatten)]
     pub shadow: ShadowArgs,
+    #[command(flatten)]
+    pub lock_wait: LockWaitArgs,
 }

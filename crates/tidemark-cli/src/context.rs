@@ -135,6 +135,36 @@ impl Context {
         s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
         s.shadow_url = self.shadow_url(&crate::cli::ShadowArgs { shadow_url: None })?;
         s.classifier = Some(std::sync::Arc::new(tidemark_lint::LintClassifier));
+        if let Some(m) = &self.config.migrate {
+            if let Some(t) = &m.statement_lock_timeout {
+                s.statement_lock_timeout = Some(config::parse_duration(
+                    t,
+                    "statement_lock_timeout (in [migrate])",
+                )?)
+                .filter(|d| !d.is_zero());
+            }
+            if let Some(n) = m.lock_retries {
+                s.lock_retries = n;
+            }
+        }
+        Ok(s)
+    }
+
+    /// [`Context::settings_with_shadow`] with `up`/`down`'s lock-wait flags.
+    pub fn settings_for_run(
+        &self,
+        lock_timeout: Option<&str>,
+        shadow: &crate::cli::ShadowArgs,
+        wait: &crate::cli::LockWaitArgs,
+    ) -> Result<Settings> {
+        let mut s = self.settings_with_shadow(lock_timeout, shadow)?;
+        if let Some(t) = &wait.statement_lock_timeout {
+            s.statement_lock_timeout = Some(config::parse_duration(t, "--statement-lock-timeout")?)
+                .filter(|d| !d.is_zero());
+        }
+        if let Some(n) = wait.lock_retries {
+            s.lock_retries = n;
+        }
         Ok(s)
     }
 

@@ -23,6 +23,7 @@ pub struct Config {
     pub backup: Option<BackupConfig>,
     pub lint: Option<LintConfig>,
     pub shadow: Option<ShadowConfig>,
+    pub migrate: Option<MigrateConfig>,
     /// The directory the file was read from; relative paths in it are relative to this.
     #[serde(skip)]
     pub base: PathBuf,
@@ -49,6 +50,18 @@ pub struct LintConfig {
     pub rules: std::collections::BTreeMap<String, String>,
     /// The dialect to lint for when no database URL is configured.
     pub dialect: Option<String>,
+}
+
+/// How migrations behave beside a live application.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateConfig {
+    /// How long one statement may wait for a table lock before it gives up (and is retried),
+    /// so that the application's queries never queue behind a waiting `ALTER TABLE` for longer
+    /// than this. `"0s"` waits forever. Default 5s.
+    pub statement_lock_timeout: Option<String>,
+    /// How often a migration that gave up waiting for a lock is tried again. Default 3.
+    pub lock_retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -93,6 +93,13 @@ pub struct Settings {
     /// (`tidemark-lint` provides one). Without one the class is not recorded, and the gate
     /// treats such a migration like a contract change.
     pub classifier: Option<Arc<dyn Classifier>>,
+    /// How long a migration statement may wait for a table lock (PostgreSQL `lock_timeout`,
+    /// MySQL `lock_wait_timeout`): an `ALTER TABLE` queued behind a long query holds up every
+    /// query of the application behind it, so it gives up after this and is retried. `None`:
+    /// wait as long as the server's own setting says.
+    pub statement_lock_timeout: Option<Duration>,
+    /// How often a migration that timed out waiting for a lock is tried again, with backoff.
+    pub lock_retries: u32,
 }
 
 impl Settings {
@@ -128,8 +135,60 @@ impl Default for Settings {
             actor: history::actor(),
             shadow_url: None,
             classifier: None,
+            statement_lock_timeout: Some(DEFAULT_STATEMENT_LOCK_TIMEOUT),
+            lock_retries: DEFAULT_LOCK_RETRIES,
         }
     }
+}
+
+pub const DEFAULT_STATEMENT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LOCK_RETRIES: u32 = 3;
+
+/// Set (or with `None` reset) how long the migration session's statements wait for locks.
+async fn set_statement_lock_timeout(driver: &mut dyn Driver, t: Option<Duration>) -> Result<()> {
+    let sql: Vec<String> = match (driver.dialect(), t) {
+        (crate::driver::Dialect::Postgres, Some(t)) => {
+            vec![format!("SET lock_timeout = '{}ms'", t.as_millis().max(1))]
+        }
+        (crate::driver::Dialect::Postgres, None) => vec!["RESET lock_timeout".into()],
+        // Seconds, at least 1: metadata locks (DDL) and row locks (UPDATE, DELETE).
+        (crate::driver::Dialect::MySql, Some(t)) => {
+            let s = t.as_secs_f64().ceil().max(1.0) as u64;
+            vec![
+                format!("SET SESSION lock_wait_timeout = {s}"),
+                format!("SET SESSION innodb_lock_wait_timeout = {s}"),
+            ]
+        }
+        (crate::driver::Dialect::MySql, None) => vec![
+            "SET SESSION lock_wait_timeout = DEFAULT".into(),
+            "SET SESSION innodb_lock_wait_timeout = DEFAULT".into(),
+        ],
+        // One writer at a time, waited for by the driver's busy timeout.
+        (crate::driver::Dialect::Sqlite, _) => Vec::new(),
+    };
+    for s in sql {
+        driver
+            .run(&s)
+            .await
+            .map_err(|e| Error::db("could not set the statement lock timeout", e))?;
+    }
+    Ok(())
+}
+
+/// Did a statement give up waiting for a lock (and so change nothing)?
+fn is_lock_timeout(dialect: crate::driver::Dialect, e: &DbError) -> bool {
+    let code = e.code.as_deref().unwrap_or("");
+    match dialect {
+        crate::driver::Dialect::Postgres => code == "55P03",
+        crate::driver::Dialect::MySql => code.starts_with("1205"),
+        crate::driver::Dialect::Sqlite => false,
+    }
+}
+
+/// 1 s, 2 s, 4 s, … between attempts: long enough for a long query to finish, short enough
+/// that the deploy does not stall.
+fn retry_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5))
 }
 
 pub fn new_run_id() -> String {
@@ -825,6 +884,25 @@ async fn execute_plan(
     obs: &mut dyn Observer,
     held: Option<&str>,
 ) -> Result<RunReport> {
+    if p.is_empty() {
+        return run_plan(driver, set, p, settings, obs, held).await;
+    }
+    set_statement_lock_timeout(driver, settings.statement_lock_timeout).await?;
+    let r = run_plan(driver, set, p, settings, obs, held).await;
+    if settings.statement_lock_timeout.is_some() {
+        let _ = set_statement_lock_timeout(driver, None).await;
+    }
+    r
+}
+
+async fn run_plan(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    p: &Plan,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    held: Option<&str>,
+) -> Result<RunReport> {
     obs.event(Event::Planned { plan: p });
     let mut done: Vec<Done> = Vec::new();
     if p.single_transaction && !p.steps.is_empty() {
@@ -928,9 +1006,34 @@ async fn apply_transactional(
     applied: Vec<i64>,
     held: Option<&str>,
 ) -> Result<i64> {
-    let started = Instant::now();
+    let mut started = Instant::now();
     let texts: Vec<&str> = step.statements.iter().map(|s| s.text.as_str()).collect();
-    if let Err(b) = driver.run_batch(&texts, true).await {
+    let mut attempt = 0;
+    let batch = loop {
+        match driver.run_batch(&texts, true).await {
+            Err(b)
+                if b.index.is_some()
+                    && attempt < settings.lock_retries
+                    && is_lock_timeout(driver.dialect(), &b.error) =>
+            {
+                // The transaction is rolled back: nothing of this migration happened.
+                let _ = driver.rollback().await;
+                attempt += 1;
+                let wait = retry_backoff(attempt);
+                obs.event(Event::Warning(lock_retry_message(
+                    step,
+                    b.index.unwrap_or(0),
+                    settings,
+                    attempt,
+                    wait,
+                )));
+                tokio::time::sleep(wait).await;
+                started = Instant::now();
+            }
+            r => break r,
+        }
+    };
+    if let Err(b) = batch {
         let _ = driver.rollback().await;
         let Some(i) = b.index else {
             return Err(Error::db("could not begin the transaction", b.error));
@@ -980,6 +1083,33 @@ async fn apply_stepwise(
     } else {
         None
     };
+    // `CREATE INDEX CONCURRENTLY` waits for older transactions without blocking anyone; a lock
+    // timeout would cancel it half way and leave an invalid index behind. Outside a
+    // transaction on PostgreSQL, statements wait as long as the server says.
+    let relax = driver.dialect() == crate::driver::Dialect::Postgres
+        && settings.statement_lock_timeout.is_some();
+    if relax {
+        set_statement_lock_timeout(driver, None).await?;
+    }
+    let r = stepwise(driver, step, settings, obs, applied, held, before, started).await;
+    if relax {
+        let _ = set_statement_lock_timeout(driver, settings.statement_lock_timeout).await;
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stepwise(
+    driver: &mut dyn Driver,
+    step: &Step,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    applied: Vec<i64>,
+    held: Option<&str>,
+    before: Option<tidemark_schema::Fingerprint>,
+    started: Instant,
+) -> Result<i64> {
+    let inspect = &settings.inspect;
     let total = step.statements.len();
     let mut row = HistoryWrite {
         version: step.version,
@@ -1010,7 +1140,26 @@ async fn apply_stepwise(
         if i > 0 {
             ensure_held(driver, held, step.version).await?;
         }
-        if let Err(db) = driver.run(&stmt.text).await {
+        let mut attempt = 0;
+        let result = loop {
+            match driver.run(&stmt.text).await {
+                // A statement that gave up waiting for its lock did nothing: run it again.
+                Err(db)
+                    if attempt < settings.lock_retries
+                        && is_lock_timeout(driver.dialect(), &db) =>
+                {
+                    attempt += 1;
+                    let wait = retry_backoff(attempt);
+                    obs.event(Event::Warning(lock_retry_message(
+                        step, i, settings, attempt, wait,
+                    )));
+                    tokio::time::sleep(wait).await;
+                    ensure_held(driver, held, step.version).await?;
+                }
+                r => break r,
+            }
+        };
+        if let Err(db) = result {
             let failure = statement_failure(step, stmt, db);
             // Nothing of this step took effect when its first statement failed (a single DDL
             // statement is atomic on MySQL 8 and MariaDB): put history back as it was, as a
@@ -1084,6 +1233,27 @@ async fn apply_stepwise(
     }
     journal_step(driver, step, ms, settings).await?;
     Ok(ms)
+}
+
+fn lock_retry_message(
+    step: &Step,
+    index: usize,
+    settings: &Settings,
+    attempt: u32,
+    wait: Duration,
+) -> String {
+    format!(
+        "migration {} ({}) statement {} waited {} for a table lock and gave up, so that the application's queries do not queue behind it; trying again in {} ({attempt} of {})",
+        step.version,
+        step.name,
+        index + 1,
+        settings
+            .statement_lock_timeout
+            .map(crate::probe::format_duration)
+            .unwrap_or_default(),
+        crate::probe::format_duration(wait),
+        settings.lock_retries
+    )
 }
 
 async fn ensure_held(driver: &mut dyn Driver, held: Option<&str>, version: i64) -> Result<()> {
@@ -1182,7 +1352,13 @@ async fn journal_step(
     .await
 }
 
-fn statement_failure(step: &Step, stmt: &Stmt, db: DbError) -> StatementFailure {
+fn statement_failure(step: &Step, stmt: &Stmt, mut db: DbError) -> StatementFailure {
+    let code = db.code.as_deref().unwrap_or("");
+    if (code == "55P03" || code.starts_with("1205")) && db.hint.is_none() {
+        db.hint = Some(
+            "a long transaction holds the table: find it (pg_stat_activity / SHOW PROCESSLIST) and end it, run the migration when traffic is low, or raise `[migrate] statement_lock_timeout` / lock_retries".into(),
+        );
+    }
     // PostgreSQL reports a 1-based character position inside the statement: turn it into the
     // line of the file.
     let line = match db.position {

@@ -17,7 +17,8 @@ use crate::output::{BOLD, DIM, GREEN, paint};
 pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
     ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
-    let settings = ctx.settings_with_shadow(args.lock_timeout.as_deref(), &args.shadow)?;
+    let settings =
+        ctx.settings_for_run(args.lock_timeout.as_deref(), &args.shadow, &args.lock_wait)?;
     let target = UpTarget {
         to: args.to,
         single_transaction: args.single_transaction,
@@ -35,7 +36,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
         progress.finish();
         match planned {
             Ok((_, plan)) => {
-                render_plan(ctx, db.as_ref(), &plan);
+                render_plan(ctx, db.as_ref(), &plan, &settings);
                 Ok(0)
             }
             Err(e) => Err(e),
@@ -76,7 +77,8 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> Result<i32> {
 pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
     ctx.database_url()?; // the most basic mistake first
     let set = ctx.migrations()?;
-    let settings = ctx.settings_with_shadow(args.lock_timeout.as_deref(), &args.shadow)?;
+    let settings =
+        ctx.settings_for_run(args.lock_timeout.as_deref(), &args.shadow, &args.lock_wait)?;
     let target = match (args.target.steps, args.target.to) {
         (Some(n), _) => DownTarget::Steps(n),
         (None, Some(v)) => DownTarget::To(v),
@@ -97,7 +99,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> Result<i32> {
         progress.finish();
         match planned {
             Ok((_, plan)) => {
-                render_plan(ctx, db.as_ref(), &plan);
+                render_plan(ctx, db.as_ref(), &plan, &settings);
                 Ok(0)
             }
             Err(e) => Err(e),
@@ -186,7 +188,7 @@ fn summarize(
     }
 }
 
-fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
+fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan, settings: &tidemark::engine::Settings) {
     if ctx.out.is_json() {
         ctx.out.json(&RunDoc {
             database: db.url().redacted(),
@@ -213,6 +215,19 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
         db.url().redacted(),
         paint(DIM, "(dry run: nothing was changed)")
     ));
+    if !plan.steps.is_empty() && db.dialect() != tidemark::Dialect::Sqlite {
+        out.line(paint(
+            DIM,
+            match settings.statement_lock_timeout {
+                Some(t) => format!(
+                    "Each statement waits at most {} for a table lock, then the migration is retried (up to {} time(s)); statements outside a transaction on PostgreSQL wait as long as the server says.",
+                    tidemark::probe::format_duration(t),
+                    settings.lock_retries
+                ),
+                None => "Statements wait for table locks as long as the server says (no statement lock timeout).".into(),
+            },
+        ));
+    }
     if plan.single_transaction {
         out.line("\nBEGIN;  -- --single-transaction: every migration below commits together");
     }

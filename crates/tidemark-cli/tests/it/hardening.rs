@@ -364,3 +364,62 @@ fn completions_man_page_and_version() {
     assert!(v.stdout.starts_with("tidemark 0.1.0 ("), "{}", v.stdout);
     run(&["completions", "tcsh"]).code(2);
 }
+
+/// A long transaction reads `t` (as an application's report query would) while a migration
+/// wants to alter it.
+async fn lock_waits(db: tidemark_test::TestDb) {
+    let m = Migrations::new(&[("1_t.up.sql", "CREATE TABLE t (id INTEGER);\n")]);
+    tm(&db, &m, &["up", "--no-backup"]).ok();
+    m.write("2_x.up.sql", "ALTER TABLE t ADD COLUMN x INTEGER;\n");
+    let mut holder = db.connect().await;
+    let wait = ["--statement-lock-timeout", "1s", "--no-backup"];
+
+    // Released while tidemark backs off: the retry goes through.
+    holder.run("BEGIN").await.unwrap();
+    holder.run("SELECT COUNT(*) FROM t").await.unwrap();
+    let child = spawn(&db, &m, &[&["up", "--lock-retries", "3"][..], &wait[..]].concat());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    holder.run("COMMIT").await.unwrap();
+    let r: Run = child.wait_with_output().unwrap().into();
+    r.ok();
+    assert!(
+        r.stderr
+            .contains("waited 1s for a table lock and gave up, so that the application's queries do not queue behind it"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(versions(&history(&db).await), [1, 2]);
+
+    // Held throughout: the run stops after its retries, with nothing of 3 applied and a hint.
+    m.write("3_y.up.sql", "ALTER TABLE t ADD COLUMN y INTEGER;\n");
+    holder.run("BEGIN").await.unwrap();
+    holder.run("SELECT COUNT(*) FROM t").await.unwrap();
+    let r = tm(&db, &m, &[&["up", "--lock-retries", "1"][..], &wait[..]].concat());
+    holder.run("COMMIT").await.unwrap();
+    r.code(1);
+    assert!(r.stderr.contains("a long transaction holds the table"), "{}", r.stderr);
+    assert_eq!(versions(&history(&db).await), [1, 2]);
+    holder.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_waiting_for_a_lock_gives_up_and_retries_postgres() {
+    if let Some(db) = tidemark_test::TestDb::postgres(
+        "hardening::a_migration_waiting_for_a_lock_gives_up_and_retries_postgres",
+    )
+    .await
+    {
+        lock_waits(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_waiting_for_a_lock_gives_up_and_retries_mysql() {
+    if let Some(db) = tidemark_test::TestDb::mysql(
+        "hardening::a_migration_waiting_for_a_lock_gives_up_and_retries_mysql",
+    )
+    .await
+    {
+        lock_waits(db).await;
+    }
+}
