@@ -241,6 +241,12 @@ pub struct LintArgs {
     pub replay: bool,
     #[command(flatten)]
     pub shadow: ShadowArgs,
+    /// Only the migrations not yet applied to the database at -d (what the next deploy ships)
+    #[arg(long)]
+    pub pending: bool,
+    /// Only the migration files changed since this git ref (for a pull request: origin/main)
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
 }
 
 #[derive(Debug, Args)]

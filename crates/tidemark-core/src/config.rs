@@ -50,6 +50,9 @@ pub struct LintConfig {
     pub rules: std::collections::BTreeMap<String, String>,
     /// The dialect to lint for when no database URL is configured.
     pub dialect: Option<String>,
+    /// Judge only migrations after this version: a project adopting tidemark with a long
+    /// history lints what it writes from now on, not what ran years ago.
+    pub since: Option<i64>,
 }
 
 /// How migrations behave beside a live application.

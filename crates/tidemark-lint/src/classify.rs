@@ -48,7 +48,7 @@ pub fn classify(migration: &Migration, dialect: Dialect) -> Classification {
         }
         class = class.max(c);
         let line = unit.up.source.position(stmt.start).line;
-        decided.push((c, format!("line {line}: {} ({c}: {why})", stmt.summary())));
+        decided.push((c, format!("line {line}: {} ({why})", stmt.summary())));
     }
     // The statements that decided the class, not every one stricter than expand-only.
     let reasons = decided

@@ -25,6 +25,17 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     };
     let mut findings = Vec::new();
     let mut migrations = 0;
+    let mut classes = Vec::new();
+    let since = ctx.config.lint.as_ref().and_then(|l| l.since);
+    let applied = if args.pending {
+        Some(applied_versions(ctx).await?)
+    } else {
+        None
+    };
+    let changed = match &args.changed_since {
+        Some(r) => Some(changed_files(r)?),
+        None => None,
+    };
     for path in &paths {
         let (set, selected) = load(ctx, path).map_err(as_bad_input)?;
         for w in &set.warnings {
@@ -41,12 +52,33 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
         } else {
             linter
         };
+        // Only what is about to ship: not yet applied (--pending), changed in this branch
+        // (--changed-since), newer than the adoption baseline ([lint] since).
         let chosen: Vec<&Migration> = set
             .migrations
             .iter()
             .filter(|m| selected.as_ref().is_none_or(|s| s.contains(&m.version)))
+            .filter(|m| since.is_none_or(|v| m.version > v))
+            .filter(|m| applied.as_ref().is_none_or(|a| !a.contains(&m.version)))
+            .filter(|m| {
+                changed.as_ref().is_none_or(|c| {
+                    c.contains(&canonical(&m.up.path))
+                        || m.down
+                            .as_ref()
+                            .is_some_and(|d| c.contains(&canonical(&d.path)))
+                })
+            })
             .collect();
         migrations += chosen.len();
+        for m in &chosen {
+            let c = tidemark_lint::classify(m, dialect);
+            classes.push(crate::output::lint::ClassDoc {
+                version: m.version,
+                file: m.up.path.display().to_string(),
+                class: c.class,
+                reasons: c.reasons,
+            });
+        }
         findings.extend(linter.lint(chosen).map_err(as_bad_input)?);
     }
     let summary = Summary {
@@ -60,6 +92,7 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
             .iter()
             .filter(|f| f.severity == Severity::Warning)
             .count(),
+        classes,
     };
     render(&ctx.out, &findings, &summary);
     Ok(if summary.errors > 0 { 1 } else { 0 })
@@ -137,6 +170,53 @@ fn dialect(ctx: &Context, args: &LintArgs) -> Result<Dialect> {
 }
 
 /// The migration set a path belongs to, and which versions of it to lint (`None`: all).
+/// Versions recorded as applied in the database at `-d` (the only lint mode that connects).
+async fn applied_versions(ctx: &Context) -> Result<Vec<i64>> {
+    let mut db = ctx.connect().await.map_err(|e| match e {
+        Error::Usage(m) => Error::Usage(format!("--pending needs the database (-d): {m}")),
+        e => e,
+    })?;
+    let h = tidemark::history::read(db.as_mut()).await;
+    db.close().await;
+    Ok(h?
+        .entries
+        .iter()
+        .filter(|e| e.state == tidemark::history::HistoryState::Applied)
+        .map(|e| e.version)
+        .collect())
+}
+
+/// Files changed since a git ref (committed, staged, unstaged and untracked), canonical.
+fn changed_files(reference: &str) -> Result<Vec<PathBuf>> {
+    let git = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .output()
+            .map_err(|e| Error::Usage(format!("--changed-since needs git: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Usage(format!(
+                "--changed-since {reference}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let top = git(&["rev-parse", "--show-toplevel"])?;
+    let top = Path::new(top.trim());
+    let mut files = git(&["diff", "--name-only", reference, "--"])?;
+    files.push_str(&git(&[
+        "ls-files",
+        "--others",
+        "--exclude-standard",
+        "--full-name",
+    ])?);
+    Ok(files
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| canonical(&top.join(l)))
+        .collect())
+}
+
 fn load(ctx: &Context, path: &Path) -> Result<(MigrationSet, Option<Vec<i64>>)> {
     let meta = std::fs::metadata(path)
         .map_err(|e| Error::Usage(format!("lint: cannot read {}: {e}", path.display())))?;

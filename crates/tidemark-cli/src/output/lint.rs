@@ -16,16 +16,29 @@ pub struct Summary {
     pub migrations: usize,
     pub errors: usize,
     pub warnings: usize,
+    /// Each linted migration's class, with the statements that decided it.
+    pub classes: Vec<ClassDoc>,
+}
+
+/// What a migration does to the release running beside it (recorded in the history when it
+/// is applied; the gate and the deploy's rollback policy rely on it).
+#[derive(Serialize)]
+pub struct ClassDoc {
+    pub version: i64,
+    pub file: String,
+    pub class: tidemark::MigrationClass,
+    pub reasons: Vec<String>,
 }
 
 /// `lint --format json`: 1-based lines and columns (columns count characters).
 #[derive(Serialize)]
-pub struct LintDoc {
+pub struct LintDoc<'a> {
     pub findings: Vec<FindingDoc>,
     pub errors: usize,
     pub warnings: usize,
     pub migrations: usize,
     pub dialect: Dialect,
+    pub classes: &'a [ClassDoc],
 }
 
 #[derive(Serialize)]
@@ -63,6 +76,7 @@ pub fn render(out: &Out, findings: &[Violation], summary: &Summary) {
             warnings: summary.warnings,
             migrations: summary.migrations,
             dialect: summary.dialect,
+            classes: &summary.classes,
         }),
         Format::Github => {
             for f in &docs {
@@ -83,6 +97,18 @@ pub fn render(out: &Out, findings: &[Violation], summary: &Summary) {
                     f.message
                 ));
                 crate::output::print_line(&format!("  {} {}", paint(CYAN.bold(), "help:"), f.help));
+            }
+            for c in summary
+                .classes
+                .iter()
+                .filter(|c| c.class != tidemark::MigrationClass::ExpandOnly)
+            {
+                out.line(format!(
+                    "{}: {} {}",
+                    paint(BOLD, &c.file),
+                    paint(YELLOW, c.class),
+                    paint(DIM, c.reasons.join("; "))
+                ));
             }
             out.line(summary_line(summary));
         }

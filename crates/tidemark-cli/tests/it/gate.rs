@@ -160,3 +160,22 @@ db_test!(library_gate_for_application_start_up, |db| async move {
             .await;
     assert_eq!(bad.unwrap_err().class(), tidemark::ExitClass::Operational);
 });
+
+db_test!(
+    lint_pending_judges_only_what_is_not_applied,
+    |db| async move {
+        let m = numbered(2);
+        tm(&db, &m, &["up"]).ok();
+        m.write("003_drop.up.sql", "ALTER TABLE t1 DROP COLUMN name;\n");
+        let r = tm(&db, &m, &["lint", "--pending", "--format", "json"]);
+        let j = r.json();
+        let versions: Vec<i64> = j["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions, [3], "{j}");
+        assert_eq!(j["classes"][0]["class"], "destructive");
+    }
+);

@@ -377,7 +377,11 @@ async fn lock_waits(db: tidemark_test::TestDb) {
     // Released while tidemark backs off: the retry goes through.
     holder.run("BEGIN").await.unwrap();
     holder.run("SELECT COUNT(*) FROM t").await.unwrap();
-    let child = spawn(&db, &m, &[&["up", "--lock-retries", "3"][..], &wait[..]].concat());
+    let child = spawn(
+        &db,
+        &m,
+        &[&["up", "--lock-retries", "3"][..], &wait[..]].concat(),
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     holder.run("COMMIT").await.unwrap();
     let r: Run = child.wait_with_output().unwrap().into();
@@ -394,10 +398,18 @@ async fn lock_waits(db: tidemark_test::TestDb) {
     m.write("3_y.up.sql", "ALTER TABLE t ADD COLUMN y INTEGER;\n");
     holder.run("BEGIN").await.unwrap();
     holder.run("SELECT COUNT(*) FROM t").await.unwrap();
-    let r = tm(&db, &m, &[&["up", "--lock-retries", "1"][..], &wait[..]].concat());
+    let r = tm(
+        &db,
+        &m,
+        &[&["up", "--lock-retries", "1"][..], &wait[..]].concat(),
+    );
     holder.run("COMMIT").await.unwrap();
     r.code(1);
-    assert!(r.stderr.contains("a long transaction holds the table"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a long transaction holds the table"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(versions(&history(&db).await), [1, 2]);
     holder.close().await;
 }

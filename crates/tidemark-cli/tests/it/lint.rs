@@ -335,3 +335,68 @@ fn github_format_is_only_for_lint() {
     r.code(2);
     assert!(r.stderr.contains("--format github"), "{}", r.stderr);
 }
+
+/// Versions of the files that have findings.
+fn linted_versions(r: &Run) -> Vec<i64> {
+    let j = r.json();
+    let mut v: Vec<i64> = j["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_i64().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Three migrations, each dropping a column (an error finding).
+const THREE: &[(&str, &str)] = &[
+    ("1_a.sql", "ALTER TABLE t DROP COLUMN a;\n"),
+    ("2_b.sql", "ALTER TABLE t DROP COLUMN b;\n"),
+    ("3_c.sql", "ALTER TABLE t DROP COLUMN c;\n"),
+];
+
+#[test]
+fn lint_judges_only_what_ships_since_a_baseline() {
+    let d = project(THREE, Some("[lint]\ndialect = \"postgres\"\nsince = 2\n"));
+    let r = lint(d.path(), &["--format", "json"]);
+    assert_eq!(linted_versions(&r), [3]);
+    assert_eq!(r.json()["classes"][0]["class"], "destructive");
+}
+
+#[test]
+fn lint_changed_since_a_git_ref() {
+    let d = project(THREE, Some("[lint]\ndialect = \"postgres\"\n"));
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(d.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "base"]);
+    // A pull request: 2 edited, 4 new (not even staged).
+    std::fs::write(
+        d.path().join("migrations/2_b.sql"),
+        "ALTER TABLE t DROP COLUMN bb;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("migrations/4_d.sql"),
+        "CREATE TABLE d (id int);\n",
+    )
+    .unwrap();
+    let r = lint(d.path(), &["--format", "json", "--changed-since", "main"]);
+    assert_eq!(linted_versions(&r), [2, 4]);
+    let r = lint(d.path(), &["--changed-since", "no-such-ref"]);
+    r.code(2);
+    assert!(r.stderr.contains("no-such-ref"), "{}", r.stderr);
+}
