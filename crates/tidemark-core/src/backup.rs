@@ -16,6 +16,7 @@ use tidemark_schema::Schema;
 
 use crate::driver::{Dialect, Driver, Dumper, InspectOptions, Value};
 use crate::error::{Error, Result};
+use crate::identity;
 use crate::url::DatabaseUrl;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -716,6 +717,55 @@ pub fn legacy_default_dir(url: &DatabaseUrl) -> Result<PathBuf> {
     })
     .collect();
     Ok(base.join(key))
+}
+
+/// Take a backup filed under the database's identity, assigning the identity first if the
+/// database has none (`take_lock`: `None` when the caller holds the migration lock, else it is
+/// taken, with this timeout, just for that). The identity goes in before the dump, so the dump
+/// carries it. If the backup fails, an identity assigned for it is removed again: nothing
+/// changed.
+#[allow(clippy::too_many_arguments)]
+pub async fn take(
+    driver: &mut dyn Driver,
+    vault: &Vault,
+    dumper: &dyn Dumper,
+    take_lock: Option<std::time::Duration>,
+    history_head: Option<i64>,
+    reason: String,
+    run_id: Option<&str>,
+    inspect: &InspectOptions,
+) -> Result<(Store, Manifest)> {
+    // A missing tool is found before the database is touched.
+    dumper.check_tools().await?;
+    let (id, assigned) = match identity::read(driver).await? {
+        Some(id) => (id, false),
+        None => match take_lock {
+            None => (identity::ensure(driver).await?, true),
+            Some(timeout) => (identity::ensure_locked(driver, timeout).await?, true),
+        },
+    };
+    let r = async {
+        let store = vault.open(&id)?;
+        let m = create(
+            driver,
+            dumper,
+            &store,
+            Subject {
+                database_id: &id,
+                history_head,
+                reason,
+                run_id,
+                inspect,
+            },
+        )
+        .await?;
+        Ok::<_, Error>((store, m))
+    }
+    .await;
+    if r.is_err() && assigned {
+        let _ = identity::remove(driver).await;
+    }
+    r
 }
 
 #[cfg(test)]

@@ -15,6 +15,12 @@
 //!   (`tidemark::check_database`) runs at start; when it fails `/health` answers 503 with the
 //!   reasons.
 //!
+//! - `STARTUP=migrate|wait` with `DATABASE_URL` and `MIGRATIONS_DIR`: start as one replica
+//!   among many ([`tidemark::Migrator::start`]): `migrate` applies what is pending (exactly one
+//!   replica does; the others wait for the lock and find nothing to do), `wait` waits for the
+//!   schema; either way the process refuses to start (exit 3) when the gate does not pass
+//!   within `STARTUP_WAIT` seconds (default 60).
+//!
 //! `GET /env/KEY` answers the value of KEY in the env file (404 when absent).
 
 #![allow(clippy::print_stderr)]
@@ -168,6 +174,12 @@ async fn main() -> std::process::ExitCode {
         schema_problem: None,
         requests: AtomicU64::new(0),
     };
+    if let Some(mode) = app.get("STARTUP")
+        && let Err(e) = startup(&app, &mode).await
+    {
+        eprintln!("tidemark-testapp: not starting: {e}");
+        return std::process::ExitCode::from(3);
+    }
     if let Some(req) = app.get("REQUIRE_SCHEMA") {
         app.schema_problem = schema_gate(&app, &req).await.err();
     }
@@ -208,6 +220,38 @@ async fn main() -> std::process::ExitCode {
             eprintln!("tidemark-testapp: {e}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+async fn startup(app: &App, mode: &str) -> Result<(), String> {
+    let mode = match mode {
+        "migrate" => tidemark::Startup::Migrate,
+        "wait" => tidemark::Startup::Wait,
+        other => return Err(format!("STARTUP={other}: expected migrate or wait")),
+    };
+    let url = app.get("DATABASE_URL").ok_or("DATABASE_URL is not set")?;
+    let dir = app
+        .get("MIGRATIONS_DIR")
+        .unwrap_or_else(|| "migrations".into());
+    let wait: u64 = app
+        .get("STARTUP_WAIT")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(60);
+    let m = tidemark::Migrator::new(&url, dir.as_ref())
+        .map_err(|e| e.to_string())?
+        .with_backups(None);
+    let r = m
+        .start(
+            mode,
+            tidemark::gate::Require::Latest,
+            std::time::Duration::from_secs(wait),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.ok {
+        Ok(())
+    } else {
+        Err(r.reasons.join("; "))
     }
 }
 

@@ -16,6 +16,9 @@
 pub use tidemark_core::*;
 pub use tidemark_schema as schema;
 
+mod migrator;
+pub use migrator::{Migrator, Startup};
+
 /// The application gate for a Rust application's start-up: is the database at the migrations
 /// this build was made for (`require`), with nothing failed and no drift? The same check as
 /// `tidemark check`.
@@ -45,6 +48,15 @@ pub async fn check_database(
     .await;
     db.close().await;
     report
+}
+
+/// [`check_database`] with everything `tidemark.toml` says (migrations directory, layout,
+/// schemas, shadow database), so an application sees exactly what `tidemark check` sees.
+pub async fn check_database_with_config(
+    config: &std::path::Path,
+    require: gate::Require,
+) -> Result<gate::CheckReport> {
+    Migrator::from_config(config, None)?.check(require).await
 }
 
 /// The backup tool for the database a URL names (pg_dump, mariadb-dump, SQLite `VACUUM INTO`).

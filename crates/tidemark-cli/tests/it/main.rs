@@ -17,6 +17,7 @@ mod inspect_sqlite;
 mod lint;
 mod lint_replay;
 mod recovery;
+mod replicas;
 mod safety;
 mod scenarios;
 mod schema_steps;
