@@ -14,6 +14,7 @@ mod inputs;
 mod inspect_mysql;
 mod inspect_postgres;
 mod inspect_sqlite;
+mod kubernetes;
 mod lint;
 mod lint_replay;
 mod recovery;
