@@ -19,7 +19,8 @@
 //!   among many ([`tidemark::Migrator::start`]): `migrate` applies what is pending (exactly one
 //!   replica does; the others wait for the lock and find nothing to do), `wait` waits for the
 //!   schema; either way the process refuses to start (exit 3) when the gate does not pass
-//!   within `STARTUP_WAIT` seconds (default 60).
+//!   within `STARTUP_WAIT` seconds (default 60). Without `MIGRATIONS_DIR` the migrations
+//!   compiled into the binary (`tidemark::embed_migrations!("migrations")`) are used.
 //!
 //! `GET /env/KEY` answers the value of KEY in the env file (404 when absent).
 
@@ -223,6 +224,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The application's own migrations, compiled in: the binary cannot ship without them.
+static EMBEDDED: tidemark::EmbeddedMigrations = tidemark::embed_migrations!("migrations");
+
 async fn startup(app: &App, mode: &str) -> Result<(), String> {
     let mode = match mode {
         "migrate" => tidemark::Startup::Migrate,
@@ -230,16 +234,16 @@ async fn startup(app: &App, mode: &str) -> Result<(), String> {
         other => return Err(format!("STARTUP={other}: expected migrate or wait")),
     };
     let url = app.get("DATABASE_URL").ok_or("DATABASE_URL is not set")?;
-    let dir = app
-        .get("MIGRATIONS_DIR")
-        .unwrap_or_else(|| "migrations".into());
     let wait: u64 = app
         .get("STARTUP_WAIT")
         .and_then(|w| w.parse().ok())
         .unwrap_or(60);
-    let m = tidemark::Migrator::new(&url, dir.as_ref())
-        .map_err(|e| e.to_string())?
-        .with_backups(None);
+    let m = match app.get("MIGRATIONS_DIR") {
+        Some(dir) => tidemark::Migrator::new(&url, dir.as_ref()),
+        None => tidemark::Migrator::embedded(&url, &EMBEDDED),
+    }
+    .map_err(|e| e.to_string())?
+    .with_backups(None);
     let r = m
         .start(
             mode,

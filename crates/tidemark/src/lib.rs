@@ -16,8 +16,19 @@
 pub use tidemark_core::*;
 pub use tidemark_schema as schema;
 
+mod embedded;
 mod migrator;
+pub use embedded::EmbeddedMigrations;
 pub use migrator::{Migrator, Startup};
+/// `tidemark::embed_migrations!("migrations")`: the directory (relative to the crate's
+/// `Cargo.toml`, any layout) compiled into the binary and checked at compile time; a bad file
+/// is a compile error naming it.
+///
+/// ```ignore
+/// static MIGRATIONS: tidemark::EmbeddedMigrations = tidemark::embed_migrations!("migrations");
+/// let m = tidemark::Migrator::embedded(&url, &MIGRATIONS)?;
+/// ```
+pub use tidemark_macros::embed_migrations;
 
 /// The application gate for a Rust application's start-up: is the database at the migrations
 /// this build was made for (`require`), with nothing failed and no drift? The same check as

@@ -60,6 +60,16 @@ impl Migrator {
         })
     }
 
+    /// Migrations compiled into the binary with [`crate::embed_migrations!`].
+    pub fn embedded(url: &str, migrations: &crate::EmbeddedMigrations) -> Result<Migrator> {
+        Ok(Migrator {
+            url: DatabaseUrl::parse(url)?,
+            set: migrations.load()?,
+            settings: default_settings(),
+            backups: Some(backup::default_dir()?),
+        })
+    }
+
     /// Everything from a `tidemark.toml`, as the command reads it: `dir`, `layout`,
     /// `schemas`, `lock_timeout`, `[migrate]`, `[shadow] url`, `[backup] dir/enabled`. The URL:
     /// `url`, else `TIDEMARK_DATABASE_URL`, else `DATABASE_URL`, else `database_url` there.

@@ -174,3 +174,37 @@ async fn a_waiting_replica_starts_when_the_schema_arrives_and_an_older_one_only_
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_carries_its_own_migrations() {
+    // The test application was built with `embed_migrations!("migrations")`: no directory
+    // on disk, and it still migrates the database it starts on.
+    for db in [
+        TestDb::postgres("replicas::the_binary_carries_its_own_migrations_pg").await,
+        TestDb::mysql("replicas::the_binary_carries_its_own_migrations_my").await,
+        TestDb::sqlite("replicas::the_binary_carries_its_own_migrations_lite").await,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let port = free_port();
+        let mut app = Command::new(testapp())
+            .args(["--port", &port.to_string()])
+            .env("STARTUP", "migrate")
+            .env("DATABASE_URL", db.url_string())
+            .env_remove("MIGRATIONS_DIR")
+            .current_dir(std::env::temp_dir())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Err(code) = serving(&mut app, port) {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut app.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("{:?}: exit {code:?}: {err}", db.dialect());
+        }
+        let _ = app.kill();
+        let _ = app.wait();
+        assert_eq!(versions(&history(&db).await), [1, 2]);
+        assert!(db.has_table("visits").await);
+    }
+}
