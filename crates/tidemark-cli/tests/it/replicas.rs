@@ -208,3 +208,72 @@ async fn the_binary_carries_its_own_migrations() {
         assert!(db.has_table("visits").await);
     }
 }
+
+/// The replica that migrates is killed half way; a waiting one is killed too. The others keep
+/// waiting, one of them finishes the job, every migration runs once.
+async fn killed_replicas(db: TestDb) {
+    let m = logged(3);
+    // In a transaction (PostgreSQL): killed, nothing of it remains, and the next replica to
+    // get the lock runs it. (On MariaDB a killed statement-by-statement migration is recorded
+    // as failed and waits for `repair`: the replicas refuse to guess; see S5.)
+    m.write(
+        "002_t2.up.sql",
+        "SELECT pg_sleep(3);\nCREATE TABLE t2 (id INTEGER PRIMARY KEY);\nINSERT INTO applied_log (version) VALUES (2);\n",
+    );
+    let first_port = free_port();
+    let mut first = replica(&db, &m, "migrate", first_port);
+    // Migration 1 is done, 2 is sleeping under the lock.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !db.has_table("applied_log").await {
+        assert!(Instant::now() < deadline, "migration 1 never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut others: Vec<(Child, u16)> = (0..3)
+        .map(|_| {
+            let port = free_port();
+            (replica(&db, &m, "migrate", port), port)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut waiter, _) = others.pop().unwrap();
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    for (child, port) in others.iter_mut() {
+        if let Err(code) = serving(child, *port) {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("a replica did not start after the migrating one died (exit {code:?}): {err}");
+        }
+    }
+    assert_eq!(versions(&history(&db).await), [1, 2, 3]);
+    let counts = db
+        .rows("SELECT version, COUNT(*) FROM applied_log GROUP BY version ORDER BY version")
+        .await;
+    for row in &counts {
+        assert_eq!(
+            row[1].as_deref(),
+            Some("1"),
+            "applied more than once: {counts:?}"
+        );
+    }
+    for (mut c, _) in others {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migrating_replica_killed_half_way_another_finishes_postgres() {
+    if let Some(db) = TestDb::postgres(
+        "replicas::the_migrating_replica_killed_half_way_another_finishes_postgres",
+    )
+    .await
+    {
+        killed_replicas(db).await;
+    }
+}
