@@ -345,6 +345,9 @@ pub struct HealthArgs {
     /// Address to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9477")]
     pub listen: String,
+    /// How often the schema is checked in the background (probes answer from the last result)
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub refresh: String,
 }
 
 #[derive(Debug, Args)]

@@ -136,41 +136,91 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
     }
 }
 
-struct HealthState {
-    url: DatabaseUrl,
-    set: MigrationSet,
-    settings: tidemark::engine::Settings,
-    opts: gate::Options,
+/// The last result of the background check, with when it was taken.
+#[derive(Clone)]
+struct Probe {
+    at: Instant,
+    /// The report, or the class of the error that kept the check from running.
+    result: std::result::Result<CheckReport, &'static str>,
 }
 
+struct HealthState {
+    latest: tokio::sync::watch::Receiver<Probe>,
+    /// An answer older than this is not an answer: the checker is stuck.
+    stale_after: Duration,
+}
+
+/// Answers a load balancer's probe from the last background check: no connection and no
+/// inspection per request, so a probe every few seconds from every balancer costs nothing.
 async fn health_schema(
     axum::extract::State(st): axum::extract::State<Arc<HealthState>>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     use axum::http::StatusCode;
-    match run_check(&st.url, &st.set, &st.settings, st.opts).await {
+    let p = st.latest.borrow().clone();
+    let age = p.at.elapsed();
+    if age > st.stale_after {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "ok": false,
+                "reasons": [format!("the last schema check is {} old; the checker is stuck (the server's log says why)", humantime::format_duration(Duration::from_secs(age.as_secs())))],
+                "error": "stale",
+            })),
+        );
+    }
+    match p.result {
         Ok(r) => {
             let code = if r.ok {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            (
-                code,
-                axum::Json(serde_json::to_value(CheckDoc::new(&r)).unwrap_or_default()),
-            )
+            let mut doc = serde_json::to_value(CheckDoc::new(&r)).unwrap_or_default();
+            doc["checked_ms_ago"] = serde_json::json!(age.as_millis() as u64);
+            (code, axum::Json(doc))
         }
         // The probe is served to anyone who can reach it: the details go to the log of the
         // process that serves it, the body says only what kind of failure it was.
-        Err(e) => {
+        Err(class) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "ok": false,
+                "reasons": ["the schema check could not run; the server's log says why"],
+                "error": class
+            })),
+        ),
+    }
+}
+
+/// The checker: one connection, kept and reused (opened again after a failure), the gate run
+/// every `every`.
+struct Checker {
+    url: DatabaseUrl,
+    set: MigrationSet,
+    settings: tidemark::engine::Settings,
+    opts: gate::Options,
+    db: Option<Box<dyn tidemark::Driver>>,
+}
+
+impl Checker {
+    async fn probe(&mut self) -> Probe {
+        let result = async {
+            if self.db.is_none() {
+                self.db = Some(tidemark::connect(&self.url).await?);
+            }
+            let db = self.db.as_mut().expect("connected above");
+            gate::check(db.as_mut(), &self.set, &self.settings, self.opts).await
+        }
+        .await;
+        let result = result.map_err(|e| {
             tracing::warn!("schema check failed: {e}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({
-                    "ok": false,
-                    "reasons": ["the schema check could not run; the server's log says why"],
-                    "error": e.class().name()
-                })),
-            )
+            // Whatever failed, the next check starts from a fresh connection.
+            self.db = None;
+            e.class().name()
+        });
+        Probe {
+            at: Instant::now(),
+            result,
         }
     }
 }
@@ -180,11 +230,30 @@ pub async fn health(ctx: &Context, args: &HealthArgs) -> Result<i32> {
     let opts = options(&args.require)?;
     let set = ctx.migrations()?;
     let settings = ctx.settings_with_shadow(None, &args.require.shadow)?;
-    let state = Arc::new(HealthState {
+    let every = tidemark::config::parse_duration(&args.refresh, "--refresh")?;
+    if every.is_zero() {
+        return Err(Error::Usage("--refresh must be more than 0s".into()));
+    }
+    let mut checker = Checker {
         url,
         set,
         settings,
         opts,
+        db: None,
+    };
+    // The first answer exists before the first probe can arrive.
+    let (tx, rx) = tokio::sync::watch::channel(checker.probe().await);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if tx.send(checker.probe().await).is_err() {
+                return;
+            }
+        }
+    });
+    let state = Arc::new(HealthState {
+        latest: rx,
+        stale_after: every * 3 + Duration::from_secs(30),
     });
     let app = axum::Router::new()
         .route("/health/schema", axum::routing::get(health_schema))
@@ -197,7 +266,8 @@ pub async fn health(ctx: &Context, args: &HealthArgs) -> Result<i32> {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.listen.clone());
     ctx.out.line(format!(
-        "serving GET http://{addr}/health/schema (Ctrl-C stops)"
+        "serving GET http://{addr}/health/schema, checked every {} (Ctrl-C stops)",
+        humantime::format_duration(every)
     ));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

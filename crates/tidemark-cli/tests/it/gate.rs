@@ -114,11 +114,15 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 
 db_test!(health_endpoint_follows_the_check, |db| async move {
     let m = numbered(1);
-    let mut child = tm_cmd(&db, &m, &["health", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = tm_cmd(
+        &db,
+        &m,
+        &["health", "--listen", "127.0.0.1:0", "--refresh", "200ms"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -133,10 +137,19 @@ db_test!(health_endpoint_follows_the_check, |db| async move {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("\"ok\":false"), "{body}");
     tm(&db, &m, &["up"]).ok();
-    let (code, body) = http_get(&addr, "/health/schema");
+    // Probes answer from the background check: the change shows within a refresh or two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (code, body) = loop {
+        let (code, body) = http_get(&addr, "/health/schema");
+        if code == 200 || std::time::Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(code, 200, "{body}");
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(j["current_version"], 1);
+    assert!(j["checked_ms_ago"].as_u64().unwrap() < 5_000, "{j}");
     assert_eq!(http_get(&addr, "/nope").0, 404);
     child.kill().unwrap();
     child.wait().unwrap();
