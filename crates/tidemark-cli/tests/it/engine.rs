@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tidemark::engine::{self, Allow, Quiet, Settings};
+use tidemark::gate::Require;
 use tidemark::plan::UpTarget;
 use tidemark::{Dialect, Error, MigrationSet};
 use tidemark_test::{Migrations, TestDb, db_test};
@@ -322,4 +323,41 @@ db_test!(library_repair_and_baseline_take_the_lock, |db| async move {
     let b =
         tidemark::baseline::baseline(d.as_mut(), &set, 0, false, &settings, None, &mut Quiet).await;
     assert!(b.is_err(), "there is no migration 0");
+});
+
+db_test!(the_migrator_does_what_the_commands_do, |db| async move {
+    let m = numbered(3);
+    let backups = tempfile::tempdir().unwrap();
+    let migrator = tidemark::Migrator::new(&db.url_string(), m.path())
+        .unwrap()
+        .with_backups(Some(backups.path().to_path_buf()));
+    let st = migrator.status().await.unwrap();
+    assert_eq!(st.count(tidemark::status::MigrationState::Pending), 3);
+    assert!(!migrator.check(Require::Latest).await.unwrap().ok);
+    let run = migrator.up().await.unwrap();
+    assert_eq!(run.done.len(), 3);
+    assert_eq!(run.current_version, Some(3));
+    // The backup before the change, filed under the database's identity (not SQLite in
+    // memory: every test database here is a file or a server).
+    assert!(run.backup.is_some(), "no backup before the change");
+    assert!(migrator.check(Require::Latest).await.unwrap().ok);
+    // Classes are recorded, as by the command.
+    let class = db
+        .scalar("SELECT lint_class FROM tidemark_history WHERE version = 3")
+        .await;
+    assert_eq!(class.as_deref(), Some("expand-only"));
+    let plan = migrator.repair_plan().await.unwrap();
+    assert_eq!(plan.matches_state_after, Some(3));
+    assert_eq!(plan.changes().count(), 0);
+    let b = migrator.backup().await.unwrap();
+    assert_eq!(b.history_head, Some(3));
+    // Drift refuses `up` with the inconsistent class, as the command's exit 20.
+    db.exec("CREATE TABLE sneaky (id INTEGER)").await;
+    m.write("004_more.up.sql", "CREATE TABLE more_t (id INTEGER);\n");
+    let migrator = tidemark::Migrator::new(&db.url_string(), m.path())
+        .unwrap()
+        .with_backups(None);
+    let e = migrator.up().await.unwrap_err();
+    assert_eq!(e.class(), tidemark::ExitClass::Inconsistent, "{e}");
+    assert!(!db.has_table("more_t").await);
 });
