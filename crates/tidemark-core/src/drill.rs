@@ -137,13 +137,12 @@ impl DrillReport {
 
 /// The exit code of several drills: 1 if any failed, else 20 if any missed its target, else 0.
 pub fn exit_code(reports: &[DrillReport]) -> i32 {
-    reports.iter().map(DrillReport::exit_code).fold(0, |a, c| {
-        if a == 1 || c == 1 {
-            1
-        } else {
-            a.max(c)
-        }
-    })
+    reports.iter().map(DrillReport::exit_code).fold(
+        0,
+        |a, c| {
+            if a == 1 || c == 1 { 1 } else { a.max(c) }
+        },
+    )
 }
 
 /// What a drill is asked.
@@ -368,7 +367,12 @@ impl Scratches {
             fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
             let p = self.sqlite_path(&name);
             self.remember(&name, true);
-            return Ok((name, DatabaseUrl::parse(&format!("sqlite://{}", p.display()))?));
+            // There from the start, so that a sweep finds what a killed drill left.
+            fs::File::create(&p).map_err(|e| Error::io(&p, e))?;
+            return Ok((
+                name,
+                DatabaseUrl::parse(&format!("sqlite://{}", p.display()))?,
+            ));
         }
         let mut owner = self.owner.lock().await;
         let d = owner
@@ -395,7 +399,8 @@ impl Scratches {
                 }
             }
         } else {
-            let d = d.ok_or_else(|| Error::Usage("no connection to drop a scratch database".into()))?;
+            let d =
+                d.ok_or_else(|| Error::Usage("no connection to drop a scratch database".into()))?;
             d.drop_database(name).await?;
         }
         self.remember(name, false);
@@ -469,7 +474,10 @@ impl Scratches {
                     .collect()
             }
         };
-        Ok(names.into_iter().filter(|n| n.starts_with(PREFIX)).collect())
+        Ok(names
+            .into_iter()
+            .filter(|n| n.starts_with(PREFIX))
+            .collect())
     }
 
     /// Drop the scratch databases that killed drills left: those of a process that is gone
@@ -683,10 +691,19 @@ pub async fn restore(
     let body = async {
         run.pause().await;
         if let Err(e) = s.dumper.restore_into(&s.store.data_path(&m), &url).await {
-            run.fail("restore", t, format!("restore of backup {} failed: {e}", m.id));
+            run.fail(
+                "restore",
+                t,
+                format!("restore of backup {} failed: {e}", m.id),
+            );
             return Ok(());
         }
-        run.step("restore", t, true, Some(format!("into scratch database {name}")));
+        run.step(
+            "restore",
+            t,
+            true,
+            Some(format!("into scratch database {name}")),
+        );
         let mut copy = s.live.connect_other(&url).await?;
         let r = async {
             let t = Instant::now();
@@ -821,7 +838,9 @@ async fn copy_of_live(
                 "copy",
                 t,
                 true,
-                Some(format!("replayed migrations up to {head} (no backup taken at {head})")),
+                Some(format!(
+                    "replayed migrations up to {head} (no backup taken at {head})"
+                )),
             );
             Ok(Some(copy))
         }
@@ -1084,7 +1103,14 @@ type Row = (i64, String, String, &'static str);
 fn rows_of(h: &history::History) -> Vec<Row> {
     h.entries
         .iter()
-        .map(|e| (e.version, e.name.clone(), e.checksum.clone(), e.state.as_str()))
+        .map(|e| {
+            (
+                e.version,
+                e.name.clone(),
+                e.checksum.clone(),
+                e.state.as_str(),
+            )
+        })
         .collect()
 }
 
@@ -1152,7 +1178,10 @@ async fn repair_on(
     }
     for r in &got {
         if !want.contains(r) {
-            wrong.push(format!("history row {} ({}, {}) not there before", r.0, r.1, r.3));
+            wrong.push(format!(
+                "history row {} ({}, {}) not there before",
+                r.0, r.1, r.3
+            ));
         }
     }
     if !out.consistent {

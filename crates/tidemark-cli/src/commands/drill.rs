@@ -53,7 +53,11 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
     let mut targets = BTreeMap::new();
     for (k, v, key) in [
         (Kind::Restore, &cfg.restore_target, "[drill] restore_target"),
-        (Kind::Rollback, &cfg.rollback_target, "[drill] rollback_target"),
+        (
+            Kind::Rollback,
+            &cfg.rollback_target,
+            "[drill] rollback_target",
+        ),
         (Kind::Repair, &cfg.repair_target, "[drill] repair_target"),
     ] {
         if let Some(v) = v {
@@ -65,10 +69,14 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
         None => Duration::from_secs(3600),
     };
     if args.steps == Some(0) || cfg.rollback_steps == Some(0) {
-        return Err(Error::Usage("--steps / [drill] rollback_steps must be at least 1".into()));
+        return Err(Error::Usage(
+            "--steps / [drill] rollback_steps must be at least 1".into(),
+        ));
     }
     if args.rows == Some(0) || cfg.repair_rows == Some(0) {
-        return Err(Error::Usage("--rows / [drill] repair_rows must be at least 1".into()));
+        return Err(Error::Usage(
+            "--rows / [drill] repair_rows must be at least 1".into(),
+        ));
     }
     if args.last == 0 {
         return Err(Error::Usage("--last must be at least 1".into()));
@@ -129,7 +137,8 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
     };
     let settings = ctx.settings(None)?;
     let dumper = tidemark::dumper(&url)?;
-    let scratch = match Scratches::open(live.as_ref(), &store.dir().join(drill::SCRATCH_DIR)).await {
+    let scratch = match Scratches::open(live.as_ref(), &store.dir().join(drill::SCRATCH_DIR)).await
+    {
         Ok(s) => s,
         Err(e) => {
             live.close().await;
@@ -140,8 +149,9 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
     let swept = match swept {
         Ok(s) => s,
         Err(e) => {
-            ctx.out
-                .warn(&format!("could not look for scratch databases left by killed drills: {e}"));
+            ctx.out.warn(&format!(
+                "could not look for scratch databases left by killed drills: {e}"
+            ));
             Vec::new()
         }
     };
@@ -189,7 +199,8 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
         scratch.close().await;
         live.close().await;
         for (n, e) in &left {
-            ctx.out.warn(&format!("could not drop the scratch database {n}: {e}"));
+            ctx.out
+                .warn(&format!("could not drop the scratch database {n}: {e}"));
         }
         return Err(Error::Tool(if left.is_empty() {
             "drill interrupted; its scratch databases were dropped".into()
@@ -202,7 +213,8 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
     scratch.close().await;
     live.close().await;
     for (n, e) in &left {
-        ctx.out.warn(&format!("could not drop the scratch database {n}: {e}"));
+        ctx.out
+            .warn(&format!("could not drop the scratch database {n}: {e}"));
     }
     let reports = result?;
     let code = drill::exit_code(&reports);
