@@ -113,9 +113,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// Which drill: restore, rollback, repair or all (restore, rollback and repair)
+    /// Which drill: restore, rollback, repair, deploy, or all (restore, rollback and repair;
+    /// deploy touches the running application and runs only when named) [default: all]
     #[arg(value_name = "DRILL")]
     pub which: Option<String>,
+    #[command(flatten)]
+    pub file: DeployFileArgs,
     /// Restore drill: this backup instead of the newest
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,

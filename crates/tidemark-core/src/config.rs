@@ -66,6 +66,7 @@ pub struct DrillConfig {
     pub restore_target: Option<String>,
     pub rollback_target: Option<String>,
     pub repair_target: Option<String>,
+    pub deploy_target: Option<String>,
     /// Rollback drill: how many of the newest migrations to revert and re-apply (default 1).
     pub rollback_steps: Option<usize>,
     /// Repair drill: how many of the newest history rows to remove (default 3).

@@ -56,16 +56,22 @@ pub enum Kind {
     Restore,
     Rollback,
     Repair,
+    /// An A/A rollback of the serving release to itself through the deploy strategy
+    /// (`tidemark-deploy`); only when asked for, since it touches the running application.
+    Deploy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Restore, Kind::Rollback, Kind::Repair];
+    pub const ALL: [Kind; 4] = [Kind::Restore, Kind::Rollback, Kind::Repair, Kind::Deploy];
+    /// What `drill all` runs: everything that works on scratch copies only.
+    pub const SCRATCH: [Kind; 3] = [Kind::Restore, Kind::Rollback, Kind::Repair];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Restore => "restore",
             Kind::Rollback => "rollback",
             Kind::Repair => "repair",
+            Kind::Deploy => "deploy",
         }
     }
 }
@@ -76,7 +82,7 @@ impl std::str::FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("`{s}` is not a drill (restore, rollback, repair)"))
+            .ok_or_else(|| format!("`{s}` is not a drill (restore, rollback, repair, deploy)"))
     }
 }
 
@@ -179,21 +185,37 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Builds a report step by step.
-struct Run {
-    r: DrillReport,
+/// Builds a report step by step (also for the deploy drill, in `tidemark-deploy`).
+pub struct Run {
+    pub r: DrillReport,
     pause: Option<Duration>,
 }
 
 impl Run {
     fn new(kind: Kind, s: &Subject<'_>, opts: &Options) -> Run {
+        Run::begin(
+            kind,
+            &s.settings.run_id,
+            s.database_id,
+            &s.live.url().redacted(),
+            opts,
+        )
+    }
+
+    pub fn begin(
+        kind: Kind,
+        run_id: &str,
+        database_id: &str,
+        database: &str,
+        opts: &Options,
+    ) -> Run {
         Run {
             r: DrillReport {
                 drill: kind,
-                run_id: s.settings.run_id.clone(),
+                run_id: run_id.to_string(),
                 started_at: now_rfc3339(),
-                database_id: s.database_id.to_string(),
-                database: s.live.url().redacted(),
+                database_id: database_id.to_string(),
+                database: database.to_string(),
                 ok: true,
                 steps: Vec::new(),
                 total_ms: 0,
@@ -208,7 +230,7 @@ impl Run {
         }
     }
 
-    fn step(&mut self, name: &str, started: Instant, ok: bool, detail: Option<String>) {
+    pub fn step(&mut self, name: &str, started: Instant, ok: bool, detail: Option<String>) {
         self.r.steps.push(StepResult {
             name: name.to_string(),
             ok,
@@ -220,7 +242,7 @@ impl Run {
         }
     }
 
-    fn fail(&mut self, name: &str, started: Instant, why: String) {
+    pub fn fail(&mut self, name: &str, started: Instant, why: String) {
         self.step(name, started, false, Some(first_line(&why)));
         self.r.failures.push(why);
     }
@@ -231,7 +253,7 @@ impl Run {
         }
     }
 
-    fn finish(mut self) -> DrillReport {
+    pub fn finish(mut self) -> DrillReport {
         self.r.total_ms = self.r.steps.iter().map(|s| s.duration_ms).sum();
         if self.r.ok
             && let Some(t) = self.r.target_ms
@@ -587,6 +609,11 @@ pub async fn run(
             Kind::Restore => restore(s, opts, scratch).await?,
             Kind::Rollback => rollback(s, opts, scratch).await?,
             Kind::Repair => repair(s, opts, scratch).await?,
+            Kind::Deploy => {
+                return Err(Error::Usage(
+                    "the deploy drill runs through the deploy pipeline (tidemark-deploy), not on a scratch copy".into(),
+                ));
+            }
         };
         journal.append(&r)?;
         out.push(r);

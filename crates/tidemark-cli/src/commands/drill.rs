@@ -18,14 +18,11 @@ const PAUSE_ENV: &str = "TIDEMARK_DRILL_PAUSE";
 
 fn kinds(which: Option<&str>) -> Result<Vec<Kind>> {
     match which.unwrap_or("all") {
-        "all" => Ok(Kind::ALL.to_vec()),
-        "deploy" => Err(Error::Usage(
-            "drill deploy: the deploy drill (an A/A rollback to the running release) is not available in this build; drills: restore, rollback, repair, all".into(),
-        )),
+        "all" => Ok(Kind::SCRATCH.to_vec()),
         w => w
             .parse::<Kind>()
             .map(|k| vec![k])
-            .map_err(|e| Error::Usage(format!("drill {e}; drills: restore, rollback, repair, all"))),
+            .map_err(|e| Error::Usage(format!("drill {e}; or all"))),
     }
 }
 
@@ -59,6 +56,7 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
             "[drill] rollback_target",
         ),
         (Kind::Repair, &cfg.repair_target, "[drill] repair_target"),
+        (Kind::Deploy, &cfg.deploy_target, "[drill] deploy_target"),
     ] {
         if let Some(v) = v {
             targets.insert(k, parse_duration(v, key)?);
@@ -128,6 +126,16 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
         return history(ctx, &journal, args);
     }
 
+    if kinds == [Kind::Deploy] {
+        live.close().await;
+        // Only with a deploy configuration (exit 2 naming the file otherwise).
+        let cfg = crate::commands::deploy::load(ctx, &args.file)?;
+        let inputs = crate::commands::deploy::inputs(ctx)?;
+        let r = tidemark_deploy::drill::rehearse(&cfg, &inputs, &id, &opts).await?;
+        journal.append(&r)?;
+        let reports = vec![r];
+        return Ok(finish(ctx, &url, &id, &journal, &reports, &[]));
+    }
     let set = match ctx.migrations() {
         Ok(s) => s,
         Err(e) => {
@@ -217,7 +225,18 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
             .warn(&format!("could not drop the scratch database {n}: {e}"));
     }
     let reports = result?;
-    let code = drill::exit_code(&reports);
+    Ok(finish(ctx, &url, &id, &journal, &reports, &swept))
+}
+
+fn finish(
+    ctx: &Context,
+    url: &tidemark::DatabaseUrl,
+    id: &str,
+    journal: &Journal,
+    reports: &[DrillReport],
+    swept: &[String],
+) -> i32 {
+    let code = drill::exit_code(reports);
     if ctx.out.is_json() {
         ctx.out.json(&serde_json::json!({
             "database": url.redacted(),
@@ -227,16 +246,16 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
             "journal": journal.path().display().to_string(),
             "exit_code": code,
         }));
-        return Ok(code);
+        return code;
     }
-    for r in &reports {
+    for r in reports {
         render(ctx, r);
     }
     ctx.out.line(paint(
         DIM,
         format!("journaled in {}", journal.path().display()),
     ));
-    Ok(code)
+    code
 }
 
 fn render(ctx: &Context, r: &DrillReport) {
@@ -292,7 +311,10 @@ fn render(ctx: &Context, r: &DrillReport) {
 }
 
 fn history(ctx: &Context, journal: &Journal, args: &DrillArgs) -> Result<i32> {
-    let kinds = kinds(args.which.as_deref())?;
+    let kinds = match args.which.as_deref() {
+        None | Some("all") => Kind::ALL.to_vec(),
+        w => kinds(w)?,
+    };
     let trend: BTreeMap<Kind, Vec<DrillReport>> = journal
         .trend(args.last)?
         .into_iter()
