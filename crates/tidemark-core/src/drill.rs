@@ -1272,6 +1272,51 @@ mod tests {
     }
 
     #[test]
+    fn the_journal_keeps_every_drill_and_the_trend_the_newest_per_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path()).unwrap();
+        let j = Journal::of(&store);
+        assert!(j.trend(5).unwrap().is_empty(), "no file yet: no drills");
+        let mk = |kind: Kind, ms: u64| DrillReport {
+            drill: kind,
+            run_id: format!("r{ms}"),
+            started_at: String::new(),
+            database_id: String::new(),
+            database: String::new(),
+            ok: ms % 2 == 0,
+            steps: vec![],
+            total_ms: ms,
+            target_ms: None,
+            missed_target_by_ms: None,
+            failures: vec![],
+            source: None,
+            backup_id: None,
+            versions: vec![],
+        };
+        for ms in 1..=4 {
+            j.append(&mk(Kind::Restore, ms)).unwrap();
+        }
+        j.append(&mk(Kind::Repair, 10)).unwrap();
+        // A line cut short by a crash is skipped, not fatal.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(j.path())
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"drill\": \"rest"))
+            .unwrap();
+        let t = j.trend(2).unwrap();
+        let ms: Vec<u64> = t[&Kind::Restore].iter().map(|r| r.total_ms).collect();
+        assert_eq!(ms, [3, 4], "the newest two, oldest first");
+        assert_eq!(t[&Kind::Repair].len(), 1);
+        assert_eq!(j.read().unwrap().len(), 5);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(j.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
     fn exit_codes_combine() {
         let mk = |ok: bool, missed: Option<u64>| DrillReport {
             drill: Kind::Restore,

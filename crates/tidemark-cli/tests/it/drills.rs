@@ -161,6 +161,16 @@ db_test!(
         let runs = h.json()["drills"]["restore"].as_array().unwrap().clone();
         let oks: Vec<bool> = runs.iter().map(|r| r["ok"].as_bool().unwrap()).collect();
         assert_eq!(oks, [true, false, false]);
+        let page = m.path().join("drills.html");
+        tm(
+            &db,
+            &m,
+            &["drill", "--history", "--html", page.to_str().unwrap()],
+        )
+        .ok();
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert_eq!(html.matches("<rect").count(), 3, "a bar per run");
+        assert!(html.contains("#c62828"), "failed runs in red");
         assert_eq!(
             live_state(&db, &m).await,
             before,
