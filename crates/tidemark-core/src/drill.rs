@@ -1283,7 +1283,7 @@ mod tests {
             started_at: String::new(),
             database_id: String::new(),
             database: String::new(),
-            ok: ms % 2 == 0,
+            ok: ms.is_multiple_of(2),
             steps: vec![],
             total_ms: ms,
             target_ms: None,
