@@ -914,7 +914,7 @@ pub async fn rollback(
         let Some(mut copy) = copy_of_live(s, &mut run, &url).await? else {
             return Ok(());
         };
-        let r = rollback_on(s, &mut run, copy.as_mut(), n).await;
+        let r = rollback_on(s, &mut run, copy.as_mut(), n, scratch).await;
         copy.close().await;
         r
     }
@@ -930,6 +930,7 @@ async fn rollback_on(
     run: &mut Run,
     copy: &mut dyn Driver,
     n: usize,
+    scratch: &Scratches,
 ) -> Result<()> {
     let applied = applied(copy, s.set).await?;
     let last: Vec<i64> = applied.iter().rev().take(n).copied().collect();
@@ -953,9 +954,16 @@ async fn rollback_on(
         return Ok(());
     };
     let ms: Vec<&crate::migration::Migration> = s.set.migrations[..=top].iter().collect();
-    let mut shadow = Shadow::open(copy, None).await?;
-    let states = replay::states(&mut shadow, &ms, &s.settings.inspect).await;
-    shadow.close().await;
+    // On a scratch database of the drill's own, so that a killed drill's sweep finds it too.
+    let (name, url) = scratch.create().await?;
+    let states = async {
+        let mut shadow = Shadow::on(copy.connect_other(&url).await?);
+        let states = replay::states(&mut shadow, &ms, &s.settings.inspect).await;
+        shadow.close().await;
+        states
+    }
+    .await;
+    scratch.drop(&name).await?;
     let states = match states {
         Ok(x) => x,
         Err(e) => {
@@ -968,7 +976,7 @@ async fn rollback_on(
         t,
         true,
         Some(format!(
-            "what migrations {} change, from a replay on a shadow database",
+            "what migrations {} change, from a replay on a scratch database",
             last.iter()
                 .map(i64::to_string)
                 .collect::<Vec<_>>()
