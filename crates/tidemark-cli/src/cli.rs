@@ -107,6 +107,8 @@ pub enum Command {
     Releases(DeployFileArgs),
     /// The report of a deploy or rollback (default: the newest): Markdown, JSON or HTML
     Report(ReportArgs),
+    /// Rehearse restore, rollback and repair on scratch copies and measure the recovery time
+    Drill(DrillArgs),
     /// Print a shell completion script (e.g. `tidemark completions bash > /etc/bash_completion.d/tidemark`)
     Completions(CompletionsArgs),
     /// Print the man page (or write one per command with --out-dir)
@@ -125,6 +127,34 @@ pub struct ManArgs {
     /// Write tidemark.1 and one page per command (tidemark-up.1, …) into this directory
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Which drill: restore, rollback, repair, deploy, or all (restore, rollback and repair;
+    /// deploy touches the running application and runs only when named) [default: all]
+    #[arg(value_name = "DRILL")]
+    pub which: Option<String>,
+    #[command(flatten)]
+    pub file: DeployFileArgs,
+    /// Restore drill: this backup instead of the newest
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
+    /// Rollback drill: revert and re-apply the newest N migrations [default: [drill] rollback_steps, else 1]
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Repair drill: remove the newest N history rows [default: [drill] repair_rows, else 3]
+    #[arg(long, value_name = "N")]
+    pub rows: Option<usize>,
+    /// Show the trend of past drills instead of running one
+    #[arg(long)]
+    pub history: bool,
+    /// With --history: how many of the newest results per drill
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub last: usize,
+    /// With --history: write an HTML page with a chart to this file
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -24,6 +24,7 @@ pub struct Config {
     pub lint: Option<LintConfig>,
     pub shadow: Option<ShadowConfig>,
     pub migrate: Option<MigrateConfig>,
+    pub drill: Option<DrillConfig>,
     /// The directory the file was read from; relative paths in it are relative to this.
     #[serde(skip)]
     pub base: PathBuf,
@@ -71,6 +72,24 @@ pub struct MigrateConfig {
 #[serde(deny_unknown_fields)]
 pub struct ShadowConfig {
     pub url: Option<String>,
+}
+
+/// `[drill]`: recovery-time targets per drill and how drills run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    /// Recovery-time targets, e.g. `"2m"`: a drill that passes slower exits 20.
+    pub restore_target: Option<String>,
+    pub rollback_target: Option<String>,
+    pub repair_target: Option<String>,
+    pub deploy_target: Option<String>,
+    /// Rollback drill: how many of the newest migrations to revert and re-apply (default 1).
+    pub rollback_steps: Option<usize>,
+    /// Repair drill: how many of the newest history rows to remove (default 3).
+    pub repair_rows: Option<usize>,
+    /// Scratch databases of killed drills older than this are dropped by the next drill
+    /// (default `"1h"`; those of a process that is gone on this host at once).
+    pub sweep_after: Option<String>,
 }
 
 impl Config {

@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod class;
 pub mod config;
 pub mod drift;
+pub mod drill;
 pub mod driver;
 pub mod engine;
 pub mod env;

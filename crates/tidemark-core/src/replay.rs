@@ -72,6 +72,15 @@ impl Shadow {
         }
     }
 
+    /// A shadow on a database the caller made (and drops): e.g. a drill's scratch database,
+    /// which its sweeper knows by name. [`Shadow::close`] only closes the connection.
+    pub fn on(driver: Box<dyn Driver>) -> Shadow {
+        Shadow {
+            driver,
+            owner: None,
+        }
+    }
+
     /// Drop the scratch database.
     pub async fn close(self) {
         self.driver.close().await;

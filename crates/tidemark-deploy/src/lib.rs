@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod config;
+pub mod drill;
 pub mod envfile;
 pub mod event;
 pub mod pipeline;

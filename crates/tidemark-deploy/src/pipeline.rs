@@ -151,7 +151,7 @@ fn release_id(cfg: &DeployConfig, given: Option<&str>) -> Result<String> {
         .unwrap_or_else(|_| "release".into()))
 }
 
-fn target_of(cfg: &DeployConfig, r: &Release) -> Target {
+pub(crate) fn target_of(cfg: &DeployConfig, r: &Release) -> Target {
     Target {
         release: r.id.clone(),
         dir: r.dir.clone(),
@@ -172,7 +172,7 @@ impl Target {
     }
 }
 
-fn shell(cfg: &DeployConfig, run_dir: &Path) -> Shell {
+pub(crate) fn shell(cfg: &DeployConfig, run_dir: &Path) -> Shell {
     let timeout = match &cfg.strategy {
         crate::config::StrategyConfig::Command { timeout, .. }
         | crate::config::StrategyConfig::Compose { timeout, .. } => *timeout,
@@ -304,7 +304,7 @@ struct Preflight {
 }
 
 /// The previous release (serving now), if any.
-fn serving_release(state: &State) -> Result<Option<Release>> {
+pub(crate) fn serving_release(state: &State) -> Result<Option<Release>> {
     match state.serving()? {
         Some(s) => state.release(&s.release),
         None => Ok(None),
@@ -1166,7 +1166,7 @@ async fn round(
 
 /// Wait until the release passes one round of checks (after a rollback), at most the verify
 /// window plus the failure threshold's worth of intervals.
-async fn wait_serving(
+pub(crate) async fn wait_serving(
     cfg: &DeployConfig,
     inputs: &Inputs,
     db: &mut dyn Driver,

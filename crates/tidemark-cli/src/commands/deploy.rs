@@ -28,7 +28,7 @@ fn config_path(ctx: &Context, a: &DeployFileArgs) -> PathBuf {
     }
 }
 
-fn load(ctx: &Context, a: &DeployFileArgs) -> Result<DeployConfig> {
+pub(crate) fn load(ctx: &Context, a: &DeployFileArgs) -> Result<DeployConfig> {
     let p = config_path(ctx, a);
     if !p.is_file() {
         return Err(Error::Usage(format!(
@@ -39,7 +39,7 @@ fn load(ctx: &Context, a: &DeployFileArgs) -> Result<DeployConfig> {
     DeployConfig::load(&p)
 }
 
-fn inputs(ctx: &Context) -> Result<Inputs> {
+pub(crate) fn inputs(ctx: &Context) -> Result<Inputs> {
     let url = ctx.database_url()?;
     let set = ctx.migrations()?;
     let settings = ctx.settings(None)?;

@@ -2,6 +2,7 @@ pub mod backup;
 pub mod baseline;
 pub mod deploy;
 pub mod drift;
+pub mod drill;
 pub mod gate;
 pub mod import;
 pub mod init;
@@ -47,6 +48,7 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Rollback(a) => deploy::rollback(&ctx, &a).await,
         Command::Releases(a) => deploy::releases(&ctx, &a).await,
         Command::Report(a) => deploy::report(&ctx, &a),
+        Command::Drill(a) => drill::run(&ctx, &a).await,
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut out = Vec::new();

@@ -1371,3 +1371,85 @@ async fn the_release_id_defaults_to_the_git_commit_of_the_release_directory() {
     );
     assert!(p.health().unwrap().1.contains("release=from-git"));
 }
+
+fn app_pid(p: &Proj, release: &str) -> String {
+    std::fs::read_to_string(p.path().join(format!("releases/{release}/app.pid")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_deploy_rolls_the_serving_release_back_to_itself_only_when_asked() {
+    let Some(db) =
+        pg("drill_deploy_rolls_the_serving_release_back_to_itself_only_when_asked").await
+    else {
+        return;
+    };
+    let p = Proj::new(&db);
+    // Without a deploy configuration the deploy drill is a usage error naming the file.
+    p.release("v1", "");
+    let r = p.tm(&["up"]);
+    r.ok();
+    let r = p.tm(&["drill", "deploy"]);
+    r.code(2);
+    assert!(r.stderr.contains("deploy.toml"), "{}", r.stderr);
+
+    p.config("");
+    p.tm(&["deploy", "--release", "v1"]).ok();
+    let pid = app_pid(&p, "v1");
+    assert!(!pid.is_empty());
+
+    // `drill all` works on scratch copies only: the application is not restarted.
+    p.tm(&["backup", "create"]).ok();
+    p.tm(&["drill", "all"]).ok();
+    assert_eq!(
+        app_pid(&p, "v1"),
+        pid,
+        "drill all leaves the running release alone"
+    );
+
+    let r = p.tm(&["drill", "deploy", "--format", "json"]);
+    r.ok();
+    let d = &r.json()["drills"][0];
+    assert_eq!(d["drill"], "deploy");
+    assert_eq!(d["ok"], true, "{d}");
+    let names: Vec<&str> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["preflight", "switch", "verify"]);
+    let new_pid = app_pid(&p, "v1");
+    assert!(
+        !new_pid.is_empty() && new_pid != pid,
+        "the release was stopped and started again"
+    );
+    assert!(p.health().unwrap().1.contains("release=v1"));
+    let rel = p.tm(&["releases", "--format", "json"]).json();
+    assert_eq!(
+        rel["releases"].as_array().unwrap().len(),
+        1,
+        "no release record is written"
+    );
+
+    // The rollback path would not bring v1 back as it was (its env file changed under it):
+    // the drill fails and says which check.
+    p.write("releases/v1/.env", "RELEASE=edited\n");
+    let r = p.tm(&["drill", "deploy"]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("does not pass its checks") && r.stdout.contains("✗ verify"),
+        "{}",
+        r.stdout
+    );
+    let h = p.tm(&["drill", "--history", "--format", "json"]).json();
+    let oks: Vec<bool> = h["drills"]["deploy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ok"].as_bool().unwrap())
+        .collect();
+    assert_eq!(oks, [true, false]);
+}

@@ -5,6 +5,7 @@ mod backups;
 mod commands;
 mod common;
 mod deploy;
+mod drills;
 mod engine;
 mod gate;
 mod hardening;
