@@ -303,6 +303,7 @@ async fn prepare_up(
         &st,
         driver.dialect(),
         driver.caps().transactional_ddl,
+        &driver.caps().server_version,
         target,
     )?;
     if allow.drift && !p.is_empty() && st.drift.status != DriftState::Clean {
@@ -437,6 +438,7 @@ async fn prepare_down(
         &st,
         driver.dialect(),
         driver.caps().transactional_ddl,
+        &driver.caps().server_version,
         target,
     )?;
     Ok((st, p))
@@ -953,13 +955,36 @@ async fn apply_stepwise(
             .await?
         }
     }
+    // A file that controls its own transaction (`BEGIN; … COMMIT;`) runs as written. While
+    // its transaction is open, the progress updates of the history row are part of it.
+    let mut own_open: Option<usize> = None;
     for (i, stmt) in step.statements.iter().enumerate() {
+        if crate::split::is_transaction_control(&stmt.text) {
+            own_open = crate::split::starts_transaction(&stmt.text).then_some(i);
+        }
         if let Err(db) = driver.run(&stmt.text).await {
-            let failure = statement_failure(step, stmt, db);
+            let mut failure = statement_failure(step, stmt, db);
+            // A failure inside the file's own transaction: roll it back (the session refuses
+            // anything else until then). Where DDL is transactional nothing after its BEGIN
+            // remains, so what took effect is what ran before that BEGIN.
+            let mut took_effect = i;
+            if let Some(begin) = own_open {
+                if let Err(e) = driver.rollback().await {
+                    obs.event(Event::Warning(format!(
+                        "could not roll back the file's own transaction: {e}"
+                    )));
+                } else if driver.caps().transactional_ddl {
+                    took_effect = begin;
+                    failure.db.message = format!(
+                        "{} (the file's own transaction, begun at line {}, was rolled back: nothing of it remains)",
+                        failure.db.message, step.statements[begin].line
+                    );
+                }
+            }
             // Nothing of this step took effect when its first statement failed (a single DDL
             // statement is atomic on MySQL 8 and MariaDB): put history back as it was, as a
             // rolled-back transaction would — unless the schema shows otherwise.
-            let mut nothing_done = i == 0;
+            let mut nothing_done = took_effect == 0;
             if nothing_done && let Some(before) = &before {
                 nothing_done = driver
                     .inspect(inspect)
@@ -983,7 +1008,7 @@ async fn apply_stepwise(
                         Direction::Up => {
                             row.error = Some(&msg);
                             row.execution_ms = started.elapsed().as_millis() as i64;
-                            row.statements_applied = Some(i as i64);
+                            row.statements_applied = Some(took_effect as i64);
                             history::update(driver, &row).await
                         }
                         Direction::Down => {

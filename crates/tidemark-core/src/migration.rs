@@ -115,9 +115,11 @@ impl Migration {
     }
 }
 
-/// How a layout orders its migrations: numbers, except diesel, which compares its version
+/// How a layout orders its migrations as its own tool does: numbers for the native layout
+/// (golang-migrate and sqlx parse the version as an integer); diesel compares its version
 /// strings (digits only) as text, so `2026-05-27-120000` runs before `2026-05-27-120000-0000`
-/// and both before `2026-05-28-…`.
+/// and both before `2026-05-28-…`; dbmate compares whole file names as text; Flyway compares
+/// the dotted parts as numbers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum SortKey {
     Number(i64),
@@ -187,8 +189,9 @@ impl MigrationSet {
         self.migrations.last()
     }
 
-    /// Checks that need the dialect (statements split cleanly, no up script empty, no
-    /// transaction control inside a transactional migration). Run before touching the database.
+    /// Checks that need the dialect (statements split cleanly, no up script empty, a file's
+    /// own transactions balanced). Run before touching the database; `lint` runs it too, so
+    /// lint rejects exactly what `up` rejects.
     pub fn validate(&self, dialect: Dialect) -> Result<()> {
         for m in &self.migrations {
             let stmts = m.up.statements(dialect)?;
@@ -198,31 +201,181 @@ impl MigrationSet {
                     "the up script holds no SQL statement",
                 ));
             }
-            if m.transactional {
-                check_no_transaction_control(&m.up, &stmts)?;
-            }
+            check_own_transactions(&m.up, &stmts)?;
             if let Some(down) = &m.down {
                 let stmts = down.statements(dialect)?;
-                if m.transactional {
-                    check_no_transaction_control(down, &stmts)?;
-                }
+                check_own_transactions(down, &stmts)?;
             }
         }
         Ok(())
     }
 }
 
-fn check_no_transaction_control(script: &Script, stmts: &[Stmt]) -> Result<()> {
-    if let Some(s) = stmts
+/// How a script runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMode {
+    /// In a transaction of tidemark's, together with its history row.
+    Transaction,
+    /// Statement by statement, outside tidemark's transaction, for the reason given.
+    Outside(Outside),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outside {
+    /// The file asks for it (`-- tidemark:no-transaction`, diesel's metadata, Flyway's conf,
+    /// dbmate's `transaction:false`).
+    Asked,
+    /// The database commits DDL by itself (MySQL/MariaDB).
+    NoTransactionalDdl,
+    /// The file controls its own transaction (`BEGIN; … COMMIT;`, as golang-migrate and
+    /// dbmate files often do): it runs as written.
+    OwnTransaction { line: usize },
+    /// A statement that the server refuses inside a transaction block.
+    Statement { line: usize, text: String },
+}
+
+impl RunMode {
+    pub fn is_transaction(&self) -> bool {
+        matches!(self, RunMode::Transaction)
+    }
+
+    /// Why the script runs outside a transaction, for plans and messages (`None` inside one).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            RunMode::Transaction => None,
+            RunMode::Outside(Outside::Asked) => {
+                Some("the file asks to run outside a transaction".into())
+            }
+            RunMode::Outside(Outside::NoTransactionalDdl) => {
+                Some("the database commits each DDL statement by itself".into())
+            }
+            RunMode::Outside(Outside::OwnTransaction { line }) => Some(format!(
+                "the file controls its own transaction (line {line}); it runs as written"
+            )),
+            RunMode::Outside(Outside::Statement { line, text }) => Some(format!(
+                "`{text}` (line {line}) cannot run inside a transaction block"
+            )),
+        }
+    }
+}
+
+/// The major version of a server's version string (`15.20 (Debian …)` → 15).
+fn server_major(version: &str) -> Option<u32> {
+    let digits: String = version
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The first statement the server refuses to run inside a transaction block, if any.
+/// `server_version` is the server's own string; empty when unknown (lint), then the current
+/// rules apply (`ALTER TYPE … ADD VALUE` runs in a transaction from PostgreSQL 12 on).
+pub fn refuses_transaction<'a>(
+    stmts: &'a [Stmt],
+    dialect: Dialect,
+    server_version: &str,
+) -> Option<&'a Stmt> {
+    stmts.iter().find(|s| {
+        let kw = split::leading_keywords(&s.text, 6);
+        let first = kw.first().map(String::as_str);
+        match dialect {
+            Dialect::Postgres => match first {
+                Some("VACUUM") => true,
+                Some("CREATE" | "DROP" | "REINDEX") => kw.iter().any(|w| w == "CONCURRENTLY"),
+                Some("ALTER") => {
+                    let words = split::leading_keywords(&s.text, 64);
+                    let detach = words.iter().any(|w| w == "DETACH")
+                        && words.iter().any(|w| w == "CONCURRENTLY");
+                    let add_value = kw.get(1).map(String::as_str) == Some("TYPE")
+                        && words.windows(2).any(|w| w[0] == "ADD" && w[1] == "VALUE")
+                        && server_major(server_version).is_some_and(|v| v < 12);
+                    detach || add_value
+                }
+                _ => false,
+            },
+            Dialect::Sqlite => first == Some("VACUUM"),
+            Dialect::MySql => false,
+        }
+    })
+}
+
+impl Migration {
+    /// How `script` (this migration's up or down script) runs on a server of `dialect` whose
+    /// version string is `server_version` ("" when unknown). A file that controls its own
+    /// transaction, or holds a statement the server refuses inside one, runs outside
+    /// tidemark's transaction by itself: as the tool it was written for ran it.
+    pub fn run_mode(
+        &self,
+        script: &Script,
+        dialect: Dialect,
+        transactional_ddl: bool,
+        server_version: &str,
+    ) -> Result<RunMode> {
+        if !self.transactional {
+            return Ok(RunMode::Outside(Outside::Asked));
+        }
+        if !transactional_ddl {
+            return Ok(RunMode::Outside(Outside::NoTransactionalDdl));
+        }
+        let stmts = script.statements(dialect)?;
+        if let Some(s) = stmts
+            .iter()
+            .find(|s| split::is_transaction_control(&s.text))
+        {
+            return Ok(RunMode::Outside(Outside::OwnTransaction { line: s.line }));
+        }
+        if let Some(s) = refuses_transaction(&stmts, dialect, server_version) {
+            return Ok(RunMode::Outside(Outside::Statement {
+                line: s.line,
+                text: split::summarize(&s.text, 40),
+            }));
+        }
+        Ok(RunMode::Transaction)
+    }
+}
+
+/// A file may control its own transactions (it then runs as written), but every transaction
+/// it opens must end in it: a `BEGIN` left open would hold tidemark's history writes in a
+/// transaction that the end of the session rolls back.
+fn check_own_transactions(script: &Script, stmts: &[Stmt]) -> Result<()> {
+    let mut open: Option<&Stmt> = None;
+    for s in stmts
         .iter()
-        .find(|s| split::is_transaction_control(&s.text))
+        .filter(|s| split::is_transaction_control(&s.text))
     {
+        let starts = split::starts_transaction(&s.text);
+        match (starts, open) {
+            (true, Some(o)) => {
+                return Err(Error::bad_input(
+                    Location::line(&script.path, s.line),
+                    format!(
+                        "`{}` opens a transaction inside the one opened at line {}; end that one first (COMMIT)",
+                        split::summarize(&s.text, 40),
+                        o.line
+                    ),
+                ));
+            }
+            (true, None) => open = Some(s),
+            (false, Some(_)) => open = None,
+            (false, None) => {
+                return Err(Error::bad_input(
+                    Location::line(&script.path, s.line),
+                    format!(
+                        "`{}` ends a transaction that the file never began; remove it (tidemark runs each migration in a transaction of its own), or begin one with BEGIN",
+                        split::summarize(&s.text, 40)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(o) = open {
         return Err(Error::bad_input(
-            Location::line(&script.path, s.line),
+            Location::line(&script.path, o.line),
             format!(
-                "`{}` controls the transaction, but tidemark runs each migration in a transaction of its own; \
-                 remove it, or put `-- tidemark:no-transaction` at the top of the file to run it as written",
-                split::summarize(&s.text, 40)
+                "`{}` opens a transaction that the file never ends; add COMMIT at the end",
+                split::summarize(&o.text, 40)
             ),
         ));
     }
@@ -710,10 +863,14 @@ impl Loader {
                 first_line: from + 2,
             };
             let no_tx = lines[up_at].contains("transaction:false");
+            // dbmate applies its files in the order of their names compared as text (Go's
+            // `sort.Slice` on `FileName` in `FindMigrations`), so `10_c.sql` runs before
+            // `1_a.sql` and `2_b.sql`; tidemark keeps that order for dbmate's layout.
+            let key = SortKey::Text(e.name.clone());
             self.add(
                 version,
                 name,
-                SortKey::Number(version),
+                key.clone(),
                 Part::Up,
                 section(up_at, up_end),
                 &e.path,
@@ -722,7 +879,7 @@ impl Loader {
                 self.add(
                     version,
                     name,
-                    SortKey::Number(version),
+                    key,
                     Part::Down,
                     section(d, lines.len()),
                     &e.path,
@@ -903,25 +1060,83 @@ mod tests {
     }
 
     #[test]
-    fn validate_rejects_transaction_control_and_comment_only_scripts() {
+    fn files_that_control_their_own_transaction_run_as_written() {
+        // golang-migrate's and dbmate's idiom: accepted, and run outside tidemark's transaction.
         let s = load(&[("1_a.sql", "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;")]).unwrap();
-        let e = s.validate(Dialect::Postgres).unwrap_err().to_string();
-        assert!(
-            e.contains("1_a.sql:1") && e.contains("no-transaction"),
-            "{e}"
-        );
-        let s = load(&[(
-            "1_a.sql",
-            "-- tidemark:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;",
-        )])
-        .unwrap();
         s.validate(Dialect::Postgres).unwrap();
+        let m = &s.migrations[0];
+        assert_eq!(
+            m.run_mode(&m.up, Dialect::Postgres, true, "15.2").unwrap(),
+            RunMode::Outside(Outside::OwnTransaction { line: 1 })
+        );
+        // Unbalanced transaction control is refused, naming the line.
+        for (body, line, what) in [
+            ("CREATE TABLE a (id int);\nCOMMIT;", 2, "never began"),
+            (
+                "SELECT 1;\nBEGIN;\nCREATE TABLE a (id int);",
+                2,
+                "never ends",
+            ),
+            (
+                "BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;",
+                2,
+                "inside the one opened at line 1",
+            ),
+        ] {
+            let s = load(&[("1_a.sql", body)]).unwrap();
+            let e = s.validate(Dialect::Postgres).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("1_a.sql:{line}")) && e.contains(what),
+                "{e}"
+            );
+        }
         let s = load(&[("1_a.sql", "-- only a comment\n")]).unwrap();
         let e = s.validate(Dialect::Sqlite).unwrap_err().to_string();
         assert!(e.contains("no SQL statement"), "{e}");
         let s = load(&[("1_a.sql", "SELECT 'unterminated;\n")]).unwrap();
         let e = s.validate(Dialect::Sqlite).unwrap_err().to_string();
         assert!(e.contains("1_a.sql:1") && e.contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn statements_refused_in_a_transaction_take_the_migration_out_of_one() {
+        let s = load(&[
+            ("1_a.sql", "CREATE TABLE t (a int, b int);"),
+            (
+                "2_b.sql",
+                "SELECT 1;\nCREATE UNIQUE INDEX CONCURRENTLY i ON t (a);",
+            ),
+            ("3_c.sql", "DROP INDEX CONCURRENTLY i;"),
+            ("4_d.sql", "VACUUM t;"),
+            ("5_e.sql", "ALTER TYPE mood ADD VALUE 'meh';"),
+            ("6_f.sql", "REFRESH MATERIALIZED VIEW CONCURRENTLY mv;"),
+        ])
+        .unwrap();
+        let mode = |v: i64, d: Dialect, server: &str| {
+            let m = s.get(v).unwrap();
+            m.run_mode(&m.up, d, true, server).unwrap()
+        };
+        assert_eq!(mode(1, Dialect::Postgres, "15.2"), RunMode::Transaction);
+        assert!(
+            matches!(
+                mode(2, Dialect::Postgres, "15.2"),
+                RunMode::Outside(Outside::Statement { line: 2, .. })
+            ),
+            "{:?}",
+            mode(2, Dialect::Postgres, "15.2")
+        );
+        assert!(!mode(3, Dialect::Postgres, "15.2").is_transaction());
+        assert!(!mode(4, Dialect::Postgres, "15.2").is_transaction());
+        assert!(!mode(4, Dialect::Sqlite, "3.45.0").is_transaction());
+        // ADD VALUE runs in a transaction from PostgreSQL 12 on.
+        assert!(mode(5, Dialect::Postgres, "15.2").is_transaction());
+        assert!(!mode(5, Dialect::Postgres, "11.22").is_transaction());
+        assert!(mode(6, Dialect::Postgres, "15.2").is_transaction());
+        let m = s.get(1).unwrap();
+        assert_eq!(
+            m.run_mode(&m.up, Dialect::MySql, false, "10.11").unwrap(),
+            RunMode::Outside(Outside::NoTransactionalDdl)
+        );
     }
 
     #[test]
@@ -1015,6 +1230,29 @@ mod tests {
             s.migrations[0].usable_down(Dialect::Sqlite).is_none(),
             "an empty down section counts as missing"
         );
+    }
+
+    #[test]
+    fn each_layout_orders_as_its_tool_does() {
+        // dbmate sorts file names as text: `10_c.sql` < `1_a.sql` < `2_b.sql`.
+        let s = load(&[
+            ("1_a.sql", "-- migrate:up\nSELECT 1;\n"),
+            ("2_b.sql", "-- migrate:up\nSELECT 2;\n"),
+            ("10_c.sql", "-- migrate:up\nSELECT 10;\n"),
+        ])
+        .unwrap();
+        assert_eq!(s.layout, Layout::Dbmate);
+        let v: Vec<i64> = s.migrations.iter().map(|m| m.version).collect();
+        assert_eq!(v, vec![10, 1, 2]);
+        // golang-migrate and sqlx parse the version as a number.
+        let s = load(&[
+            ("1_a.up.sql", "SELECT 1;"),
+            ("2_b.up.sql", "SELECT 2;"),
+            ("10_c.up.sql", "SELECT 10;"),
+        ])
+        .unwrap();
+        let v: Vec<i64> = s.migrations.iter().map(|m| m.version).collect();
+        assert_eq!(v, vec![1, 2, 10]);
     }
 
     #[test]

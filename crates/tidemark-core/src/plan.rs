@@ -32,6 +32,8 @@ pub struct Step {
     /// databases without transactional DDL: then the row is written first and progress is
     /// recorded statement by statement.
     pub transactional: bool,
+    /// Why the step runs outside a transaction (`None` inside one).
+    pub outside: Option<String>,
     pub out_of_order: bool,
     pub statements: Vec<Stmt>,
     /// What the migration does to the running release (recorded with its history row); set
@@ -64,6 +66,7 @@ pub fn plan_up(
     status: &Status,
     dialect: Dialect,
     transactional_ddl: bool,
+    server_version: &str,
     target: &UpTarget,
 ) -> Result<Plan> {
     let limit = match target.to {
@@ -81,13 +84,15 @@ pub fn plan_up(
             continue;
         }
         let m = &set.migrations[pos];
+        let mode = m.run_mode(&m.up, dialect, transactional_ddl, server_version)?;
         steps.push(Step {
             version: m.version,
             name: m.name.clone(),
             direction: Direction::Up,
             path: m.up.path.clone(),
             checksum: m.checksum.clone(),
-            transactional: m.transactional && transactional_ddl,
+            transactional: mode.is_transaction(),
+            outside: mode.reason(),
             out_of_order: e.out_of_order,
             statements: m.up.statements(dialect)?,
             class: None,
@@ -102,7 +107,10 @@ pub fn plan_up(
         if let Some(s) = steps.iter().find(|s| !s.transactional) {
             return Err(Error::bad_input(
                 Location::file(&s.path),
-                "--single-transaction cannot include a migration marked no-transaction",
+                format!(
+                    "--single-transaction cannot include a migration that runs outside a transaction ({})",
+                    s.outside.as_deref().unwrap_or("no-transaction")
+                ),
             ));
         }
     }
@@ -127,6 +135,7 @@ pub fn plan_down(
     status: &Status,
     dialect: Dialect,
     transactional_ddl: bool,
+    server_version: &str,
     target: DownTarget,
 ) -> Result<Plan> {
     let applied: Vec<_> = status
@@ -185,13 +194,15 @@ pub fn plan_down(
                 ),
             ));
         };
+        let mode = m.run_mode(down, dialect, transactional_ddl, server_version)?;
         steps.push(Step {
             version: m.version,
             name: m.name.clone(),
             direction: Direction::Down,
             path: down.path.clone(),
             checksum: m.checksum.clone(),
-            transactional: m.transactional && transactional_ddl,
+            transactional: mode.is_transaction(),
+            outside: mode.reason(),
             out_of_order: false,
             statements: down.statements(dialect)?,
             class: None,
@@ -263,6 +274,7 @@ mod tests {
             &st,
             Dialect::Postgres,
             true,
+            "",
             &UpTarget {
                 to: None,
                 single_transaction: false,
@@ -280,6 +292,7 @@ mod tests {
             &st,
             Dialect::Postgres,
             true,
+            "",
             &UpTarget {
                 to: Some(2),
                 single_transaction: false,
@@ -292,6 +305,7 @@ mod tests {
             &st,
             Dialect::MySql,
             false,
+            "",
             &UpTarget {
                 to: None,
                 single_transaction: false,
@@ -308,6 +322,7 @@ mod tests {
                 &st,
                 Dialect::Postgres,
                 true,
+                "",
                 &UpTarget {
                     to: Some(9),
                     single_transaction: false
@@ -325,6 +340,7 @@ mod tests {
             &st,
             Dialect::Postgres,
             true,
+            "",
             &UpTarget {
                 to: None,
                 single_transaction: true,
@@ -337,6 +353,7 @@ mod tests {
             &st,
             Dialect::MySql,
             false,
+            "",
             &UpTarget {
                 to: Some(2),
                 single_transaction: true,
@@ -350,6 +367,7 @@ mod tests {
                 &st,
                 Dialect::Postgres,
                 true,
+                "",
                 &UpTarget {
                     to: Some(2),
                     single_transaction: true
@@ -362,20 +380,20 @@ mod tests {
     #[test]
     fn down_plans_newest_first_and_refuses_empty_down() {
         let (_d, s, st) = fixture(FILES, &[1, 2, 3]);
-        let p = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(1)).unwrap();
+        let p = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::Steps(1)).unwrap();
         assert_eq!(
             p.steps.iter().map(|s| s.version).collect::<Vec<_>>(),
             vec![3]
         );
-        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(2))
+        let e = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::Steps(2))
             .unwrap_err()
             .to_string();
         assert!(e.contains("2_b.down.sql") && e.contains("empty"), "{e}");
-        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(0))
+        let e = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::To(0))
             .unwrap_err()
             .to_string();
         assert!(e.contains("nothing was reverted"), "{e}");
-        let p = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(2)).unwrap();
+        let p = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::To(2)).unwrap();
         assert_eq!(p.steps.len(), 1);
     }
 }

@@ -111,7 +111,23 @@ impl Shadow {
             message: e.to_string(),
             partial: false,
         })?;
-        let tx = m.transactional && d.caps().transactional_ddl;
+        let caps = d.caps();
+        let tx = m
+            .run_mode(
+                script,
+                d.dialect(),
+                caps.transactional_ddl,
+                &caps.server_version,
+            )
+            .map_err(|e| ScriptFailure {
+                line: 0,
+                message: e.to_string(),
+                partial: false,
+            })?
+            .is_transaction();
+        // A file that controls its own transaction runs as written; after a failure inside it
+        // the session must be rolled back before anything else runs on it.
+        let mut own_open = false;
         if tx {
             d.begin().await.map_err(|e| ScriptFailure {
                 line: 0,
@@ -120,8 +136,11 @@ impl Shadow {
             })?;
         }
         for (i, s) in stmts.iter().enumerate() {
+            if !tx && crate::split::is_transaction_control(&s.text) {
+                own_open = crate::split::starts_transaction(&s.text);
+            }
             if let Err(e) = d.run(&s.text).await {
-                if tx {
+                if tx || own_open {
                     let _ = d.rollback().await;
                 }
                 return Err(ScriptFailure {
@@ -210,7 +229,15 @@ pub async fn round_trips(
         };
         let before = shadow.inspect(opts).await?;
         shadow.apply(m).await?;
-        if transactional_ddl && m.transactional {
+        let in_tx = transactional_ddl
+            && m.run_mode(
+                down,
+                dialect,
+                transactional_ddl,
+                &shadow.driver.caps().server_version,
+            )?
+            .is_transaction();
+        if in_tx {
             let d = shadow.driver.as_mut();
             d.begin()
                 .await

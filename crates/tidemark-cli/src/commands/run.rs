@@ -236,11 +236,16 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
     }
     for s in &plan.steps {
         let mode = if plan.single_transaction {
-            "in the single transaction"
+            "in the single transaction".to_string()
         } else if s.transactional {
-            "one transaction with its history row"
+            "one transaction with its history row".to_string()
         } else {
-            "statement by statement, progress recorded in history"
+            match &s.outside {
+                Some(why) => {
+                    format!("statement by statement, progress recorded in history ({why})")
+                }
+                None => "statement by statement, progress recorded in history".to_string(),
+            }
         };
         let ooo = if s.out_of_order {
             " · out of order"

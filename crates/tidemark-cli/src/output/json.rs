@@ -138,6 +138,9 @@ pub struct PlanStepDoc {
     pub direction: Direction,
     pub file: String,
     pub transactional: bool,
+    /// Why the step runs outside a transaction, when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside_transaction: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_order: bool,
     pub statements: Vec<StatementDoc>,
@@ -159,6 +162,7 @@ pub fn plan_steps(plan: &Plan) -> Vec<PlanStepDoc> {
             direction: s.direction,
             file: s.path.display().to_string(),
             transactional: s.transactional,
+            outside_transaction: s.outside.clone(),
             out_of_order: s.out_of_order,
             statements: s
                 .statements

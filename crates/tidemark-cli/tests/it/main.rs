@@ -1,6 +1,7 @@
 //! Integration tests: the real `tidemark` binary and the library against real PostgreSQL,
 //! MariaDB/MySQL and SQLite, one scratch database per test.
 
+mod as_written;
 mod backups;
 mod commands;
 mod common;

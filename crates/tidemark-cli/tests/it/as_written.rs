@@ -1,0 +1,201 @@
+//! Files as the old tool ran them: a file that controls its own transaction runs as written,
+//! a statement the server refuses inside a transaction takes its migration out of one (on the
+//! shadow replay too), each layout keeps its tool's order, and lint rejects exactly what `up`
+//! rejects.
+
+use tidemark::Dialect;
+use tidemark_test::{Migrations, TestDb, db_test};
+
+use crate::common::*;
+
+async fn total(db: &TestDb) -> String {
+    db.scalar("SELECT total FROM orders WHERE id = 1")
+        .await
+        .unwrap()
+}
+
+db_test!(
+    a_file_with_its_own_transaction_runs_as_written,
+    |db| async move {
+        // golang-migrate's and dbmate's idiom.
+        let m = Migrations::new(&[
+            (
+                "1_orders.up.sql",
+                "BEGIN;\nCREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);\nINSERT INTO orders (id, total) VALUES (1, 1050);\nCOMMIT;\n",
+            ),
+            (
+                "2_cents.up.sql",
+                "BEGIN;\nUPDATE orders SET total = total * 100;\nCOMMIT;\n",
+            ),
+        ]);
+        let dry = tm(&db, &m, &["up", "--dry-run"]);
+        dry.ok();
+        let why = match db.dialect() {
+            Dialect::MySql => "commits each DDL statement by itself",
+            _ => "controls its own transaction",
+        };
+        assert!(dry.stdout.contains(why), "{}", dry.stdout);
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(total(&db).await, "105000");
+        assert_eq!(
+            history(&db).await,
+            [(1, "applied".to_string()), (2, "applied".to_string())]
+        );
+        // The shadow replay runs them as written too, and finds nothing to report.
+        tm(&db, &m, &["drift"]).ok();
+        tm(&db, &m, &["up"]).ok();
+        tm(&db, &m, &["check"]).ok();
+        assert_eq!(total(&db).await, "105000", "migration 2 ran twice");
+
+        // A failure inside the file's own transaction.
+        m.write(
+            "3_note.up.sql",
+            "BEGIN;\nALTER TABLE orders ADD COLUMN note VARCHAR(20);\nUPDATE orders SET total = total + 1;\nINSERT INTO no_such_table VALUES (1);\nCOMMIT;\n",
+        );
+        let failed = tm(&db, &m, &["up"]);
+        failed.code(1);
+        if db.dialect() == Dialect::MySql {
+            // MySQL commits DDL by itself: the ALTER ended the file's transaction, so what
+            // ran is there and the migration is recorded as failed, with what took effect.
+            assert_eq!(total(&db).await, "105001");
+            assert_eq!(
+                history(&db).await.last().unwrap(),
+                &(3, "failed".to_string())
+            );
+            return;
+        }
+        assert!(
+            failed
+                .stderr
+                .contains("was rolled back: nothing of it remains"),
+            "{}",
+            failed.stderr
+        );
+        // Nothing remains, so nothing is recorded: as a rolled-back transaction of tidemark's.
+        assert_eq!(total(&db).await, "105000");
+        assert_eq!(versions(&history(&db).await), [1, 2]);
+        let schema = tm(&db, &m, &["inspect"]);
+        assert!(
+            !schema.ok().stdout.contains("orders.note"),
+            "{}",
+            schema.stdout
+        );
+        m.write(
+            "3_note.up.sql",
+            "BEGIN;\nALTER TABLE orders ADD COLUMN note VARCHAR(20);\nUPDATE orders SET total = total + 1;\nCOMMIT;\n",
+        );
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(total(&db).await, "105001");
+        tm(&db, &m, &["check"]).ok();
+    }
+);
+
+db_test!(
+    statements_refused_in_a_transaction_run_outside_one,
+    |db| async move {
+        let second = match db.dialect() {
+            Dialect::Postgres => "CREATE INDEX CONCURRENTLY idx_orders_total ON orders (total);\n",
+            Dialect::Sqlite => "VACUUM;\n",
+            // MySQL has no transactional DDL: every migration already runs statement by statement.
+            Dialect::MySql => return,
+        };
+        let m = Migrations::new(&[
+            (
+                "1_orders.up.sql",
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);\nINSERT INTO orders (id, total) VALUES (1, 1050);\n",
+            ),
+            ("2_second.up.sql", second),
+            (
+                "3_cents.up.sql",
+                "UPDATE orders SET total = total * 100 WHERE id = 1;\n",
+            ),
+        ]);
+        // A warning, not a failure.
+        let lint = tm(&db, &m, &["lint"]);
+        lint.ok();
+        if db.dialect() == Dialect::Postgres {
+            assert!(
+                lint.stdout.contains("concurrently-in-transaction"),
+                "{}",
+                lint.stdout
+            );
+        }
+        let dry = tm(&db, &m, &["up", "--dry-run"]);
+        dry.ok();
+        assert!(
+            dry.stdout.contains("cannot run inside a transaction block"),
+            "{}",
+            dry.stdout
+        );
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(total(&db).await, "105000");
+        if db.dialect() == Dialect::Postgres {
+            assert_eq!(
+                db.scalar("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'idx_orders_total'")
+                    .await
+                    .as_deref(),
+                Some("1")
+            );
+        }
+        // The shadow replay runs it outside a transaction too (it would fail inside one).
+        tm(&db, &m, &["drift"]).ok();
+        tm(&db, &m, &["check"]).ok();
+        assert_eq!(total(&db).await, "105000");
+    }
+);
+
+db_test!(lint_rejects_exactly_what_up_rejects, |db| async move {
+    let m = Migrations::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY);\n"),
+        (
+            "2_b.up.sql",
+            "BEGIN;\nINSERT INTO a (id) VALUES (1);\nCOMMIT;\n",
+        ),
+    ]);
+    tm(&db, &m, &["lint"]).ok();
+    // A COMMIT the file never began: both refuse, naming file and line.
+    m.write("3_c.up.sql", "INSERT INTO a (id) VALUES (2);\nCOMMIT;\n");
+    let lint = tm(&db, &m, &["lint"]);
+    lint.code(2);
+    let up = tm(&db, &m, &["up"]);
+    up.code(2);
+    for r in [&lint, &up] {
+        assert!(
+            r.stderr.contains("3_c.up.sql:2") && r.stderr.contains("never began"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!db.has_table("tidemark_history").await, "nothing changed");
+    m.remove("3_c.up.sql");
+    tm(&db, &m, &["up"]).ok();
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM a").await.as_deref(),
+        Some("1")
+    );
+});
+
+db_test!(dbmate_files_run_in_dbmate_order, |db| async move {
+    // dbmate compares file names as text: 10_c, 1_a, 2_b.
+    let m = Migrations::new(&[
+        (
+            "1_a.sql",
+            "-- migrate:up\nINSERT INTO t (x) VALUES (1);\n-- migrate:down\nDELETE FROM t WHERE x = 1;\n",
+        ),
+        ("2_b.sql", "-- migrate:up\nINSERT INTO t (x) VALUES (2);\n"),
+        ("10_c.sql", "-- migrate:up\nCREATE TABLE t (x INTEGER);\n"),
+    ]);
+    tm(&db, &m, &["up"]).ok();
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM t").await.as_deref(),
+        Some("2")
+    );
+    let j = tm(&db, &m, &["status", "--format", "json"]).json();
+    let order: Vec<i64> = j["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, [10, 1, 2], "{j}");
+});
