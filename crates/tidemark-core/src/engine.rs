@@ -146,6 +146,9 @@ pub struct Done {
     pub name: String,
     pub direction: Direction,
     pub execution_ms: i64,
+    /// A repeatable migration (`version` 0, `name` its description).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -792,6 +795,9 @@ pub async fn execute(
     obs.event(Event::Planned { plan: p });
     let mut done: Vec<Done> = Vec::new();
     if p.single_transaction && !p.steps.is_empty() {
+        if p.steps.iter().any(|s| s.repeatable) {
+            history::ensure_repeatables(driver).await?;
+        }
         driver
             .begin()
             .await
@@ -808,13 +814,18 @@ pub async fn execute(
                 return Err(failed(driver, settings, step, f, Vec::new(), false).await);
             }
             let ms = started.elapsed().as_millis() as i64;
-            record_done(driver, step, ms, settings).await?;
+            if step.repeatable {
+                record_repeatable(driver, step, ms, settings).await?;
+            } else {
+                record_done(driver, step, ms, settings).await?;
+            }
             obs.event(Event::StepFinished { step, ms });
             done.push(Done {
                 version: step.version,
                 name: step.name.clone(),
                 direction: step.direction,
                 execution_ms: ms,
+                repeatable: step.repeatable,
             });
         }
         driver
@@ -829,7 +840,9 @@ pub async fn execute(
                 of: p.steps.len(),
             });
             let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
-            let result = if step.transactional {
+            let result = if step.repeatable {
+                apply_repeatable(driver, step, settings, obs, applied).await
+            } else if step.transactional {
                 apply_transactional(driver, step, settings, obs, applied).await
             } else {
                 apply_stepwise(driver, step, settings, obs, applied).await
@@ -860,6 +873,7 @@ pub async fn execute(
                 name: step.name.clone(),
                 direction: step.direction,
                 execution_ms: ms,
+                repeatable: step.repeatable,
             });
         }
     }
@@ -911,6 +925,68 @@ async fn apply_transactional(
         )
     })?;
     Ok(ms)
+}
+
+/// A repeatable migration: its statements (in a transaction where its mode allows), then its
+/// row in `tidemark_repeatable` and a journal line. It has no history row: a failure leaves
+/// the previous record (or none), so it runs again next time.
+async fn apply_repeatable(
+    driver: &mut dyn Driver,
+    step: &Step,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    applied: Vec<i64>,
+) -> Result<i64> {
+    history::ensure_repeatables(driver).await?;
+    let started = Instant::now();
+    if step.transactional {
+        driver
+            .begin()
+            .await
+            .map_err(|e| Error::db("could not begin the transaction", e))?;
+    }
+    if let Err(f) = run_statements(driver, step, obs).await {
+        // In tidemark's transaction or the file's own: roll it back (outside any, this is a
+        // harmless no-op or warning).
+        let _ = driver.rollback().await;
+        return Err(failed(driver, settings, step, f, applied, false).await);
+    }
+    let ms = started.elapsed().as_millis() as i64;
+    if let Err(e) = record_repeatable(driver, step, ms, settings).await {
+        if step.transactional {
+            let _ = driver.rollback().await;
+        }
+        return Err(e);
+    }
+    if step.transactional {
+        driver.commit().await.map_err(|e| {
+            Error::db(
+                format!("could not commit repeatable migration `{}`", step.name),
+                e,
+            )
+        })?;
+    }
+    Ok(ms)
+}
+
+async fn record_repeatable(
+    driver: &mut dyn Driver,
+    step: &Step,
+    ms: i64,
+    settings: &Settings,
+) -> Result<()> {
+    history::record_repeatable(driver, &step.name, &step.checksum, ms, &settings.actor).await?;
+    history::journal(
+        driver,
+        &JournalWrite {
+            run_id: &settings.run_id,
+            action: "apply_repeatable",
+            version: None,
+            detail: Some(step_detail(step, ms)),
+            actor: &settings.actor,
+        },
+    )
+    .await
 }
 
 /// Statement by statement, with progress in the history row.

@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 
 pub const HISTORY_TABLE: &str = "tidemark_history";
 pub const JOURNAL_TABLE: &str = "tidemark_journal";
+/// Flyway-style repeatable migrations: one row per description, with the checksum it last ran
+/// with. A table of its own, so `tidemark_history` (one row per version) keeps its shape and
+/// every older reader keeps working.
+pub const REPEATABLE_TABLE: &str = "tidemark_repeatable";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +58,18 @@ pub struct History {
     pub entries: Vec<HistoryEntry>,
     /// False when the history table does not exist yet.
     pub exists: bool,
+    /// Repeatable migrations that ran, by description.
+    pub repeatables: Vec<RepeatableEntry>,
+}
+
+/// A repeatable migration as recorded in `tidemark_repeatable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepeatableEntry {
+    pub description: String,
+    pub checksum: String,
+    pub applied_at: String,
+    pub execution_ms: i64,
+    pub applied_by: String,
 }
 
 impl History {
@@ -222,6 +238,7 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
         return Ok(History {
             entries: Vec::new(),
             exists: false,
+            repeatables: Vec::new(),
         });
     }
     let d = driver.dialect();
@@ -268,10 +285,107 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
             lint_class: next().into_text().and_then(|c| c.parse().ok()),
         });
     }
+    let repeatables = read_repeatables(driver).await?;
     Ok(History {
         entries,
         exists: true,
+        repeatables,
     })
+}
+
+async fn read_repeatables(driver: &mut dyn Driver) -> Result<Vec<RepeatableEntry>> {
+    if !crate::import::table_exists(driver, REPEATABLE_TABLE).await? {
+        return Ok(Vec::new());
+    }
+    let d = driver.dialect();
+    let sql = format!(
+        "SELECT description, checksum, {}, execution_ms, applied_by FROM {REPEATABLE_TABLE} ORDER BY description",
+        time_as_text(d, "applied_at")
+    );
+    let rows = driver
+        .query(&sql, &[])
+        .await
+        .map_err(db_err("could not read the repeatable migrations"))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut it = row.into_iter();
+            let mut next = || it.next().unwrap_or(Value::NULL);
+            RepeatableEntry {
+                description: next().into_text().unwrap_or_default(),
+                checksum: next().into_text().unwrap_or_default(),
+                applied_at: next().into_text().unwrap_or_default(),
+                execution_ms: next().as_i64().unwrap_or(0),
+                applied_by: next().into_text().unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+/// Create `tidemark_repeatable` if it is missing (only projects with repeatable migrations
+/// get it). Under the migration lock.
+pub async fn ensure_repeatables(driver: &mut dyn Driver) -> Result<()> {
+    let (ts, suffix) = match driver.dialect() {
+        Dialect::Postgres => ("TIMESTAMP", ""),
+        Dialect::MySql => ("DATETIME(6)", " DEFAULT CHARSET=utf8mb4"),
+        Dialect::Sqlite => ("TEXT", ""),
+    };
+    // MySQL cannot key a TEXT column: the description is a VARCHAR (Flyway's is 200).
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {REPEATABLE_TABLE} (\n\
+         description VARCHAR(255) PRIMARY KEY,\n\
+         checksum TEXT NOT NULL,\n\
+         applied_at {ts} NOT NULL,\n\
+         execution_ms BIGINT NOT NULL,\n\
+         applied_by TEXT NOT NULL\n)\
+         {suffix}"
+    );
+    driver.run(&sql).await.map_err(db_err(
+        "could not create tidemark's table of repeatable migrations",
+    ))?;
+    Ok(())
+}
+
+/// Record that a repeatable migration ran with this checksum (replacing the previous row).
+pub async fn record_repeatable(
+    driver: &mut dyn Driver,
+    description: &str,
+    checksum: &str,
+    execution_ms: i64,
+    applied_by: &str,
+) -> Result<()> {
+    let d = driver.dialect();
+    driver
+        .execute(
+            &format!(
+                "DELETE FROM {REPEATABLE_TABLE} WHERE description = {}",
+                ph(d, 1)
+            ),
+            &[description.into()],
+        )
+        .await
+        .map_err(db_err("could not record the repeatable migration"))?;
+    let sql = format!(
+        "INSERT INTO {REPEATABLE_TABLE} (description, checksum, applied_at, execution_ms, applied_by) VALUES ({}, {}, {}, {}, {})",
+        ph(d, 1),
+        ph(d, 2),
+        now_sql(d),
+        ph(d, 3),
+        ph(d, 4)
+    );
+    driver
+        .execute(
+            &sql,
+            &[
+                description.into(),
+                checksum.into(),
+                execution_ms.into(),
+                applied_by.into(),
+            ],
+        )
+        .await
+        .map_err(db_err("could not record the repeatable migration"))?;
+    Ok(())
 }
 
 /// The row to write for a migration.

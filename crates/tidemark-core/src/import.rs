@@ -101,6 +101,7 @@ impl Imported {
         }
         entries.sort_by_key(|e| set.position(e.version));
         History {
+            repeatables: Vec::new(),
             entries,
             exists: true,
         }

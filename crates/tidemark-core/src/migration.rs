@@ -135,6 +135,24 @@ pub struct MigrationSet {
     pub migrations: Vec<Migration>,
     /// Files that are plainly not migrations, each with a reason.
     pub warnings: Vec<String>,
+    /// Flyway's repeatable migrations (`R__description.sql`), in Flyway's order (by
+    /// description). They run after the versioned ones, again whenever their checksum changes.
+    pub repeatables: Vec<Repeatable>,
+}
+
+/// A repeatable migration: no version; re-run whenever its checksum changes. Recorded in
+/// `tidemark_repeatable`, keyed by its description, never in `tidemark_history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeatable {
+    /// Its script as a migration (version 0, name = description), so that everything that
+    /// runs a migration (the engine, the shadow replay) runs it the same way.
+    pub migration: Migration,
+}
+
+impl Repeatable {
+    pub fn description(&self) -> &str {
+        &self.migration.name
+    }
 }
 
 impl MigrationSet {
@@ -166,6 +184,7 @@ impl MigrationSet {
             dir: dir.to_path_buf(),
             found: BTreeMap::new(),
             warnings: Vec::new(),
+            repeatables: BTreeMap::new(),
         };
         match layout {
             Layout::Native => loader.native(&entries)?,
@@ -193,7 +212,11 @@ impl MigrationSet {
     /// own transactions balanced). Run before touching the database; `lint` runs it too, so
     /// lint rejects exactly what `up` rejects.
     pub fn validate(&self, dialect: Dialect) -> Result<()> {
-        for m in &self.migrations {
+        for m in self
+            .migrations
+            .iter()
+            .chain(self.repeatables.iter().map(|r| &r.migration))
+        {
             let stmts = m.up.statements(dialect)?;
             if stmts.is_empty() {
                 return Err(Error::bad_input(
@@ -508,6 +531,30 @@ fn parse_version(text: &str, path: &Path) -> Result<i64> {
     })
 }
 
+/// Flyway's `*.sql.conf`: true when it says `executeInTransaction=false`.
+fn flyway_conf_no_transaction(conf: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(conf).map_err(|err| Error::io(conf, err))?;
+    let mut no_tx = false;
+    for (i, line) in text.lines().enumerate() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k.trim() == "executeInTransaction" {
+            match v.trim() {
+                "false" => no_tx = true,
+                "true" => no_tx = false,
+                other => {
+                    return Err(Error::bad_input(
+                        Location::line(conf, i + 1),
+                        format!("executeInTransaction must be true or false, not `{other}`"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(no_tx)
+}
+
 /// The directives a script may carry in its leading comments.
 #[derive(Debug, Default)]
 struct Directives {
@@ -566,6 +613,8 @@ struct Loader {
     dir: PathBuf,
     found: BTreeMap<i64, Found>,
     warnings: Vec<String>,
+    /// Flyway repeatables by description: (script, asks to run outside a transaction).
+    repeatables: BTreeMap<String, (Script, bool)>,
 }
 
 enum Part {
@@ -747,11 +796,29 @@ impl Loader {
                 self.warn(&e.path, "not a .sql file (ignored)");
                 continue;
             }
-            if e.name.starts_with("R__") {
-                return Err(Error::bad_input(
-                    Location::file(&e.path),
-                    "Flyway repeatable migrations (R__) are not supported; turn it into a versioned migration",
-                ));
+            if let Some(desc) = e.name.strip_prefix("R__") {
+                let desc = strip_sql(desc);
+                if desc.is_empty() {
+                    return Err(Error::bad_input(
+                        Location::file(&e.path),
+                        "the name does not parse as a Flyway repeatable migration: expected R__<description>.sql",
+                    ));
+                }
+                // Flyway shows `_` in a description as a space.
+                let desc = desc.replace('_', " ");
+                let conf = e.path.with_file_name(format!("{}.conf", e.name));
+                let no_tx = conf.is_file() && flyway_conf_no_transaction(&conf)?;
+                let script = Self::script(&e.path)?;
+                if let Some((other, _)) = self.repeatables.insert(desc.clone(), (script, no_tx)) {
+                    return Err(Error::bad_input(
+                        Location::file(&e.path),
+                        format!(
+                            "duplicate repeatable migration `{desc}`: also used by {}",
+                            other.path.display()
+                        ),
+                    ));
+                }
+                continue;
             }
             let stem = strip_sql(&e.name);
             let parsed = stem.split_once("__").and_then(|(head, desc)| {
@@ -790,31 +857,12 @@ impl Loader {
                 &e.path,
             )?;
             let conf = e.path.with_file_name(format!("{}.conf", e.name));
-            if is_up && conf.is_file() {
-                let text = std::fs::read_to_string(&conf).map_err(|err| Error::io(&conf, err))?;
-                for (i, line) in text.lines().enumerate() {
-                    let Some((k, v)) = line.split_once('=') else {
-                        continue;
-                    };
-                    if k.trim() == "executeInTransaction" {
-                        match v.trim() {
-                            "false" => {
-                                if let Some(f) = self.found.get_mut(&version) {
-                                    f.force_no_transaction = true;
-                                }
-                            }
-                            "true" => {}
-                            other => {
-                                return Err(Error::bad_input(
-                                    Location::line(&conf, i + 1),
-                                    format!(
-                                        "executeInTransaction must be true or false, not `{other}`"
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
+            if is_up
+                && conf.is_file()
+                && flyway_conf_no_transaction(&conf)?
+                && let Some(f) = self.found.get_mut(&version)
+            {
+                f.force_no_transaction = true;
             }
         }
         Ok(())
@@ -936,11 +984,33 @@ impl Loader {
                 ));
             }
         }
+        let mut repeatables = Vec::with_capacity(self.repeatables.len());
+        for (desc, (up, no_tx)) in self.repeatables {
+            if up.sql.trim().is_empty() {
+                return Err(Error::bad_input(
+                    Location::file(&up.path),
+                    "the repeatable migration is empty",
+                ));
+            }
+            let d = directives(&up)?;
+            repeatables.push(Repeatable {
+                migration: Migration {
+                    version: 0,
+                    checksum: checksum(&up.sql),
+                    transactional: !(d.no_transaction || no_tx),
+                    sort_key: SortKey::Text(desc.clone()),
+                    name: desc,
+                    up,
+                    down: None,
+                },
+            });
+        }
         Ok(MigrationSet {
             dir: self.dir,
             layout,
             migrations,
             warnings: self.warnings,
+            repeatables,
         })
     }
 }
@@ -1184,11 +1254,21 @@ mod tests {
         assert_eq!(v, vec![1, 2, 10]);
         assert!(s.migrations[1].down.is_some());
         assert!(!s.migrations[2].transactional);
-        let e = err(&[("V1__a.sql", "SELECT 1;"), ("R__views.sql", "SELECT 1;")]);
-        assert!(
-            e.contains("R__views.sql") && e.contains("repeatable"),
-            "{e}"
+        let s = load(&[
+            ("V1__a.sql", "SELECT 1;"),
+            ("R__views_b.sql", "SELECT 2;"),
+            ("R__a_functions.sql", "SELECT 3;"),
+        ])
+        .unwrap();
+        assert_eq!(s.migrations.len(), 1);
+        let r: Vec<&str> = s.repeatables.iter().map(|r| r.description()).collect();
+        assert_eq!(
+            r,
+            ["a functions", "views b"],
+            "in Flyway's order: by description"
         );
+        let e = err(&[("V1__a.sql", "SELECT 1;"), ("R__.sql", "SELECT 1;")]);
+        assert!(e.contains("R__.sql") && e.contains("repeatable"), "{e}");
         let e = err(&[("V1__a.sql", "SELECT 1;"), ("V2_b.sql", "SELECT 1;")]);
         assert!(
             e.contains("V2_b.sql") && e.contains("does not parse"),

@@ -34,11 +34,25 @@ pub struct Step {
     pub transactional: bool,
     /// Why the step runs outside a transaction (`None` inside one).
     pub outside: Option<String>,
+    /// A Flyway-style repeatable migration (`version` is 0, `name` its description): recorded
+    /// in `tidemark_repeatable`, not in the history.
+    pub repeatable: bool,
     pub out_of_order: bool,
     pub statements: Vec<Stmt>,
     /// What the migration does to the running release (recorded with its history row); set
     /// by the engine from [`crate::engine::Settings::classifier`], `None` without one.
     pub class: Option<crate::class::MigrationClass>,
+}
+
+impl Step {
+    /// How people name the step: `3 add_users`, or `R views` for a repeatable migration.
+    pub fn label(&self) -> String {
+        if self.repeatable {
+            format!("R {}", self.name)
+        } else {
+            format!("{} {}", self.version, self.name)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,10 +107,40 @@ pub fn plan_up(
             checksum: m.checksum.clone(),
             transactional: mode.is_transaction(),
             outside: mode.reason(),
+            repeatable: false,
             out_of_order: e.out_of_order,
             statements: m.up.statements(dialect)?,
             class: None,
         });
+    }
+    // Repeatable migrations run after the versioned ones, as Flyway runs them: each one that
+    // never ran or whose file changed since. Not when `--to` stops short of the last version.
+    let reaches_latest = limit.is_none_or(|l| l + 1 >= set.migrations.len());
+    if reaches_latest {
+        for r in &set.repeatables {
+            let due = status
+                .repeatables
+                .iter()
+                .any(|s| s.description == r.description() && s.due());
+            if !due {
+                continue;
+            }
+            let m = &r.migration;
+            let mode = m.run_mode(&m.up, dialect, transactional_ddl, server_version)?;
+            steps.push(Step {
+                version: 0,
+                name: m.name.clone(),
+                direction: Direction::Up,
+                path: m.up.path.clone(),
+                checksum: m.checksum.clone(),
+                transactional: mode.is_transaction(),
+                outside: mode.reason(),
+                repeatable: true,
+                out_of_order: false,
+                statements: m.up.statements(dialect)?,
+                class: None,
+            });
+        }
     }
     if target.single_transaction {
         if !transactional_ddl {
@@ -203,6 +247,7 @@ pub fn plan_down(
             checksum: m.checksum.clone(),
             transactional: mode.is_transaction(),
             outside: mode.reason(),
+            repeatable: false,
             out_of_order: false,
             statements: down.statements(dialect)?,
             class: None,
@@ -230,6 +275,7 @@ mod tests {
         let s = MigrationSet::load(d.path(), None).unwrap();
         let h = History {
             exists: true,
+            repeatables: Vec::new(),
             entries: applied
                 .iter()
                 .map(|&v| HistoryEntry {

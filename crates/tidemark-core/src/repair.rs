@@ -157,13 +157,48 @@ pub async fn gather(
     set.validate(live.dialect())?;
     let mut shadow = Shadow::open(live, shadow_url).await?;
     let states = replay::replay_all(&mut shadow, set, &settings.inspect).await;
+    // Repeatable migrations run after all versioned ones: what they create says nothing
+    // about which versioned migrations ran, so it is left out of the live schema.
+    let created = match (&states, set.repeatables.is_empty()) {
+        (Ok(states), false) => {
+            repeatables_footprint(&mut shadow, set, states, &settings.inspect).await
+        }
+        _ => Ok(Default::default()),
+    };
     shadow.close().await;
     let states = states?;
+    let created = created?;
     let live_schema = live.inspect(&settings.inspect).await?;
+    let live_schema = if created.is_empty() {
+        live_schema
+    } else {
+        replay::without(&live_schema, &created)
+    };
     Ok(Evidence {
         states,
         live: live_schema,
     })
+}
+
+/// The objects the repeatable migrations create on top of the last state.
+async fn repeatables_footprint(
+    shadow: &mut Shadow,
+    set: &MigrationSet,
+    states: &[State],
+    opts: &crate::driver::InspectOptions,
+) -> Result<std::collections::BTreeSet<String>> {
+    for r in &set.repeatables {
+        shadow.apply(&r.migration).await?;
+    }
+    let after = replay::objects(&shadow.inspect(opts).await?);
+    let before = states
+        .last()
+        .map(|s| replay::objects(&s.schema))
+        .unwrap_or_default();
+    Ok(after
+        .into_keys()
+        .filter(|p| !before.contains_key(p))
+        .collect())
 }
 
 /// What the live schema says about one migration.
@@ -813,6 +848,7 @@ mod tests {
     fn recorded(set: &MigrationSet, versions: &[i64]) -> History {
         History {
             exists: true,
+            repeatables: Vec::new(),
             entries: versions
                 .iter()
                 .map(|&v| HistoryEntry {

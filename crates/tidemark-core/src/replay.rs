@@ -384,6 +384,36 @@ impl Footprint {
     }
 }
 
+/// The schema without the objects at `paths` that stand on their own (views, functions,
+/// triggers, sequences, enums, domains, tables): what Flyway-style repeatable migrations
+/// create is left out of the evidence about versioned ones.
+pub fn without(schema: &Schema, paths: &std::collections::BTreeSet<String>) -> Schema {
+    let mut s = schema.clone();
+    s.views.retain(|name, v| {
+        let kind = if v.materialized {
+            "materialized view"
+        } else {
+            "view"
+        };
+        !paths.contains(&format!("{kind} {name}"))
+    });
+    s.functions
+        .retain(|name, f| !paths.contains(&format!("{} {name}", f.kind)));
+    s.triggers.retain(|key, t| {
+        let name = key.strip_prefix(&format!("{}.", t.table)).unwrap_or(key);
+        !paths.contains(&format!("trigger {name} on {}", t.table))
+    });
+    s.sequences
+        .retain(|name, _| !paths.contains(&format!("sequence {name}")));
+    s.enums
+        .retain(|name, _| !paths.contains(&format!("enum {name}")));
+    s.domains
+        .retain(|name, _| !paths.contains(&format!("domain {name}")));
+    s.tables
+        .retain(|name, _| !paths.contains(&format!("table {name}")));
+    s
+}
+
 /// Replay every migration of the set (in order) and return the states, for evidence.
 pub async fn replay_all(
     shadow: &mut Shadow,

@@ -5,7 +5,11 @@ use sha2::{Digest, Sha256};
 use crate::model::Schema;
 
 /// tidemark's own bookkeeping tables: never part of the fingerprint or a diff.
-pub const TIDEMARK_TABLES: &[&str] = &["tidemark_history", "tidemark_journal"];
+pub const TIDEMARK_TABLES: &[&str] = &[
+    "tidemark_history",
+    "tidemark_journal",
+    "tidemark_repeatable",
+];
 
 /// The history tables of other migration tools. They are bookkeeping, not the application's
 /// schema: a database taken over from golang-migrate, sqlx, diesel, Flyway, SeaORM, Alembic or

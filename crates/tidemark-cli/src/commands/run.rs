@@ -148,7 +148,15 @@ fn summarize(
 ) {
     // The version now at the head: the last applied (up) or the one before the last reverted.
     let current = match dir {
-        Direction::Up => report.done.last().map(|d| d.version),
+        // A repeatable migration has no version: the head is the last versioned one applied,
+        // or (only repeatables ran, which happens when nothing else was pending) the last file.
+        Direction::Up => report
+            .done
+            .iter()
+            .rev()
+            .find(|d| !d.repeatable)
+            .map(|d| d.version)
+            .or_else(|| set.latest().map(|m| m.version)),
         Direction::Down => report
             .done
             .last()
@@ -257,9 +265,9 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
             paint(
                 BOLD,
                 format!(
-                    "-- {} {} · {} · {mode}{ooo}",
-                    s.version,
-                    s.name,
+                    "-- {}{} · {} · {mode}{ooo}",
+                    s.label(),
+                    if s.repeatable { " (repeatable)" } else { "" },
                     s.path.display()
                 )
             )
@@ -267,7 +275,7 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
         if s.transactional && !plan.single_transaction {
             out.line("BEGIN;");
         }
-        if !s.transactional && s.direction == Direction::Up {
+        if !s.transactional && s.direction == Direction::Up && !s.repeatable {
             out.line(paint(
                 DIM,
                 format!(
@@ -281,6 +289,11 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan) {
             out.line(format!("{};", st.text));
         }
         let record = match s.direction {
+            Direction::Up if s.repeatable => format!(
+                "-- tidemark_repeatable: `{}` ran with checksum {}",
+                s.name,
+                &s.checksum[..12]
+            ),
             Direction::Up if s.transactional => format!(
                 "-- INSERT INTO {HISTORY_TABLE}: version {} applied, checksum {}",
                 s.version,

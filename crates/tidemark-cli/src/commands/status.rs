@@ -71,7 +71,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         0
     } else if st.problems().next().is_some() || st.drift.status == DriftState::Drifted {
         20
-    } else if st.pending().next().is_some() {
+    } else if st.pending().next().is_some() || st.repeatables.iter().any(|r| r.due()) {
         10
     } else {
         0
@@ -247,6 +247,25 @@ fn print_text(
             paint(state_style(e.state), state),
             when,
             paint(DIM, note)
+        ));
+    }
+    for r in &st.repeatables {
+        let when = r
+            .applied_at
+            .as_deref()
+            .map(|a| a.replace('T', " ").trim_end_matches('Z').to_string())
+            .unwrap_or_default();
+        let style = match r.state {
+            "applied" => GREEN,
+            "missing" => RED.bold(),
+            _ => YELLOW,
+        };
+        out.line(format!(
+            "  {:<vw$}  {:<nw$}  {}  {}",
+            "R",
+            r.description,
+            paint(style, format!("{:<9}", r.state)),
+            when
         ));
     }
     let problems = st.problems().count();

@@ -48,6 +48,9 @@ pub struct StatusDoc {
     pub latest_version: Option<i64>,
     pub pending: usize,
     pub migrations: Vec<MigrationDoc>,
+    /// Flyway-style repeatable migrations (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeatables: Vec<tidemark::status::RepeatableStatus>,
     pub drift: DriftDoc,
 }
 
@@ -100,6 +103,7 @@ impl StatusDoc {
             current_version: st.current_version,
             latest_version: st.latest_version,
             pending: st.count(MigrationState::Pending),
+            repeatables: st.repeatables.clone(),
             migrations: st
                 .entries
                 .iter()
@@ -141,6 +145,9 @@ pub struct PlanStepDoc {
     /// Why the step runs outside a transaction, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outside_transaction: Option<String>,
+    /// A Flyway-style repeatable migration (`version` 0, `name` its description).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_order: bool,
     pub statements: Vec<StatementDoc>,
@@ -163,6 +170,7 @@ pub fn plan_steps(plan: &Plan) -> Vec<PlanStepDoc> {
             file: s.path.display().to_string(),
             transactional: s.transactional,
             outside_transaction: s.outside.clone(),
+            repeatable: s.repeatable,
             out_of_order: s.out_of_order,
             statements: s
                 .statements
@@ -198,6 +206,8 @@ pub struct DoneDoc {
     pub name: String,
     pub direction: Direction,
     pub execution_ms: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
 }
 
 pub fn done(report: &RunReport) -> Vec<DoneDoc> {
@@ -209,6 +219,7 @@ pub fn done(report: &RunReport) -> Vec<DoneDoc> {
             name: d.name.clone(),
             direction: d.direction,
             execution_ms: d.execution_ms,
+            repeatable: d.repeatable,
         })
         .collect()
 }

@@ -199,3 +199,69 @@ db_test!(dbmate_files_run_in_dbmate_order, |db| async move {
         .collect();
     assert_eq!(order, [10, 1, 2], "{j}");
 });
+
+db_test!(
+    flyway_repeatables_run_after_and_again_on_change,
+    |db| async move {
+        let m = Migrations::new(&[
+            (
+                "V1__orders.sql",
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);\nCREATE TABLE runs (n INTEGER NOT NULL);\nINSERT INTO orders (id, total) VALUES (1, 1050);\n",
+            ),
+            (
+                "R__orders_view.sql",
+                "DROP VIEW IF EXISTS v_orders;\nCREATE VIEW v_orders AS SELECT id FROM orders;\nINSERT INTO runs (n) VALUES (1);\n",
+            ),
+        ]);
+        let runs = || async { db.scalar("SELECT COUNT(*) FROM runs").await.unwrap() };
+        let j = tm(&db, &m, &["up", "--dry-run", "--format", "json"]).json();
+        let plan: Vec<(i64, bool)> = j["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["version"].as_i64().unwrap(), s["repeatable"] == true))
+            .collect();
+        assert_eq!(plan, [(1, false), (0, true)], "{j}");
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(runs().await, "1");
+        let st = tm(&db, &m, &["status", "--format", "json"]).json();
+        assert_eq!(st["repeatables"][0]["description"], "orders view", "{st}");
+        assert_eq!(st["repeatables"][0]["state"], "applied", "{st}");
+        // Unchanged: not run again, neither by `up` nor after a new versioned migration.
+        tm(&db, &m, &["up"]).ok();
+        m.write(
+            "V2__note.sql",
+            "ALTER TABLE orders ADD COLUMN note VARCHAR(20);\n",
+        );
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(runs().await, "1", "an unchanged repeatable ran again");
+        // The shadow replay runs the recorded repeatables after the versioned migrations.
+        tm(&db, &m, &["drift"]).ok();
+        tm(&db, &m, &["check"]).ok();
+        // Changed: it runs again, once.
+        m.write(
+        "R__orders_view.sql",
+        "DROP VIEW IF EXISTS v_orders;\nCREATE VIEW v_orders AS SELECT id, total FROM orders;\nINSERT INTO runs (n) VALUES (1);\n",
+    );
+        let st = tm(&db, &m, &["status", "--format", "json"]).json();
+        assert_eq!(st["repeatables"][0]["state"], "outdated", "{st}");
+        tm(&db, &m, &["status", "--exit-code"]).code(10);
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(runs().await, "2");
+        assert_eq!(
+            db.scalar("SELECT total FROM v_orders WHERE id = 1")
+                .await
+                .as_deref(),
+            Some("1050")
+        );
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(runs().await, "2");
+        tm(&db, &m, &["drift"]).ok();
+        // The history of versions is untouched by repeatables.
+        assert_eq!(versions(&history(&db).await), [1, 2]);
+        // Evidence about versioned migrations leaves out what the repeatables create.
+        db.exec("DELETE FROM tidemark_history").await;
+        let plan = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
+        assert_eq!(plan["matches_state_after"], 2, "{plan}");
+    }
+);
