@@ -203,6 +203,11 @@ pub struct ImportArgs {
     /// Alembic only: the directory of revision files [default: alembic/versions]
     #[arg(long, value_name = "DIR")]
     pub alembic_dir: Option<PathBuf>,
+    /// The schema at the baseline the other tool's history begins at (e.g. Flyway's BASELINE),
+    /// as SQL: replayed on the shadow database before the migrations. Keep it as `[shadow]
+    /// baseline` in tidemark.toml so that later drift checks use it too
+    #[arg(long, value_name = "FILE")]
+    pub baseline_schema: Option<PathBuf>,
     /// Show the plan; change nothing (the default without --yes)
     #[arg(long)]
     pub dry_run: bool,

@@ -132,6 +132,12 @@ impl Context {
         s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
         s.shadow_url = self.shadow_url(&crate::cli::ShadowArgs { shadow_url: None })?;
         s.classifier = Some(std::sync::Arc::new(tidemark_lint::LintClassifier));
+        s.shadow_baseline = self
+            .config
+            .shadow
+            .as_ref()
+            .and_then(|c| c.baseline.as_ref())
+            .map(|p| self.config.resolve(p));
         Ok(s)
     }
 

@@ -44,7 +44,7 @@ pub async fn baseline(
         ));
     }
     let upto: Vec<&Migration> = set.migrations[..=pos].iter().collect();
-    let mut shadow = Shadow::open(driver, shadow_url).await?;
+    let mut shadow = Shadow::open_for(driver, settings, shadow_url).await?;
     let expected = replay::final_schema(&mut shadow, &upto, &settings.inspect).await;
     shadow.close().await;
     let expected = expected?;

@@ -55,6 +55,9 @@ pub struct LintConfig {
 #[serde(deny_unknown_fields)]
 pub struct ShadowConfig {
     pub url: Option<String>,
+    /// A SQL file holding the schema at the baseline a history begins at (when no migration
+    /// file creates it): run on every shadow database before the migrations are replayed.
+    pub baseline: Option<PathBuf>,
 }
 
 impl Config {

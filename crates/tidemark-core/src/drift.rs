@@ -90,7 +90,7 @@ pub async fn drift(
             _ => {}
         }
     }
-    let mut shadow = Shadow::open(live, shadow_url).await?;
+    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
     let expected = replay::final_schema(&mut shadow, &to_replay, &settings.inspect).await;
     shadow.close().await;
     let expected = expected?;

@@ -93,6 +93,9 @@ pub struct Settings {
     /// (`tidemark-lint` provides one). Without one the class is not recorded, and the gate
     /// treats such a migration like a contract change.
     pub classifier: Option<Arc<dyn Classifier>>,
+    /// The schema at a baseline that no migration file creates (a Flyway history that begins
+    /// at a BASELINE): run on every shadow database before the migrations are replayed.
+    pub shadow_baseline: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -128,6 +131,7 @@ impl Default for Settings {
             actor: history::actor(),
             shadow_url: None,
             classifier: None,
+            shadow_baseline: None,
         }
     }
 }

@@ -70,6 +70,17 @@ pub struct Imported {
     pub failed: Vec<i64>,
     /// Rows that match no migration file.
     pub unmatched: Vec<String>,
+    /// The baseline the history begins at (Flyway's BASELINE row), if any.
+    pub baseline: Option<Baseline>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// The version as the tool wrote it.
+    pub version: String,
+    /// Some migration file is at or below it: the files create the baseline's schema.
+    /// Otherwise the replay needs the schema at the baseline as a file of its own.
+    pub covered_by_files: bool,
 }
 
 impl Imported {
@@ -230,6 +241,7 @@ pub async fn read(
         applied: Vec::new(),
         failed: Vec::new(),
         unmatched: Vec::new(),
+        baseline: None,
     };
     let text = |v: &Value| {
         v.clone()
@@ -272,16 +284,26 @@ pub async fn read(
                 );
                 let Some(v) = digits(&ver) else { continue };
                 if kind.contains("BASELINE") {
-                    // Everything up to the baseline counts as applied.
-                    let upto = set.position(v).map(|p| p + 1).unwrap_or(0);
-                    for m in &set.migrations[..upto] {
-                        if !out.applied.contains(&m.version) {
-                            out.applied.push(m.version);
+                    // Everything up to the baseline counts as applied: the files up to it
+                    // (in order of application when the baseline has a file, else by number).
+                    let below: Vec<i64> = match set.position(v) {
+                        Some(p) => set.migrations[..=p].iter().map(|m| m.version).collect(),
+                        None => set
+                            .migrations
+                            .iter()
+                            .filter(|m| m.version <= v)
+                            .map(|m| m.version)
+                            .collect(),
+                    };
+                    for m in &below {
+                        if !out.applied.contains(m) {
+                            out.applied.push(*m);
                         }
                     }
-                    if upto == 0 {
-                        out.unmatched.push(ver);
-                    }
+                    out.baseline = Some(Baseline {
+                        version: ver,
+                        covered_by_files: !below.is_empty(),
+                    });
                     continue;
                 }
                 if set.get(v).is_none() {

@@ -155,7 +155,7 @@ pub async fn gather(
     shadow_url: Option<&DatabaseUrl>,
 ) -> Result<Evidence> {
     set.validate(live.dialect())?;
-    let mut shadow = Shadow::open(live, shadow_url).await?;
+    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
     let states = replay::replay_all(&mut shadow, set, &settings.inspect).await;
     // Repeatable migrations run after all versioned ones: what they create says nothing
     // about which versioned migrations ran, so it is left out of the live schema.

@@ -17,6 +17,9 @@ pub struct Shadow {
     pub driver: Box<dyn Driver>,
     /// The connection that created the scratch database and the name to drop.
     owner: Option<(Box<dyn Driver>, String)>,
+    /// The schema the migrations start from, run on the shadow first (and again after a
+    /// rebuild): for a history that begins at a baseline whose schema is in no migration file.
+    seed: Option<crate::migration::Script>,
 }
 
 fn scratch_name() -> String {
@@ -47,6 +50,7 @@ impl Shadow {
             return Ok(Shadow {
                 driver: live.connect_other(&url).await?,
                 owner: None,
+                seed: None,
             });
         }
         let mut owner = match shadow_url {
@@ -64,12 +68,50 @@ impl Shadow {
             Ok(driver) => Ok(Shadow {
                 driver,
                 owner: Some((owner, name)),
+                seed: None,
             }),
             Err(e) => {
                 let _ = owner.drop_database(&name).await;
                 Err(e)
             }
         }
+    }
+
+    /// Open a shadow as [`Shadow::open`] does, and run the baseline schema of `settings` on it
+    /// first when one is configured.
+    pub async fn open_for(
+        live: &mut dyn Driver,
+        settings: &crate::engine::Settings,
+        shadow_url: Option<&DatabaseUrl>,
+    ) -> Result<Shadow> {
+        let seed = match &settings.shadow_baseline {
+            Some(p) => Some(read_seed(p)?),
+            None => None,
+        };
+        let mut shadow = Shadow::open(live, shadow_url).await?;
+        shadow.seed = seed;
+        if let Err(e) = shadow.run_seed().await {
+            shadow.close().await;
+            return Err(e);
+        }
+        Ok(shadow)
+    }
+
+    async fn run_seed(&mut self) -> Result<()> {
+        let Some(seed) = &self.seed else {
+            return Ok(());
+        };
+        let d = self.driver.as_mut();
+        for s in seed.statements(d.dialect())? {
+            d.run(&s.text).await.map_err(|e| {
+                Error::Inconsistent(format!(
+                    "the baseline schema does not load on the shadow database: {}:{}: {e}",
+                    seed.path.display(),
+                    s.line
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Drop the scratch database.
@@ -179,6 +221,7 @@ impl Shadow {
                 old.close().await;
             }
         }
+        self.run_seed().await?;
         for m in migrations {
             self.apply(m).await?;
         }
@@ -188,6 +231,38 @@ impl Shadow {
     pub async fn inspect(&mut self, opts: &InspectOptions) -> Result<Schema> {
         self.driver.inspect(opts).await
     }
+}
+
+/// A baseline schema file (e.g. `pg_dump --schema-only`, `mariadb-dump --no-data`,
+/// `sqlite3 .schema`), with the client's own meta-commands (`\\connect`, `\\restrict`, lines
+/// that start with a backslash) left out: they are not SQL.
+fn read_seed(path: &std::path::Path) -> Result<crate::migration::Script> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the baseline schema {}: {e}",
+            path.display()
+        ))
+    })?;
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(&text)
+        .replace("\r\n", "\n");
+    // Blank, not removed, so that every line keeps its number for messages.
+    let sql: Vec<&str> = text
+        .split('\n')
+        .map(|l| {
+            if l.trim_start().starts_with('\\') {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect();
+    Ok(crate::migration::Script {
+        path: path.to_path_buf(),
+        sql: sql.join("\n"),
+        first_line: 1,
+    })
 }
 
 /// A script that failed on the shadow.

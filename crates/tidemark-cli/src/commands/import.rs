@@ -12,7 +12,10 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     ctx.database_url()?;
     let tool: Tool = args.from.parse().map_err(Error::Usage)?;
     let set = ctx.migrations()?;
-    let settings = ctx.settings(args.lock_timeout.as_deref())?;
+    let mut settings = ctx.settings(args.lock_timeout.as_deref())?;
+    if let Some(p) = &args.baseline_schema {
+        settings.shadow_baseline = Some(p.clone());
+    }
     let shadow = ctx.shadow_url(&args.shadow)?;
     let carry_out = ctx.global.yes && !args.dry_run;
     let mut db = ctx.connect().await?;
@@ -55,6 +58,16 @@ async fn import(
         )));
     }
     let imported = import::read(db, set, tool, args.alembic_dir.as_deref()).await?;
+    if let Some(b) = &imported.baseline
+        && !b.covered_by_files
+        && settings.shadow_baseline.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "{} begins at a baseline (version {}) whose schema no migration file creates, so the migrations after it cannot be replayed on an empty database; \
+             give that schema as SQL with --baseline-schema FILE (e.g. `pg_dump --schema-only` of a database at the baseline), and keep it as `[shadow] baseline` in tidemark.toml",
+            imported.table, b.version
+        )));
+    }
     let claimed = imported.history(set);
     let sp = spinner(
         &ctx.out,

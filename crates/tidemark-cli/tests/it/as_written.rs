@@ -265,3 +265,120 @@ db_test!(
         assert_eq!(plan["matches_state_after"], 2, "{plan}");
     }
 );
+
+db_test!(
+    a_flyway_history_that_begins_at_a_baseline_imports,
+    |db| async move {
+        // The database existed before Flyway: its schema at the baseline is in no migration file.
+        db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);")
+            .await;
+        db.exec("INSERT INTO orders (id, total) VALUES (1, 1050);")
+            .await;
+        let m = Migrations::new(&[
+            (
+                "V2__note.sql",
+                "ALTER TABLE orders ADD COLUMN note VARCHAR(20);\n",
+            ),
+            (
+                "V3__cents.sql",
+                "UPDATE orders SET total = total * 100 WHERE id = 1;\n",
+            ),
+            (
+                "V4__index.sql",
+                "CREATE INDEX idx_orders_total ON orders (total);\n",
+            ),
+        ]);
+        // Flyway baselined at 1, then applied 2 and 3.
+        db.exec("ALTER TABLE orders ADD COLUMN note VARCHAR(20);")
+            .await;
+        db.exec("UPDATE orders SET total = total * 100 WHERE id = 1;")
+            .await;
+        db.exec(
+        "CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL PRIMARY KEY, version VARCHAR(50), description VARCHAR(200) NOT NULL, \
+         type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INT, installed_by VARCHAR(100) NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, execution_time INT NOT NULL, success BOOLEAN NOT NULL);",
+    )
+    .await;
+        let t = match db.dialect() {
+            Dialect::Postgres => "TRUE",
+            _ => "1",
+        };
+        db.exec(&format!(
+        "INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES \
+         (1, '1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'app', 0, {t}), \
+         (2, '2', 'note', 'SQL', 'V2__note.sql', 1, 'app', 5, {t}), \
+         (3, '3', 'cents', 'SQL', 'V3__cents.sql', 1, 'app', 5, {t});"
+    ))
+    .await;
+        let without = tm(&db, &m, &["import", "--from", "flyway"]);
+        without.code(2);
+        assert!(
+            without.stderr.contains("begins at a baseline")
+                && without.stderr.contains("--baseline-schema"),
+            "{}",
+            without.stderr
+        );
+        let side = tempfile::tempdir().unwrap();
+        let base = side.path().join("baseline.sql");
+        std::fs::write(
+        &base,
+        "-- the schema at Flyway's baseline\nCREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);\n",
+    )
+    .unwrap();
+        let base = base.to_str().unwrap();
+        let j = tm(
+            &db,
+            &m,
+            &[
+                "import",
+                "--from",
+                "flyway",
+                "--baseline-schema",
+                base,
+                "--format",
+                "json",
+            ],
+        )
+        .json();
+        let steps: Vec<(i64, String)> = j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["version"].as_i64().unwrap(),
+                    s["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(steps, [(4, "replay".to_string())], "{j}");
+        tm(
+            &db,
+            &m,
+            &[
+                "import",
+                "--from",
+                "flyway",
+                "--baseline-schema",
+                base,
+                "--yes",
+            ],
+        )
+        .ok();
+        assert_eq!(versions(&history(&db).await), [2, 3]);
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(
+            db.scalar("SELECT total FROM orders WHERE id = 1")
+                .await
+                .as_deref(),
+            Some("105000"),
+            "migration 3 ran twice"
+        );
+        // Kept in the configuration, every later replay starts from it.
+        let cfg = side.path().join("tidemark.toml");
+        std::fs::write(&cfg, "[shadow]\nbaseline = \"baseline.sql\"\n").unwrap();
+        let cfg = cfg.to_str().unwrap();
+        tm(&db, &m, &["--config", cfg, "drift"]).ok();
+        tm(&db, &m, &["drift"]).code(20);
+    }
+);
