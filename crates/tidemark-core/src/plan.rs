@@ -290,6 +290,7 @@ mod tests {
                     error: None,
                     statements_applied: None,
                     lint_class: None,
+                    imported: None,
                 })
                 .collect(),
         };

@@ -635,15 +635,57 @@ async fn write_imported(
             },
         )
         .await?;
+        // Keep what the other tool recorded: when, how long, who, its checksum.
+        if let Some(facts) = &e.imported {
+            history::set_imported(
+                driver,
+                e.version,
+                facts,
+                Some(e.applied_at.as_str()).filter(|a| !a.is_empty()),
+                Some(e.execution_ms).filter(|_| !e.applied_at.is_empty() || e.execution_ms > 0),
+                Some(e.applied_by.as_str()).filter(|a| !a.is_empty()),
+            )
+            .await?;
+        }
         history::journal(
             driver,
             &JournalWrite {
                 run_id: &settings.run_id,
                 action: &format!("{journal_action}:record"),
                 version: Some(e.version),
-                detail: Some(serde_json::json!({ "state": e.state.as_str() }).to_string()),
+                detail: Some(
+                    serde_json::json!({
+                        "state": e.state.as_str(),
+                        "imported": e.imported,
+                        "applied_at": e.applied_at,
+                        "execution_ms": e.execution_ms,
+                        "applied_by": e.applied_by,
+                    })
+                    .to_string(),
+                ),
                 actor: &settings.actor,
             },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A row taken over from another tool keeps that tool's facts when the evidence rewrites it.
+async fn keep_facts(
+    driver: &mut dyn Driver,
+    recorded: Option<&crate::history::HistoryEntry>,
+) -> Result<()> {
+    if let Some(r) = recorded
+        && let Some(f) = &r.imported
+    {
+        history::set_imported(
+            driver,
+            r.version,
+            f,
+            Some(r.applied_at.as_str()).filter(|a| !a.is_empty()),
+            None,
+            Some(r.applied_by.as_str()).filter(|a| !a.is_empty()),
         )
         .await?;
     }
@@ -696,6 +738,7 @@ async fn write_all(
             "adopt" => {
                 history::delete(driver, m.version).await?;
                 history::insert(driver, &row(HistoryState::Applied, None)).await?;
+                keep_facts(driver, recorded).await?;
             }
             "forget" | "reset" => history::delete(driver, m.version).await?,
             "refresh_checksum" => {
@@ -704,6 +747,7 @@ async fn write_all(
                 let prev = recorded.cloned();
                 w.execution_ms = prev.as_ref().map(|p| p.execution_ms).unwrap_or(0);
                 history::insert(driver, &w).await?;
+                keep_facts(driver, recorded).await?;
             }
             _ => {
                 // Undecided: the history says what is true (half applied, or unknown whether
@@ -863,6 +907,7 @@ mod tests {
                     error: None,
                     statements_applied: None,
                     lint_class: None,
+                    imported: None,
                 })
                 .collect(),
         }

@@ -58,6 +58,8 @@ pub struct StatusEntry {
     pub statements_applied: Option<i64>,
     /// The class recorded when it was applied (`None`: not recorded, or not applied).
     pub lint_class: Option<crate::class::MigrationClass>,
+    /// Taken over from another tool's history by `import`.
+    pub imported: Option<crate::history::ImportedFacts>,
 }
 
 /// A repeatable migration: `applied` (ran with the file's checksum), `pending` (never ran),
@@ -151,6 +153,7 @@ impl Status {
                     error: None,
                     statements_applied: None,
                     lint_class: None,
+                    imported: None,
                 },
                 Some(h) => {
                     let state = match h.state {
@@ -173,6 +176,7 @@ impl Status {
                         error: h.error.clone(),
                         statements_applied: h.statements_applied,
                         lint_class: h.lint_class,
+                        imported: h.imported.clone(),
                     }
                 }
             };
@@ -207,6 +211,7 @@ impl Status {
                     error: h.error.clone(),
                     statements_applied: h.statements_applied,
                     lint_class: h.lint_class,
+                    imported: h.imported.clone(),
                 },
             );
         }
@@ -360,6 +365,7 @@ mod tests {
             error: None,
             statements_applied: None,
             lint_class: None,
+            imported: None,
         }
     }
 

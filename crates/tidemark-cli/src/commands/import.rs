@@ -5,8 +5,13 @@ use tidemark::{Driver, Error, MigrationSet, Result, history};
 
 use crate::cli::ImportArgs;
 use crate::context::Context;
+use crate::output::json::RepairDoc;
 use crate::output::progress::{Progress, spinner};
 use crate::output::{BOLD, DIM, GREEN, YELLOW, paint};
+
+fn short(s: Option<&str>) -> &str {
+    s.map(|s| &s[..s.len().min(16)]).unwrap_or("?")
+}
 
 pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     ctx.database_url()?;
@@ -105,8 +110,32 @@ async fn import(
             ));
         }
     }
+    // A file changed since the other tool applied it, by that tool's own checksum (what the
+    // tool itself would refuse on: sqlx's "previously applied but has been modified").
+    for r in imported.changed_files() {
+        ctx.out.warn(&format!(
+            "{} {}: the file changed since {} applied it ({}'s checksum {} recorded, the file has {}); tidemark records today's file, so check that its effect is what the database has",
+            r.version.map(|v| v.to_string()).unwrap_or_else(|| r.raw_version.clone()),
+            r.description.as_deref().unwrap_or_default(),
+            args.from,
+            args.from,
+            short(r.checksum.as_deref()),
+            short(r.file_checksum.as_deref())
+        ));
+    }
+    let render = |plan: &tidemark::repair::RepairPlan, dry_run: bool, applied: &[(i64, String)]| {
+        if ctx.out.is_json() {
+            // The plan, and everything read from the other tool's table.
+            let mut doc =
+                serde_json::to_value(RepairDoc::new(plan, dry_run, applied)).unwrap_or_default();
+            doc["read"] = serde_json::to_value(&imported).unwrap_or_default();
+            ctx.out.json(&doc);
+        } else {
+            super::repair::render(ctx, plan, set, dry_run, applied);
+        }
+    };
     if !carry_out {
-        super::repair::render(ctx, &plan, set, true, &[]);
+        render(&plan, true, &[]);
         if !ctx.out.is_json() {
             ctx.out.line(paint(DIM, "dry run: nothing was changed; `tidemark import --from … --yes` writes tidemark_history (the other tool's table is left as it is)"));
         }
@@ -123,12 +152,27 @@ async fn import(
         Some(&claimed),
     )
     .await?;
+    // Repeatable migrations the tool ran: recorded as run where the file is unchanged (by the
+    // tool's checksum), else as run with the tool's checksum, so `up` runs them again as the
+    // tool would.
+    for (desc, unchanged) in &imported.repeatables {
+        let Some(r) = set.repeatables.iter().find(|r| r.description() == desc) else {
+            continue;
+        };
+        history::ensure_repeatables(db).await?;
+        let sum = if *unchanged {
+            r.migration.checksum.clone()
+        } else {
+            format!("{}:changed", args.from)
+        };
+        history::record_repeatable(db, desc, &sum, 0, &settings.actor).await?;
+    }
     let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
     if let Some(g) = guard {
         g.release().await?;
     }
     let applied: Vec<(i64, String)> = done.iter().map(|d| (d.version, d.action.clone())).collect();
-    super::repair::render(ctx, &plan, set, false, &applied);
+    render(&plan, false, &applied);
     if !ctx.out.is_json() {
         ctx.out.line(format!(
             "{} tidemark_history written from {} ({} row(s) recorded, {} corrected by evidence); {} is left as it was",

@@ -75,6 +75,9 @@ pub struct MigrationDoc {
     /// destructive, unknown); absent when not recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lint_class: Option<tidemark::MigrationClass>,
+    /// Taken over from another tool by `import`: `{"tool", "at", "source_checksum"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<tidemark::history::ImportedFacts>,
 }
 
 #[derive(Serialize)]
@@ -120,6 +123,7 @@ impl StatusDoc {
                     error: e.error.clone(),
                     statements_applied: e.statements_applied,
                     lint_class: e.lint_class,
+                    imported: e.imported.clone(),
                 })
                 .collect(),
             drift: DriftDoc {
