@@ -97,6 +97,21 @@ pub enum Command {
     Backup(BackupCommand),
     /// The journal: every apply, revert, failure, backup, restore, repair, import and baseline
     Journal(JournalArgs),
+    /// Keep another tool's history table in step while both run (show, --to TOOL, --off)
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Also write this tool's history table whenever tidemark applies or reverts a migration
+    #[arg(long, value_name = "TOOL", value_parser = ["golang-migrate", "sqlx", "diesel", "flyway", "dbmate"], conflicts_with = "off")]
+    pub to: Option<String>,
+    /// Stop writing the other tool's table
+    #[arg(long)]
+    pub off: bool,
+    /// How long to wait for the migration lock
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +223,11 @@ pub struct ImportArgs {
     /// baseline` in tidemark.toml so that later drift checks use it too
     #[arg(long, value_name = "FILE")]
     pub baseline_schema: Option<PathBuf>,
+    /// From now on also write the tool's table whenever tidemark applies or reverts a
+    /// migration, in the tool's own format, so the tool sees nothing to do (`tidemark sync
+    /// --off` stops it)
+    #[arg(long)]
+    pub keep_in_sync: bool,
     /// Show the plan; change nothing (the default without --yes)
     #[arg(long)]
     pub dry_run: bool,

@@ -138,6 +138,13 @@ impl Context {
             .as_ref()
             .and_then(|c| c.baseline.as_ref())
             .map(|p| self.config.resolve(p));
+        s.sync = match self.config.sync.as_ref().and_then(|c| c.tool.as_deref()) {
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|e| Error::Usage(format!("tidemark.toml [sync] tool: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(s)
     }
 

@@ -23,6 +23,7 @@ pub struct Config {
     pub backup: Option<BackupConfig>,
     pub lint: Option<LintConfig>,
     pub shadow: Option<ShadowConfig>,
+    pub sync: Option<SyncConfig>,
     /// The directory the file was read from; relative paths in it are relative to this.
     #[serde(skip)]
     pub base: PathBuf,
@@ -58,6 +59,14 @@ pub struct ShadowConfig {
     /// A SQL file holding the schema at the baseline a history begins at (when no migration
     /// file creates it): run on every shadow database before the migrations are replayed.
     pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Keep this tool's history table in step: `sqlx`, `golang-migrate`, `dbmate`, `diesel`
+    /// or `flyway`.
+    pub tool: Option<String>,
 }
 
 impl Config {

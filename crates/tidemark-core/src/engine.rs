@@ -96,6 +96,9 @@ pub struct Settings {
     /// The schema at a baseline that no migration file creates (a Flyway history that begins
     /// at a BASELINE): run on every shadow database before the migrations are replayed.
     pub shadow_baseline: Option<std::path::PathBuf>,
+    /// `[sync] tool`: the other tool whose table to keep in step (the last `sync` decision
+    /// journaled in the database wins over it).
+    pub sync: Option<crate::import::Tool>,
 }
 
 impl Settings {
@@ -132,6 +135,7 @@ impl Default for Settings {
             shadow_url: None,
             classifier: None,
             shadow_baseline: None,
+            sync: None,
         }
     }
 }
@@ -797,6 +801,18 @@ pub async fn execute(
     obs: &mut dyn Observer,
 ) -> Result<RunReport> {
     obs.event(Event::Planned { plan: p });
+    // Whether the other tool's table is kept in step, decided once per run, before anything
+    // changes (a tool whose table cannot follow these files stops the run here).
+    let sync = if p.steps.is_empty() {
+        None
+    } else {
+        let tool = crate::sync::state(driver, settings.sync).await?.tool;
+        if let Some(t) = tool {
+            crate::sync::check(t, set)?;
+        }
+        tool
+    };
+    let cx = Cx { set, sync };
     let mut done: Vec<Done> = Vec::new();
     if p.single_transaction && !p.steps.is_empty() {
         if p.steps.iter().any(|s| s.repeatable) {
@@ -819,9 +835,9 @@ pub async fn execute(
             }
             let ms = started.elapsed().as_millis() as i64;
             if step.repeatable {
-                record_repeatable(driver, step, ms, settings).await?;
+                record_repeatable(driver, &cx, step, ms, settings).await?;
             } else {
-                record_done(driver, step, ms, settings).await?;
+                record_done(driver, &cx, step, ms, settings).await?;
             }
             obs.event(Event::StepFinished { step, ms });
             done.push(Done {
@@ -845,11 +861,11 @@ pub async fn execute(
             });
             let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
             let result = if step.repeatable {
-                apply_repeatable(driver, step, settings, obs, applied).await
+                apply_repeatable(driver, &cx, step, settings, obs, applied).await
             } else if step.transactional {
-                apply_transactional(driver, step, settings, obs, applied).await
+                apply_transactional(driver, &cx, step, settings, obs, applied).await
             } else {
-                apply_stepwise(driver, step, settings, obs, applied).await
+                apply_stepwise(driver, &cx, step, settings, obs, applied).await
             };
             let ms = match result {
                 Ok(ms) => ms,
@@ -894,8 +910,46 @@ pub async fn execute(
     })
 }
 
+/// What every step of a run shares: the files, and the tool whose table is kept in step.
+struct Cx<'a> {
+    set: &'a MigrationSet,
+    sync: Option<crate::import::Tool>,
+}
+
+/// Write the other tool's table for a finished step, when sync is on.
+async fn sync_step(
+    driver: &mut dyn Driver,
+    cx: &Cx<'_>,
+    step: &Step,
+    ms: i64,
+    settings: &Settings,
+) -> Result<()> {
+    let Some(tool) = cx.sync else {
+        return Ok(());
+    };
+    if step.repeatable {
+        if let Some(r) = cx
+            .set
+            .repeatables
+            .iter()
+            .find(|r| r.description() == step.name)
+        {
+            crate::sync::applied_repeatable(driver, tool, &r.migration, ms, settings).await?;
+        }
+        return Ok(());
+    }
+    let Some(m) = cx.set.get(step.version) else {
+        return Ok(());
+    };
+    match step.direction {
+        Direction::Up => crate::sync::applied(driver, tool, cx.set, m, ms, settings).await,
+        Direction::Down => crate::sync::reverted(driver, tool, cx.set, m).await,
+    }
+}
+
 async fn apply_transactional(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     settings: &Settings,
     obs: &mut dyn Observer,
@@ -915,7 +969,7 @@ async fn apply_transactional(
         obs.event(Event::StatementFinished { step, stmt });
     }
     let ms = started.elapsed().as_millis() as i64;
-    if let Err(e) = record_done(driver, step, ms, settings).await {
+    if let Err(e) = record_done(driver, cx, step, ms, settings).await {
         let _ = driver.rollback().await;
         return Err(e);
     }
@@ -936,6 +990,7 @@ async fn apply_transactional(
 /// the previous record (or none), so it runs again next time.
 async fn apply_repeatable(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     settings: &Settings,
     obs: &mut dyn Observer,
@@ -956,7 +1011,7 @@ async fn apply_repeatable(
         return Err(failed(driver, settings, step, f, applied, false).await);
     }
     let ms = started.elapsed().as_millis() as i64;
-    if let Err(e) = record_repeatable(driver, step, ms, settings).await {
+    if let Err(e) = record_repeatable(driver, cx, step, ms, settings).await {
         if step.transactional {
             let _ = driver.rollback().await;
         }
@@ -975,11 +1030,13 @@ async fn apply_repeatable(
 
 async fn record_repeatable(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     ms: i64,
     settings: &Settings,
 ) -> Result<()> {
     history::record_repeatable(driver, &step.name, &step.checksum, ms, &settings.actor).await?;
+    sync_step(driver, cx, step, ms, settings).await?;
     history::journal(
         driver,
         &JournalWrite {
@@ -996,6 +1053,7 @@ async fn record_repeatable(
 /// Statement by statement, with progress in the history row.
 async fn apply_stepwise(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     settings: &Settings,
     obs: &mut dyn Observer,
@@ -1128,6 +1186,7 @@ async fn apply_stepwise(
         }
         Direction::Down => history::delete(driver, step.version).await?,
     }
+    sync_step(driver, cx, step, ms, settings).await?;
     journal_step(driver, step, ms, settings).await?;
     Ok(ms)
 }
@@ -1151,6 +1210,7 @@ async fn run_statements(
 /// transaction when there is one.
 async fn record_done(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     ms: i64,
     settings: &Settings,
@@ -1177,7 +1237,9 @@ async fn record_done(
         }),
         Direction::Down => history::RowChange::Delete(step.version),
     };
-    history::change_with_journal(driver, op, &journal).await
+    history::change_with_journal(driver, op, &journal).await?;
+    // The other tool's row after tidemark's, in the same transaction.
+    sync_step(driver, cx, step, ms, settings).await
 }
 
 fn step_action(step: &Step) -> &'static str {

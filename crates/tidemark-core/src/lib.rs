@@ -22,6 +22,7 @@ pub mod repair;
 pub mod replay;
 pub mod split;
 pub mod status;
+pub mod sync;
 pub mod url;
 
 pub use class::{Classification, Classifier, MigrationClass};

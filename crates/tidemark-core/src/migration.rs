@@ -104,6 +104,10 @@ pub struct Migration {
     pub checksum: String,
     /// False when the file asks to run outside a transaction.
     pub transactional: bool,
+    /// The version as the file names it, as its own tool records it: `001` (golang-migrate,
+    /// sqlx and dbmate keep the digits; the first two parse them as a number), diesel's digits
+    /// without dashes, Flyway's dotted version (`1.1` for `V1_1__…`).
+    pub written_version: String,
     /// Order of application; see [`SortKey`].
     sort_key: SortKey,
 }
@@ -601,6 +605,7 @@ fn directives(script: &Script) -> Result<Directives> {
 /// One migration as found on disk, before checks that span files.
 struct Found {
     name: String,
+    written: String,
     up: Option<Script>,
     down: Option<Script>,
     sort_key: SortKey,
@@ -627,9 +632,11 @@ impl Loader {
         self.warnings.push(format!("{}: {why}", path.display()));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         version: i64,
+        written: &str,
         name: &str,
         sort_key: SortKey,
         part: Part,
@@ -638,6 +645,7 @@ impl Loader {
     ) -> Result<()> {
         let entry = self.found.entry(version).or_insert_with(|| Found {
             name: name.to_string(),
+            written: written.to_string(),
             up: None,
             down: None,
             sort_key: sort_key.clone(),
@@ -699,6 +707,7 @@ impl Loader {
             let version = parse_version(v, &e.path)?;
             self.add(
                 version,
+                v,
                 name,
                 SortKey::Number(version),
                 part,
@@ -741,6 +750,7 @@ impl Loader {
             let digits: String = v.chars().filter(char::is_ascii_digit).collect();
             self.add(
                 version,
+                &digits,
                 name,
                 SortKey::Text(digits.clone()),
                 Part::Up,
@@ -751,8 +761,9 @@ impl Loader {
             if down.is_file() {
                 self.add(
                     version,
+                    &digits,
                     name,
-                    SortKey::Text(digits),
+                    SortKey::Text(digits.clone()),
                     Part::Down,
                     Self::script(&down)?,
                     &e.path,
@@ -850,6 +861,7 @@ impl Loader {
             let is_up = matches!(part, Part::Up);
             self.add(
                 version,
+                &ver.replace('_', "."),
                 desc,
                 SortKey::Parts(parts),
                 part,
@@ -917,6 +929,7 @@ impl Loader {
             let key = SortKey::Text(e.name.clone());
             self.add(
                 version,
+                v,
                 name,
                 key.clone(),
                 Part::Up,
@@ -926,6 +939,7 @@ impl Loader {
             if let Some(d) = down_at {
                 self.add(
                     version,
+                    v,
                     name,
                     key,
                     Part::Down,
@@ -962,6 +976,7 @@ impl Loader {
             }
             migrations.push(Migration {
                 version,
+                written_version: f.written,
                 name: f.name,
                 checksum: checksum(&up.sql),
                 transactional: !(d.no_transaction || f.force_no_transaction),
@@ -996,6 +1011,7 @@ impl Loader {
             repeatables.push(Repeatable {
                 migration: Migration {
                     version: 0,
+                    written_version: String::new(),
                     checksum: checksum(&up.sql),
                     transactional: !(d.no_transaction || no_tx),
                     sort_key: SortKey::Text(desc.clone()),

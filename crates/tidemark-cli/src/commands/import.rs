@@ -55,6 +55,9 @@ async fn import(
     } else {
         None
     };
+    if args.keep_in_sync {
+        tidemark::sync::check(tool, set)?;
+    }
     let ours = history::read(db).await?;
     if !ours.entries.is_empty() {
         return Err(Error::Inconsistent(format!(
@@ -168,6 +171,11 @@ async fn import(
         history::record_repeatable(db, desc, &sum, 0, &settings.actor).await?;
     }
     let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
+    let synced = if args.keep_in_sync {
+        Some(tidemark::sync::set(db, set, Some(tool), settings).await?)
+    } else {
+        None
+    };
     if let Some(g) = guard {
         g.release().await?;
     }
@@ -186,6 +194,14 @@ async fn import(
             ctx.out.line(format!(
                 "{} the history agrees with the live schema",
                 paint(GREEN, "✓")
+            ));
+        }
+        if synced.is_some() {
+            let st = tidemark::sync::state(db, settings.sync).await?;
+            ctx.out.line(format!(
+                "{} {}",
+                paint(GREEN, "✓"),
+                super::sync::describe(&st)
             ));
         }
     }

@@ -11,6 +11,7 @@ pub mod new;
 pub mod repair;
 pub mod run;
 pub mod status;
+pub mod sync;
 
 use tidemark::Result;
 
@@ -42,5 +43,6 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
         Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Journal(a) => journal::run(&ctx, &a).await,
         Command::Lint(a) => lint::run(&ctx, &a).await,
+        Command::Sync(a) => sync::run(&ctx, &a).await,
     }
 }

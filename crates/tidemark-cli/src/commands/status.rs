@@ -24,6 +24,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let mut db = ctx.connect().await?;
     let st = engine::status(db.as_mut(), &set, &settings, true).await;
     let caps = db.caps().clone();
+    let sync = tidemark::sync::state(db.as_mut(), settings.sync).await;
     let url = db.url().redacted();
     // Only when something is wrong: replay on a shadow database to say which state the live
     // schema is in. The happy path stays one inspection.
@@ -54,11 +55,13 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     };
     db.close().await;
     let mut st = st?;
+    let sync = sync?;
     if let Some(p) = &evidence {
         establish_from_evidence(&mut st, p);
     }
     if ctx.out.is_json() {
         let mut doc = StatusDoc::new(url.clone(), &st);
+        doc.sync = Some(sync.clone());
         if let Some(p) = &evidence {
             doc.drift.matches_state_after = p.matches_state_after;
             doc.drift.repair_needed = Some(p.changes().next().is_some());
@@ -66,6 +69,13 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         ctx.out.json(&doc);
     } else {
         print_text(ctx, &url, &caps, &set, &st, evidence.as_ref());
+        if sync.tool.is_some() {
+            ctx.out.line(format!(
+                "{} {}",
+                paint(BOLD, "Sync      "),
+                super::sync::describe(&sync)
+            ));
+        }
     }
     Ok(if !args.exit_code {
         0

@@ -52,6 +52,10 @@ pub struct StatusDoc {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeatables: Vec<tidemark::status::RepeatableStatus>,
     pub drift: DriftDoc,
+    /// Whether another tool's table is kept in step: `{"tool", "table", "source"}` (`tool`
+    /// null when off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<tidemark::sync::SyncState>,
 }
 
 #[derive(Serialize)]
@@ -107,6 +111,7 @@ impl StatusDoc {
             latest_version: st.latest_version,
             pending: st.count(MigrationState::Pending),
             repeatables: st.repeatables.clone(),
+            sync: None,
             migrations: st
                 .entries
                 .iter()

@@ -18,4 +18,5 @@ mod recovery;
 mod safety;
 mod scenarios;
 mod schema_steps;
+mod side_by_side;
 mod switching;
