@@ -83,10 +83,11 @@ db_test!(
             &["1_a.up.sql:2", "never began"],
         )
         .await;
+        // Repeatable migrations are supported (issue 17); one without a description is not.
         rejected(
             &db,
-            &[("V1__a.sql", b"SELECT 1;"), ("R__views.sql", b"SELECT 1;")],
-            &["R__views.sql"],
+            &[("V1__a.sql", b"SELECT 1;"), ("R__.sql", b"SELECT 1;")],
+            &["R__.sql", "repeatable"],
         )
         .await;
         rejected(
