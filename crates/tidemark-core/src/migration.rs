@@ -104,6 +104,10 @@ pub struct Migration {
     pub checksum: String,
     /// False when the file asks to run outside a transaction.
     pub transactional: bool,
+    /// `-- tidemark:verify <query>`: a query whose first column of its first row says whether
+    /// the migration's effect is in place (true, non-zero; false, zero, no row). The evidence
+    /// for a migration the schema cannot place (one that changes only data).
+    pub verify: Option<String>,
     /// The version as the file names it, as its own tool records it: `001` (golang-migrate,
     /// sqlx and dbmate keep the digits; the first two parse them as a number), diesel's digits
     /// without dashes, Flyway's dotted version (`1.1` for `V1_1__…`).
@@ -563,6 +567,7 @@ fn flyway_conf_no_transaction(conf: &Path) -> Result<bool> {
 #[derive(Debug, Default)]
 struct Directives {
     no_transaction: bool,
+    verify: Option<String>,
 }
 
 fn directives(script: &Script) -> Result<Directives> {
@@ -587,13 +592,26 @@ fn directives(script: &Script) -> Result<Directives> {
         let word = directive.split_whitespace().next().unwrap_or_default();
         match word {
             "no-transaction" => d.no_transaction = true,
+            "verify" => {
+                let query = directive.trim_start()["verify".len()..]
+                    .trim()
+                    .trim_end_matches(';')
+                    .trim();
+                if query.is_empty() {
+                    return Err(Error::bad_input(
+                        Location::line(&script.path, script.first_line + i),
+                        "`tidemark:verify` needs a query on the same line, e.g. `-- tidemark:verify SELECT COUNT(*) = 0 FROM orders WHERE total < 1000`",
+                    ));
+                }
+                d.verify = Some(query.to_string());
+            }
             // Lint directives belong to the linter; it checks them itself.
             "lint-ignore" | "lint-ignore-file" => {}
             other => {
                 return Err(Error::bad_input(
                     Location::line(&script.path, script.first_line + i),
                     format!(
-                        "unknown directive `tidemark:{other}` (known: no-transaction, lint-ignore, lint-ignore-file)"
+                        "unknown directive `tidemark:{other}` (known: no-transaction, verify, lint-ignore, lint-ignore-file)"
                     ),
                 ));
             }
@@ -980,6 +998,7 @@ impl Loader {
                 name: f.name,
                 checksum: checksum(&up.sql),
                 transactional: !(d.no_transaction || f.force_no_transaction),
+                verify: d.verify,
                 up,
                 down: f.down,
                 sort_key: f.sort_key,
@@ -1014,6 +1033,7 @@ impl Loader {
                     written_version: String::new(),
                     checksum: checksum(&up.sql),
                     transactional: !(d.no_transaction || no_tx),
+                    verify: None,
                     sort_key: SortKey::Text(desc.clone()),
                     name: desc,
                     up,

@@ -145,6 +145,9 @@ impl RepairPlan {
 pub struct Evidence {
     pub states: Vec<State>,
     pub live: Schema,
+    /// What each migration's `-- tidemark:verify` query said on the live database: its effect
+    /// is in place (true) or not (false). Absent when it has none, or the query failed.
+    pub verified: BTreeMap<i64, bool>,
 }
 
 /// Replay every migration on a shadow database and inspect the live one.
@@ -174,10 +177,36 @@ pub async fn gather(
     } else {
         replay::without(&live_schema, &created)
     };
+    let verified = verify_queries(live, set).await;
     Ok(Evidence {
         states,
         live: live_schema,
+        verified,
     })
+}
+
+/// Run each migration's `-- tidemark:verify` query on the live database. A query that fails
+/// (e.g. its table is not there yet) tells nothing, and the migration stays undetermined.
+async fn verify_queries(live: &mut dyn Driver, set: &MigrationSet) -> BTreeMap<i64, bool> {
+    let mut out = BTreeMap::new();
+    for m in &set.migrations {
+        let Some(q) = &m.verify else { continue };
+        let Ok(rows) = live.query(q, &[]).await else {
+            continue;
+        };
+        let present = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .is_some_and(|v| match v.as_i64() {
+                Some(n) => n != 0,
+                None => v.into_text().is_some_and(|t| {
+                    matches!(t.trim().to_ascii_lowercase().as_str(), "t" | "true" | "yes")
+                }),
+            });
+        out.insert(m.version, present);
+    }
+    out
 }
 
 /// The objects the repeatable migrations create on top of the last state.
@@ -417,6 +446,22 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
                 MigrationState::Pending | MigrationState::Failed
             )
         {
+            // The migration's own query decides where the schema cannot.
+            if let Some(&present) = ev.verified.get(&m.version) {
+                steps.push(if present {
+                    step(
+                        Action::Adopt,
+                        "its `tidemark:verify` query says its effect is in place".into(),
+                    )
+                } else {
+                    step(
+                        Action::Replay,
+                        "its `tidemark:verify` query says its effect is not in place: `up` runs it"
+                            .into(),
+                    )
+                });
+                continue;
+            }
             let what = if footprints[k].is_empty() {
                 "it changes only data"
             } else {
@@ -947,6 +992,7 @@ mod tests {
         let ev = Evidence {
             live: st[6].schema.clone(),
             states: st,
+            verified: Default::default(),
         };
         let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
         assert_eq!(p.matches_state_after, Some(6));
@@ -991,7 +1037,11 @@ mod tests {
         }
         let mut live = st[6].schema.clone();
         live.tables.get_mut("t1").unwrap().indexes.remove("b");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence {
+            live,
+            states: st,
+            verified: Default::default(),
+        };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(p.matches_state_after, None);
         assert_eq!(
@@ -1019,7 +1069,11 @@ mod tests {
         let mut live = st[4].schema.clone();
         live.tables.remove("t4");
         table(&mut live, "t4");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence {
+            live,
+            states: st,
+            verified: Default::default(),
+        };
         let p = plan(&set, &recorded(&set, &[1, 2, 3, 4, 5]), &ev);
         assert_eq!(
             p.matches_state_after,
@@ -1039,6 +1093,7 @@ mod tests {
         let ev = Evidence {
             live: st[2].schema.clone(),
             states: st,
+            verified: Default::default(),
         };
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
@@ -1089,7 +1144,11 @@ mod tests {
         // Make the exact match impossible so the footprint path is used: an extra live table.
         let mut live = live;
         table(&mut live, "extra");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence {
+            live,
+            states: st,
+            verified: Default::default(),
+        };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(actions(&p), vec![(1, "adopt"), (2, "adopt"), (3, "replay")]);
         assert_eq!(p.unexplained.len(), 2, "{:?}", p.unexplained);
@@ -1104,6 +1163,7 @@ mod tests {
         let ev = Evidence {
             live: st[2].schema.clone(),
             states: st,
+            verified: Default::default(),
         };
         let p = plan(&set, &h, &ev);
         assert_eq!(actions(&p), vec![(2, "refresh_checksum")]);
