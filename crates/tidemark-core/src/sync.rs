@@ -126,6 +126,23 @@ pub async fn set(
     Ok(written)
 }
 
+/// After tidemark records migrations as applied without running them (`repair` adopting,
+/// `baseline`): when sync is on, write the other tool's rows that are missing, so the old tool
+/// does not run what tidemark now says is applied. (A record tidemark removes — `forget`, a
+/// reset — is not removed from the other tool's table: whether its effects are there is exactly
+/// what was in doubt.) Returns how many rows were written.
+pub async fn follow(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &crate::engine::Settings,
+) -> Result<usize> {
+    let Some(tool) = state(driver, settings.sync).await?.tool else {
+        return Ok(0);
+    };
+    check(tool, set)?;
+    reconcile(driver, tool, set, settings).await
+}
+
 /// Write the other tool's rows that are missing for the migrations tidemark's history records
 /// as applied (and golang-migrate's single row for the head). Returns how many were written.
 async fn reconcile(

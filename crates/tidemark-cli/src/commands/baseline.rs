@@ -22,6 +22,8 @@ pub async fn run(ctx: &Context, args: &BaselineArgs) -> Result<i32> {
             shadow.as_ref(),
         )
         .await?;
+        // With sync on, the other tool must not run what is now recorded as applied.
+        tidemark::sync::follow(db.as_mut(), &set, &settings).await?;
         guard.release().await?;
         Ok::<_, tidemark::Error>(report)
     }

@@ -82,6 +82,8 @@ async fn repair(
     }
     let done = repair::execute(db, set, &plan, decisions, settings, "repair", None).await?;
     let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
+    // With sync on, the other tool must not run what is now recorded as applied.
+    tidemark::sync::follow(db, set, settings).await?;
     if let Some(g) = guard {
         g.release().await?;
     }

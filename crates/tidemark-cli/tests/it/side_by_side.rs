@@ -370,3 +370,31 @@ db_test!(flyway_table_follows, |db| async move {
     );
     tm(&db, &m, &["check"]).ok();
 });
+
+db_test!(
+    what_repair_adopts_is_written_for_the_other_tool_too,
+    |db| async move {
+        let m = Migrations::new(&[
+            (
+                "1_orders.up.sql",
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);\nINSERT INTO orders (id, total) VALUES (1, 1050);\n",
+            ),
+            (
+                "2_cents.up.sql",
+                "UPDATE orders SET total = total * 100 WHERE id = 1;\n",
+            ),
+        ]);
+        tm(&db, &m, &["sync", "--to", "sqlx"]).ok();
+        tm(&db, &m, &["up", "--to", "1"]).ok();
+        // 2 was run by hand; a person records that it ran.
+        db.exec("UPDATE orders SET total = total * 100 WHERE id = 1")
+            .await;
+        tm(&db, &m, &["repair", "--adopt", "2", "--yes"]).ok();
+        assert_eq!(
+            column(&db, "SELECT version FROM _sqlx_migrations ORDER BY version").await,
+            ["1", "2"]
+        );
+        sqlx_migrate(&db, m.path()).await.unwrap();
+        assert_eq!(total(&db).await, "105000", "sqlx ran migration 2 again");
+    }
+);
