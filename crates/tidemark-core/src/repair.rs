@@ -148,6 +148,9 @@ pub struct Evidence {
     /// What each migration's `-- tidemark:verify` query said on the live database: its effect
     /// is in place (true) or not (false). Absent when it has none, or the query failed.
     pub verified: BTreeMap<i64, bool>,
+    /// The fingerprint of the live schema as it is, when `live` leaves out what repeatable
+    /// migrations created (the fingerprint recorded after a repair must be of the real schema).
+    pub live_fingerprint: Option<String>,
 }
 
 /// Replay every migration on a shadow database and inspect the live one.
@@ -172,6 +175,7 @@ pub async fn gather(
     let states = states?;
     let created = created?;
     let live_schema = live.inspect(&settings.inspect).await?;
+    let live_fingerprint = Some(live_schema.fingerprint().0);
     let live_schema = if created.is_empty() {
         live_schema
     } else {
@@ -182,6 +186,7 @@ pub async fn gather(
         states,
         live: live_schema,
         verified,
+        live_fingerprint,
     })
 }
 
@@ -888,7 +893,11 @@ pub async fn record_fingerprint_if_consistent(
     if !is_prefix || ev.states[applied].schema.fingerprint() != ev.live.fingerprint() {
         return Ok(false);
     }
-    history::set_fingerprint(driver, head, ev.live.fingerprint().as_str()).await?;
+    let fp = ev
+        .live_fingerprint
+        .clone()
+        .unwrap_or_else(|| ev.live.fingerprint().0);
+    history::set_fingerprint(driver, head, &fp).await?;
     Ok(true)
 }
 
@@ -993,6 +1002,7 @@ mod tests {
             live: st[6].schema.clone(),
             states: st,
             verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
         assert_eq!(p.matches_state_after, Some(6));
@@ -1041,6 +1051,7 @@ mod tests {
             live,
             states: st,
             verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(p.matches_state_after, None);
@@ -1073,6 +1084,7 @@ mod tests {
             live,
             states: st,
             verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &recorded(&set, &[1, 2, 3, 4, 5]), &ev);
         assert_eq!(
@@ -1094,6 +1106,7 @@ mod tests {
             live: st[2].schema.clone(),
             states: st,
             verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
@@ -1148,6 +1161,7 @@ mod tests {
             live,
             states: st,
             verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(actions(&p), vec![(1, "adopt"), (2, "adopt"), (3, "replay")]);
@@ -1164,6 +1178,7 @@ mod tests {
             live: st[2].schema.clone(),
             states: st,
             verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &h, &ev);
         assert_eq!(actions(&p), vec![(2, "refresh_checksum")]);

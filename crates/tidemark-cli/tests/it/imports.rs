@@ -405,3 +405,77 @@ db_test!(import_keeps_what_flyway_recorded, |db| async move {
     tm(&db, &m, &["up"]).ok();
     assert_eq!(total(&db).await, "105000", "a data migration ran again");
 });
+
+db_test!(import_carries_flyway_repeatables_over, |db| async move {
+    let m = Migrations::new(&[
+        (
+            "V1__create_orders.sql",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);\n",
+        ),
+        (
+            "R__orders_view.sql",
+            "DROP VIEW IF EXISTS v_orders;\nCREATE VIEW v_orders AS SELECT id FROM orders;\n",
+        ),
+        // Flyway ran an older text of this one.
+        (
+            "R__runs.sql",
+            "CREATE TABLE IF NOT EXISTS runs (n INTEGER NOT NULL);\nINSERT INTO runs (n) VALUES (1);\n",
+        ),
+    ]);
+    db.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);")
+        .await;
+    db.exec("CREATE VIEW v_orders AS SELECT id FROM orders;")
+        .await;
+    db.exec("CREATE TABLE runs (n INTEGER NOT NULL);").await;
+    db.exec("INSERT INTO runs (n) VALUES (1);").await;
+    db.exec(
+        "CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL PRIMARY KEY, version VARCHAR(50), description VARCHAR(200) NOT NULL, \
+         type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INT, installed_by VARCHAR(100) NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, execution_time INT NOT NULL, success BOOLEAN NOT NULL);",
+    )
+    .await;
+    let t = boolean(db.dialect(), true);
+    // CRC-32s computed independently: the view file as it is; an older text of R__runs.sql.
+    db.exec(&format!(
+        "INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES \
+         (1, '1', 'create orders', 'SQL', 'V1__create_orders.sql', 1, 'app', 5, {t}), \
+         (2, NULL, 'orders view', 'SQL', 'R__orders_view.sql', 1618668402, 'app', 5, {t}), \
+         (3, NULL, 'runs', 'SQL', 'R__runs.sql', -1609475358, 'app', 5, {t});"
+    ))
+    .await;
+    let j = tm(&db, &m, &["import", "--from", "flyway", "--format", "json"]).json();
+    assert_eq!(j["read"]["read"][1]["state"], "repeatable", "{j}");
+    assert!(j["steps"].as_array().unwrap().is_empty(), "{j}");
+    tm(&db, &m, &["import", "--from", "flyway", "--yes"]).ok();
+    let st = tm(&db, &m, &["status", "--format", "json"]).json();
+    let states: Vec<(String, String)> = st["repeatables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["description"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("orders view".to_string(), "applied".to_string()),
+            ("runs".to_string(), "outdated".to_string())
+        ],
+        "{st}"
+    );
+    // As Flyway would: the changed one runs again, the unchanged one does not.
+    tm(&db, &m, &["up"]).ok();
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM runs").await.as_deref(),
+        Some("2")
+    );
+    tm(&db, &m, &["up"]).ok();
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM runs").await.as_deref(),
+        Some("2")
+    );
+});
