@@ -1097,9 +1097,13 @@ async fn apply_stepwise(
     // its transaction is open, the progress updates of the history row are part of it.
     let mut own_open: Option<usize> = None;
     for (i, stmt) in step.statements.iter().enumerate() {
-        if crate::split::is_transaction_control(&stmt.text) {
-            own_open = crate::split::starts_transaction(&stmt.text).then_some(i);
+        let control = crate::split::is_transaction_control(&stmt.text);
+        let starts = control && crate::split::starts_transaction(&stmt.text);
+        if starts {
+            own_open = Some(i);
         }
+        // A transaction stays open until its COMMIT succeeds: a COMMIT that fails (a deferred
+        // constraint) rolls the whole transaction back on PostgreSQL.
         if let Err(db) = driver.run(&stmt.text).await {
             let mut failure = statement_failure(step, stmt, db);
             // A failure inside the file's own transaction: roll it back (the session refuses
@@ -1168,6 +1172,9 @@ async fn apply_stepwise(
                 )));
             }
             return Err(failed(driver, settings, step, failure, applied, !nothing_done).await);
+        }
+        if control && !starts {
+            own_open = None;
         }
         obs.event(Event::StatementFinished { step, stmt });
         if step.direction == Direction::Up && i + 1 < total {

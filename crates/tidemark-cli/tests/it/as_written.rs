@@ -387,3 +387,26 @@ db_test!(
         tm(&db, &m, &["drift"]).code(20);
     }
 );
+
+db_test!(
+    a_commit_that_fails_rolls_the_whole_file_back,
+    |db| async move {
+        // A deferred foreign key fails at the file's own COMMIT (PostgreSQL checks it there):
+        // the whole transaction is rolled back, so nothing of the file remains.
+        if db.dialect() != Dialect::Postgres {
+            return;
+        }
+        let m = Migrations::new(&[(
+            "1_deferred.up.sql",
+            "BEGIN;\nCREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (pid INTEGER REFERENCES p DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO c (pid) VALUES (1);\nCOMMIT;\n",
+        )]);
+        let r = tm(&db, &m, &["up"]);
+        r.code(1);
+        assert!(r.stderr.contains("nothing of it remains"), "{}", r.stderr);
+        assert!(
+            history(&db).await.is_empty(),
+            "a row for a file that left nothing"
+        );
+        assert!(!db.has_table("p").await);
+    }
+);
