@@ -109,6 +109,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Rehearse restore, rollback and repair on scratch copies and measure the recovery time
     Drill(DrillArgs),
+    /// Keep another tool's history table in step while both run (show, --to TOOL, --off)
+    Sync(SyncArgs),
     /// Print a shell completion script (e.g. `tidemark completions bash > /etc/bash_completion.d/tidemark`)
     Completions(CompletionsArgs),
     /// Print the man page (or write one per command with --out-dir)
@@ -127,6 +129,19 @@ pub struct ManArgs {
     /// Write tidemark.1 and one page per command (tidemark-up.1, …) into this directory
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Also write this tool's history table whenever tidemark applies or reverts a migration
+    #[arg(long, value_name = "TOOL", value_parser = ["golang-migrate", "sqlx", "diesel", "flyway", "dbmate"], conflicts_with = "off")]
+    pub to: Option<String>,
+    /// Stop writing the other tool's table
+    #[arg(long)]
+    pub off: bool,
+    /// How long to wait for the migration lock
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +338,16 @@ pub struct ImportArgs {
     /// Alembic only: the directory of revision files [default: alembic/versions]
     #[arg(long, value_name = "DIR")]
     pub alembic_dir: Option<PathBuf>,
+    /// The schema at the baseline the other tool's history begins at (e.g. Flyway's BASELINE),
+    /// as SQL: replayed on the shadow database before the migrations. Keep it as `[shadow]
+    /// baseline` in tidemark.toml so that later drift checks use it too
+    #[arg(long, value_name = "FILE")]
+    pub baseline_schema: Option<PathBuf>,
+    /// From now on also write the tool's table whenever tidemark applies or reverts a
+    /// migration, in the tool's own format, so the tool sees nothing to do (`tidemark sync
+    /// --off` stops it)
+    #[arg(long)]
+    pub keep_in_sync: bool,
     /// Show the plan; change nothing (the default without --yes)
     #[arg(long)]
     pub dry_run: bool,

@@ -135,6 +135,19 @@ impl Context {
         s.inspect.schemas = self.config.schemas.clone().unwrap_or_default();
         s.shadow_url = self.shadow_url(&crate::cli::ShadowArgs { shadow_url: None })?;
         s.classifier = Some(std::sync::Arc::new(tidemark_lint::LintClassifier));
+        s.shadow_baseline = self
+            .config
+            .shadow
+            .as_ref()
+            .and_then(|c| c.baseline.as_ref())
+            .map(|p| self.config.resolve(p));
+        s.sync = match self.config.sync.as_ref().and_then(|c| c.tool.as_deref()) {
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|e| Error::Usage(format!("tidemark.toml [sync] tool: {e}")))?,
+            ),
+            None => None,
+        };
         if let Some(m) = &self.config.migrate {
             if let Some(t) = &m.statement_lock_timeout {
                 s.statement_lock_timeout = Some(config::parse_duration(

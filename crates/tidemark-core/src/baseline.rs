@@ -35,6 +35,8 @@ pub async fn baseline(
     set.validate(driver.dialect())?;
     let guard = crate::engine::acquire(driver, settings, obs).await?;
     let report = baseline_locked(driver, set, version, force, settings, shadow_url).await?;
+    // With sync on, the other tool must not run what is now recorded as applied.
+    crate::sync::follow(driver, set, settings).await?;
     guard.release().await?;
     Ok(report)
 }
@@ -60,7 +62,7 @@ async fn baseline_locked(
         ));
     }
     let upto: Vec<&Migration> = set.migrations[..=pos].iter().collect();
-    let mut shadow = Shadow::open(driver, shadow_url).await?;
+    let mut shadow = Shadow::open_for(driver, settings, shadow_url).await?;
     let expected = replay::final_schema(&mut shadow, &upto, &settings.inspect).await;
     shadow.close().await;
     let expected = expected?;

@@ -25,6 +25,7 @@ pub struct Config {
     pub shadow: Option<ShadowConfig>,
     pub migrate: Option<MigrateConfig>,
     pub drill: Option<DrillConfig>,
+    pub sync: Option<SyncConfig>,
     /// The directory the file was read from; relative paths in it are relative to this.
     #[serde(skip)]
     pub base: PathBuf,
@@ -72,6 +73,17 @@ pub struct MigrateConfig {
 #[serde(deny_unknown_fields)]
 pub struct ShadowConfig {
     pub url: Option<String>,
+    /// A SQL file holding the schema at the baseline a history begins at (when no migration
+    /// file creates it): run on every shadow database before the migrations are replayed.
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Keep this tool's history table in step: `sqlx`, `golang-migrate`, `dbmate`, `diesel`
+    /// or `flyway`.
+    pub tool: Option<String>,
 }
 
 /// `[drill]`: recovery-time targets per drill and how drills run.

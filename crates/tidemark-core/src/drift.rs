@@ -65,8 +65,33 @@ pub async fn drift(
     let st = Status::compute(set, &h);
     let mut notes = Vec::new();
     let recorded = recorded_migrations(set, &st, &mut notes);
-    let mut shadow = Shadow::open(live, shadow_url).await?;
-    let expected = replay::final_schema(&mut shadow, &recorded, &settings.inspect).await;
+    // Then the repeatable migrations that ran, after all versioned ones as they run.
+    let mut to_replay = recorded.clone();
+    for r in &st.repeatables {
+        match r.state {
+            "applied" | "outdated" => {
+                if r.state == "outdated" {
+                    notes.push(format!(
+                        "repeatable migration `{}` changed since it ran; replayed as the file is now (`up` runs it again)",
+                        r.description
+                    ));
+                }
+                to_replay.extend(
+                    set.repeatables
+                        .iter()
+                        .filter(|x| x.description() == r.description)
+                        .map(|x| &x.migration),
+                );
+            }
+            "missing" => notes.push(format!(
+                "repeatable migration `{}` ran but its file is gone; it could not be replayed",
+                r.description
+            )),
+            _ => {}
+        }
+    }
+    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
+    let expected = replay::final_schema(&mut shadow, &to_replay, &settings.inspect).await;
     shadow.close().await;
     let expected = expected?;
     let actual = live.inspect(&settings.inspect).await?;

@@ -100,6 +100,12 @@ pub struct Settings {
     pub statement_lock_timeout: Option<Duration>,
     /// How often a migration that timed out waiting for a lock is tried again, with backoff.
     pub lock_retries: u32,
+    /// The schema at a baseline that no migration file creates (a Flyway history that begins
+    /// at a BASELINE): run on every shadow database before the migrations are replayed.
+    pub shadow_baseline: Option<std::path::PathBuf>,
+    /// `[sync] tool`: the other tool whose table to keep in step (the last `sync` decision
+    /// journaled in the database wins over it).
+    pub sync: Option<crate::import::Tool>,
 }
 
 impl Settings {
@@ -137,6 +143,8 @@ impl Default for Settings {
             classifier: None,
             statement_lock_timeout: Some(DEFAULT_STATEMENT_LOCK_TIMEOUT),
             lock_retries: DEFAULT_LOCK_RETRIES,
+            shadow_baseline: None,
+            sync: None,
         }
     }
 }
@@ -205,6 +213,9 @@ pub struct Done {
     pub name: String,
     pub direction: Direction,
     pub execution_ms: i64,
+    /// A repeatable migration (`version` 0, `name` its description).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -365,6 +376,7 @@ async fn prepare_up(
         &st,
         driver.dialect(),
         driver.caps().transactional_ddl,
+        &driver.caps().server_version,
         target,
     )?;
     if allow.drift && !p.is_empty() && st.drift.status != DriftState::Clean {
@@ -499,6 +511,7 @@ async fn prepare_down(
         &st,
         driver.dialect(),
         driver.caps().transactional_ddl,
+        &driver.caps().server_version,
         target,
     )?;
     Ok((st, p))
@@ -904,8 +917,23 @@ async fn run_plan(
     held: Option<&str>,
 ) -> Result<RunReport> {
     obs.event(Event::Planned { plan: p });
+    // Whether the other tool's table is kept in step, decided once per run, before anything
+    // changes (a tool whose table cannot follow these files stops the run here).
+    let sync = if p.steps.is_empty() {
+        None
+    } else {
+        let tool = crate::sync::state(driver, settings.sync).await?.tool;
+        if let Some(t) = tool {
+            crate::sync::check(t, set)?;
+        }
+        tool
+    };
+    let cx = Cx { set, sync, held };
     let mut done: Vec<Done> = Vec::new();
     if p.single_transaction && !p.steps.is_empty() {
+        if p.steps.iter().any(|s| s.repeatable) {
+            history::ensure_repeatables(driver).await?;
+        }
         driver
             .begin()
             .await
@@ -922,7 +950,12 @@ async fn run_plan(
                 return Err(failed(driver, settings, step, f, Vec::new(), false).await);
             }
             let ms = started.elapsed().as_millis() as i64;
-            if let Err(e) = record_done(driver, step, ms, settings, held).await {
+            let recorded = if step.repeatable {
+                record_repeatable(driver, &cx, step, ms, settings).await
+            } else {
+                record_done(driver, &cx, step, ms, settings).await
+            };
+            if let Err(e) = recorded {
                 let _ = driver.rollback().await;
                 return Err(e);
             }
@@ -932,6 +965,7 @@ async fn run_plan(
                 name: step.name.clone(),
                 direction: step.direction,
                 execution_ms: ms,
+                repeatable: step.repeatable,
             });
         }
         driver
@@ -946,10 +980,12 @@ async fn run_plan(
                 of: p.steps.len(),
             });
             let applied: Vec<i64> = done.iter().map(|d| d.version).collect();
-            let result = if step.transactional {
-                apply_transactional(driver, step, settings, obs, applied.clone(), held).await
+            let result = if step.repeatable {
+                apply_repeatable(driver, &cx, step, settings, obs, applied.clone()).await
+            } else if step.transactional {
+                apply_transactional(driver, &cx, step, settings, obs, applied.clone()).await
             } else {
-                apply_stepwise(driver, step, settings, obs, applied.clone(), held).await
+                apply_stepwise(driver, &cx, step, settings, obs, applied.clone()).await
             };
             let result = result.map_err(|e| match e {
                 Error::LockLost { version, .. } => Error::LockLost { version, applied },
@@ -981,6 +1017,7 @@ async fn run_plan(
                 name: step.name.clone(),
                 direction: step.direction,
                 execution_ms: ms,
+                repeatable: step.repeatable,
             });
         }
     }
@@ -998,13 +1035,119 @@ async fn run_plan(
     })
 }
 
-async fn apply_transactional(
+/// What every step of a run shares: the files, the tool whose table is kept in step, and the
+/// lock's condition ([`crate::driver::LockGuard::held_condition`]).
+struct Cx<'a> {
+    set: &'a MigrationSet,
+    sync: Option<crate::import::Tool>,
+    held: Option<&'a str>,
+}
+
+/// Write the other tool's table for a finished step, when sync is on.
+async fn sync_step(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
+    step: &Step,
+    ms: i64,
+    settings: &Settings,
+) -> Result<()> {
+    let Some(tool) = cx.sync else {
+        return Ok(());
+    };
+    if step.repeatable {
+        if let Some(r) = cx
+            .set
+            .repeatables
+            .iter()
+            .find(|r| r.description() == step.name)
+        {
+            crate::sync::applied_repeatable(driver, tool, &r.migration, ms, settings).await?;
+        }
+        return Ok(());
+    }
+    let Some(m) = cx.set.get(step.version) else {
+        return Ok(());
+    };
+    match step.direction {
+        Direction::Up => crate::sync::applied(driver, tool, cx.set, m, ms, settings).await,
+        Direction::Down => crate::sync::reverted(driver, tool, cx.set, m).await,
+    }
+}
+
+/// A repeatable migration: its statements (in a transaction where its mode allows), then its
+/// row in `tidemark_repeatable` and a journal line. It has no history row: a failure leaves
+/// the previous record (or none), so it runs again next time.
+async fn apply_repeatable(
+    driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     settings: &Settings,
     obs: &mut dyn Observer,
     applied: Vec<i64>,
-    held: Option<&str>,
+) -> Result<i64> {
+    history::ensure_repeatables(driver).await?;
+    ensure_held(driver, cx.held, step.version).await?;
+    let started = Instant::now();
+    if step.transactional {
+        driver
+            .begin()
+            .await
+            .map_err(|e| Error::db("could not begin the transaction", e))?;
+    }
+    if let Err(f) = run_statements(driver, step, obs).await {
+        // In tidemark's transaction or the file's own: roll it back (outside any, this is a
+        // harmless no-op or warning).
+        let _ = driver.rollback().await;
+        return Err(failed(driver, settings, step, f, applied, false).await);
+    }
+    let ms = started.elapsed().as_millis() as i64;
+    if let Err(e) = record_repeatable(driver, cx, step, ms, settings).await {
+        if step.transactional {
+            let _ = driver.rollback().await;
+        }
+        return Err(e);
+    }
+    if step.transactional {
+        driver.commit().await.map_err(|e| {
+            Error::db(
+                format!("could not commit repeatable migration `{}`", step.name),
+                e,
+            )
+        })?;
+    }
+    Ok(ms)
+}
+
+async fn record_repeatable(
+    driver: &mut dyn Driver,
+    cx: &Cx<'_>,
+    step: &Step,
+    ms: i64,
+    settings: &Settings,
+) -> Result<()> {
+    ensure_held(driver, cx.held, step.version).await?;
+    history::record_repeatable(driver, &step.name, &step.checksum, ms, &settings.actor).await?;
+    sync_step(driver, cx, step, ms, settings).await?;
+    history::journal(
+        driver,
+        &JournalWrite {
+            run_id: &settings.run_id,
+            action: "apply_repeatable",
+            version: None,
+            detail: Some(step_detail(step, ms)),
+            actor: &settings.actor,
+        },
+    )
+    .await
+}
+
+async fn apply_transactional(
+    driver: &mut dyn Driver,
+    cx: &Cx<'_>,
+    step: &Step,
+    settings: &Settings,
+    obs: &mut dyn Observer,
+    applied: Vec<i64>,
 ) -> Result<i64> {
     let mut started = Instant::now();
     let texts: Vec<&str> = step.statements.iter().map(|s| s.text.as_str()).collect();
@@ -1045,7 +1188,7 @@ async fn apply_transactional(
         obs.event(Event::StatementFinished { step, stmt });
     }
     let ms = started.elapsed().as_millis() as i64;
-    if let Err(e) = record_done(driver, step, ms, settings, held).await {
+    if let Err(e) = record_done(driver, cx, step, ms, settings).await {
         let _ = driver.rollback().await;
         return Err(e);
     }
@@ -1064,12 +1207,13 @@ async fn apply_transactional(
 /// Statement by statement, with progress in the history row.
 async fn apply_stepwise(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     settings: &Settings,
     obs: &mut dyn Observer,
     applied: Vec<i64>,
-    held: Option<&str>,
 ) -> Result<i64> {
+    let held = cx.held;
     // Outside a transaction each statement commits on its own: make sure the lock is still
     // ours before each one, and stop (the history row says how far it got) when it is not.
     ensure_held(driver, held, step.version).await?;
@@ -1091,7 +1235,7 @@ async fn apply_stepwise(
     if relax {
         set_statement_lock_timeout(driver, None).await?;
     }
-    let r = stepwise(driver, step, settings, obs, applied, held, before, started).await;
+    let r = stepwise(driver, cx, step, settings, obs, applied, before, started).await;
     if relax {
         let _ = set_statement_lock_timeout(driver, settings.statement_lock_timeout).await;
     }
@@ -1101,14 +1245,15 @@ async fn apply_stepwise(
 #[allow(clippy::too_many_arguments)]
 async fn stepwise(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     settings: &Settings,
     obs: &mut dyn Observer,
     applied: Vec<i64>,
-    held: Option<&str>,
     before: Option<tidemark_schema::Fingerprint>,
     started: Instant,
 ) -> Result<i64> {
+    let held = cx.held;
     let inspect = &settings.inspect;
     let total = step.statements.len();
     let mut row = HistoryWrite {
@@ -1136,10 +1281,20 @@ async fn stepwise(
             .await?
         }
     }
+    // A file that controls its own transaction (`BEGIN; … COMMIT;`) runs as written. While
+    // its transaction is open, the progress updates of the history row are part of it.
+    let mut own_open: Option<usize> = None;
     for (i, stmt) in step.statements.iter().enumerate() {
         if i > 0 {
             ensure_held(driver, held, step.version).await?;
         }
+        let control = crate::split::is_transaction_control(&stmt.text);
+        let starts = control && crate::split::starts_transaction(&stmt.text);
+        if starts {
+            own_open = Some(i);
+        }
+        // A transaction stays open until its COMMIT succeeds: a COMMIT that fails (a deferred
+        // constraint) rolls the whole transaction back on PostgreSQL.
         let mut attempt = 0;
         let result = loop {
             match driver.run(&stmt.text).await {
@@ -1160,11 +1315,28 @@ async fn stepwise(
             }
         };
         if let Err(db) = result {
-            let failure = statement_failure(step, stmt, db);
+            let mut failure = statement_failure(step, stmt, db);
+            // A failure inside the file's own transaction: roll it back (the session refuses
+            // anything else until then). Where DDL is transactional nothing after its BEGIN
+            // remains, so what took effect is what ran before that BEGIN.
+            let mut took_effect = i;
+            if let Some(begin) = own_open {
+                if let Err(e) = driver.rollback().await {
+                    obs.event(Event::Warning(format!(
+                        "could not roll back the file's own transaction: {e}"
+                    )));
+                } else if driver.caps().transactional_ddl {
+                    took_effect = begin;
+                    failure.db.message = format!(
+                        "{} (the file's own transaction, begun at line {}, was rolled back: nothing of it remains)",
+                        failure.db.message, step.statements[begin].line
+                    );
+                }
+            }
             // Nothing of this step took effect when its first statement failed (a single DDL
             // statement is atomic on MySQL 8 and MariaDB): put history back as it was, as a
             // rolled-back transaction would — unless the schema shows otherwise.
-            let mut nothing_done = i == 0;
+            let mut nothing_done = took_effect == 0;
             if nothing_done && let Some(before) = &before {
                 nothing_done = driver
                     .inspect(inspect)
@@ -1188,7 +1360,7 @@ async fn stepwise(
                         Direction::Up => {
                             row.error = Some(&msg);
                             row.execution_ms = started.elapsed().as_millis() as i64;
-                            row.statements_applied = Some(i as i64);
+                            row.statements_applied = Some(took_effect as i64);
                             history::update(driver, &row).await
                         }
                         Direction::Down => {
@@ -1211,6 +1383,9 @@ async fn stepwise(
             }
             return Err(failed(driver, settings, step, failure, applied, !nothing_done).await);
         }
+        if control && !starts {
+            own_open = None;
+        }
         obs.event(Event::StatementFinished { step, stmt });
         if step.direction == Direction::Up && i + 1 < total {
             row.statements_applied = Some(i as i64 + 1);
@@ -1231,6 +1406,7 @@ async fn stepwise(
             history::delete(driver, step.version).await?;
         }
     }
+    sync_step(driver, cx, step, ms, settings).await?;
     journal_step(driver, step, ms, settings).await?;
     Ok(ms)
 }
@@ -1285,10 +1461,10 @@ async fn run_statements(
 /// transaction when there is one.
 async fn record_done(
     driver: &mut dyn Driver,
+    cx: &Cx<'_>,
     step: &Step,
     ms: i64,
     settings: &Settings,
-    held: Option<&str>,
 ) -> Result<()> {
     let detail = step_detail(step, ms);
     let journal = JournalWrite {
@@ -1312,7 +1488,9 @@ async fn record_done(
         }),
         Direction::Down => history::RowChange::Delete(step.version),
     };
-    history::change_with_journal(driver, op, &journal, held).await
+    history::change_with_journal(driver, op, &journal, cx.held).await?;
+    // The other tool's row after tidemark's, in the same transaction.
+    sync_step(driver, cx, step, ms, settings).await
 }
 
 fn step_action(step: &Step) -> &'static str {

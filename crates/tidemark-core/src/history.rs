@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 
 pub const HISTORY_TABLE: &str = "tidemark_history";
 pub const JOURNAL_TABLE: &str = "tidemark_journal";
+/// Flyway-style repeatable migrations: one row per description, with the checksum it last ran
+/// with. A table of its own, so `tidemark_history` (one row per version) keeps its shape and
+/// every older reader keeps working.
+pub const REPEATABLE_TABLE: &str = "tidemark_repeatable";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,6 +50,21 @@ pub struct HistoryEntry {
     /// The migration's class when it was applied (`None`: written by an older tidemark, by
     /// hand or by another tool).
     pub lint_class: Option<MigrationClass>,
+    /// Set when the row was taken over from another tool's history by `import`.
+    pub imported: Option<ImportedFacts>,
+}
+
+/// What `import` kept of another tool's row: which tool, when tidemark took it over, and the
+/// tool's own checksum. `applied_at`, `execution_ms` and `applied_by` of such a row are the
+/// tool's where it records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportedFacts {
+    /// `sqlx`, `flyway`, … (as `import --from` takes it).
+    pub tool: String,
+    /// When tidemark imported it (RFC 3339, UTC); empty before it is written.
+    pub at: String,
+    /// The tool's own checksum as it recorded it (sqlx: SHA-384 hex; Flyway: CRC32).
+    pub source_checksum: Option<String>,
 }
 
 /// The history, ordered by version.
@@ -54,6 +73,18 @@ pub struct History {
     pub entries: Vec<HistoryEntry>,
     /// False when the history table does not exist yet.
     pub exists: bool,
+    /// Repeatable migrations that ran, by description.
+    pub repeatables: Vec<RepeatableEntry>,
+}
+
+/// A repeatable migration as recorded in `tidemark_repeatable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepeatableEntry {
+    pub description: String,
+    pub checksum: String,
+    pub applied_at: String,
+    pub execution_ms: i64,
+    pub applied_by: String,
 }
 
 impl History {
@@ -112,7 +143,10 @@ fn create_sql(dialect: Dialect) -> [String; 2] {
              schema_fingerprint {text} NULL,\n\
              error {text} NULL,\n\
              statements_applied BIGINT NULL,\n\
-             lint_class {text} NULL\n)\
+             lint_class {text} NULL,\n\
+             imported_from {text} NULL,\n\
+             imported_at {ts} NULL,\n\
+             source_checksum {text} NULL\n)\
              {suffix}"
         ),
         format!(
@@ -140,37 +174,46 @@ fn db_err(context: &str) -> impl FnOnce(crate::driver::DbError) -> Error + '_ {
 struct Shape {
     exists: bool,
     has_lint_class: bool,
+    /// `imported_from`, `imported_at`, `source_checksum` (added together).
+    has_import: bool,
 }
 
-async fn shape(driver: &mut dyn Driver) -> Result<Shape> {
+/// Columns added after the first release, in the order they were added, with their types.
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("lint_class", "TEXT"),
+    ("imported_from", "TEXT"),
+    ("imported_at", "TIMESTAMP"),
+    ("source_checksum", "TEXT"),
+];
+
+async fn columns(driver: &mut dyn Driver) -> Result<Vec<String>> {
     let sql = match driver.dialect() {
         Dialect::Postgres => format!(
-            "SELECT CASE WHEN to_regclass('{HISTORY_TABLE}') IS NULL THEN 0 ELSE 1 END, \
-             (SELECT COUNT(*) FROM pg_attribute WHERE attrelid = to_regclass('{HISTORY_TABLE}') AND attname = 'lint_class' AND NOT attisdropped)"
+            "SELECT CAST(attname AS TEXT) FROM pg_attribute WHERE attrelid = to_regclass('{HISTORY_TABLE}') AND attnum > 0 AND NOT attisdropped"
         ),
         Dialect::MySql => format!(
-            "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}'), \
-             (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}' AND column_name = 'lint_class')"
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{HISTORY_TABLE}'"
         ),
-        Dialect::Sqlite => format!(
-            "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{HISTORY_TABLE}'), \
-             (SELECT COUNT(*) FROM pragma_table_info('{HISTORY_TABLE}') WHERE name = 'lint_class')"
-        ),
+        Dialect::Sqlite => format!("SELECT name FROM pragma_table_info('{HISTORY_TABLE}')"),
     };
     let rows = driver
         .query(&sql, &[])
         .await
         .map_err(db_err("could not look for the history table"))?;
-    let col = |i: usize| {
-        rows.first()
-            .and_then(|r| r.get(i))
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            > 0
-    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().and_then(Value::into_text))
+        .map(|c| c.to_ascii_lowercase())
+        .collect())
+}
+
+async fn shape(driver: &mut dyn Driver) -> Result<Shape> {
+    let cols = columns(driver).await?;
+    let has = |c: &str| cols.iter().any(|x| x == c);
     Ok(Shape {
-        exists: col(0),
-        has_lint_class: col(1),
+        exists: !cols.is_empty(),
+        has_lint_class: has("lint_class"),
+        has_import: has("imported_from") && has("imported_at") && has("source_checksum"),
     })
 }
 
@@ -190,28 +233,44 @@ pub async fn ensure(driver: &mut dyn Driver) -> Result<()> {
             .await
             .map_err(db_err("could not create tidemark's history tables"))?;
     }
-    if before.exists && !before.has_lint_class {
-        driver
-            .run(&format!(
-                "ALTER TABLE {HISTORY_TABLE} ADD COLUMN lint_class TEXT NULL"
-            ))
-            .await
-            .map_err(db_err("could not upgrade tidemark's history table"))?;
-        let actor = actor();
-        journal(
-            driver,
-            &JournalWrite {
-                run_id: "upgrade",
-                action: "upgrade",
-                version: None,
-                detail: Some(
-                    serde_json::json!({ "table": HISTORY_TABLE, "added_columns": ["lint_class"] })
-                        .to_string(),
-                ),
-                actor: &actor,
-            },
-        )
-        .await?;
+    if before.exists {
+        let have = columns(driver).await?;
+        let ts = match driver.dialect() {
+            Dialect::Postgres => "TIMESTAMP",
+            Dialect::MySql => "DATETIME(6)",
+            Dialect::Sqlite => "TEXT",
+        };
+        let mut added = Vec::new();
+        for (col, ty) in ADDED_COLUMNS {
+            if have.iter().any(|c| c == col) {
+                continue;
+            }
+            let ty = if ty == "TIMESTAMP" { ts } else { ty };
+            driver
+                .run(&format!(
+                    "ALTER TABLE {HISTORY_TABLE} ADD COLUMN {col} {ty} NULL"
+                ))
+                .await
+                .map_err(db_err("could not upgrade tidemark's history table"))?;
+            added.push(col);
+        }
+        if !added.is_empty() {
+            let actor = actor();
+            journal(
+                driver,
+                &JournalWrite {
+                    run_id: "upgrade",
+                    action: "upgrade",
+                    version: None,
+                    detail: Some(
+                        serde_json::json!({ "table": HISTORY_TABLE, "added_columns": added })
+                            .to_string(),
+                    ),
+                    actor: &actor,
+                },
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -222,6 +281,7 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
         return Ok(History {
             entries: Vec::new(),
             exists: false,
+            repeatables: Vec::new(),
         });
     }
     let d = driver.dialect();
@@ -230,8 +290,16 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
     } else {
         "NULL"
     };
+    let import = if shape.has_import {
+        format!(
+            "imported_from, {}, source_checksum",
+            time_as_text(d, "imported_at")
+        )
+    } else {
+        "NULL, NULL, NULL".to_string()
+    };
     let sql = format!(
-        "SELECT version, name, checksum, state, {}, execution_ms, applied_by, schema_fingerprint, error, statements_applied, {class} \
+        "SELECT version, name, checksum, state, {}, execution_ms, applied_by, schema_fingerprint, error, statements_applied, {class}, {import} \
          FROM {HISTORY_TABLE} ORDER BY version",
         time_as_text(d, "applied_at")
     );
@@ -266,12 +334,117 @@ pub async fn read(driver: &mut dyn Driver) -> Result<History> {
             statements_applied: next().as_i64(),
             // A class this tidemark does not know is no class at all (judged as unknown).
             lint_class: next().into_text().and_then(|c| c.parse().ok()),
+            imported: {
+                let (tool, at, sum) = (next().into_text(), next().into_text(), next().into_text());
+                tool.map(|tool| ImportedFacts {
+                    tool,
+                    at: at.unwrap_or_default(),
+                    source_checksum: sum,
+                })
+            },
         });
     }
+    let repeatables = read_repeatables(driver).await?;
     Ok(History {
         entries,
         exists: true,
+        repeatables,
     })
+}
+
+async fn read_repeatables(driver: &mut dyn Driver) -> Result<Vec<RepeatableEntry>> {
+    if !crate::import::table_exists(driver, REPEATABLE_TABLE).await? {
+        return Ok(Vec::new());
+    }
+    let d = driver.dialect();
+    let sql = format!(
+        "SELECT description, checksum, {}, execution_ms, applied_by FROM {REPEATABLE_TABLE} ORDER BY description",
+        time_as_text(d, "applied_at")
+    );
+    let rows = driver
+        .query(&sql, &[])
+        .await
+        .map_err(db_err("could not read the repeatable migrations"))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut it = row.into_iter();
+            let mut next = || it.next().unwrap_or(Value::NULL);
+            RepeatableEntry {
+                description: next().into_text().unwrap_or_default(),
+                checksum: next().into_text().unwrap_or_default(),
+                applied_at: next().into_text().unwrap_or_default(),
+                execution_ms: next().as_i64().unwrap_or(0),
+                applied_by: next().into_text().unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+/// Create `tidemark_repeatable` if it is missing (only projects with repeatable migrations
+/// get it). Under the migration lock.
+pub async fn ensure_repeatables(driver: &mut dyn Driver) -> Result<()> {
+    let (ts, suffix) = match driver.dialect() {
+        Dialect::Postgres => ("TIMESTAMP", ""),
+        Dialect::MySql => ("DATETIME(6)", " DEFAULT CHARSET=utf8mb4"),
+        Dialect::Sqlite => ("TEXT", ""),
+    };
+    // MySQL cannot key a TEXT column: the description is a VARCHAR (Flyway's is 200).
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {REPEATABLE_TABLE} (\n\
+         description VARCHAR(255) PRIMARY KEY,\n\
+         checksum TEXT NOT NULL,\n\
+         applied_at {ts} NOT NULL,\n\
+         execution_ms BIGINT NOT NULL,\n\
+         applied_by TEXT NOT NULL\n)\
+         {suffix}"
+    );
+    driver.run(&sql).await.map_err(db_err(
+        "could not create tidemark's table of repeatable migrations",
+    ))?;
+    Ok(())
+}
+
+/// Record that a repeatable migration ran with this checksum (replacing the previous row).
+pub async fn record_repeatable(
+    driver: &mut dyn Driver,
+    description: &str,
+    checksum: &str,
+    execution_ms: i64,
+    applied_by: &str,
+) -> Result<()> {
+    let d = driver.dialect();
+    driver
+        .execute(
+            &format!(
+                "DELETE FROM {REPEATABLE_TABLE} WHERE description = {}",
+                ph(d, 1)
+            ),
+            &[description.into()],
+        )
+        .await
+        .map_err(db_err("could not record the repeatable migration"))?;
+    let sql = format!(
+        "INSERT INTO {REPEATABLE_TABLE} (description, checksum, applied_at, execution_ms, applied_by) VALUES ({}, {}, {}, {}, {})",
+        ph(d, 1),
+        ph(d, 2),
+        now_sql(d),
+        ph(d, 3),
+        ph(d, 4)
+    );
+    driver
+        .execute(
+            &sql,
+            &[
+                description.into(),
+                checksum.into(),
+                execution_ms.into(),
+                applied_by.into(),
+            ],
+        )
+        .await
+        .map_err(db_err("could not record the repeatable migration"))?;
+    Ok(())
 }
 
 /// The row to write for a migration.
@@ -320,6 +493,59 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<u64
         .execute(&sql, &params)
         .await
         .map_err(db_err("could not write the history row"))
+}
+
+/// Mark a row as taken over from another tool, with the facts that tool recorded: when it
+/// applied the migration (RFC 3339, UTC), how long it took, who ran it, its checksum.
+pub async fn set_imported(
+    driver: &mut dyn Driver,
+    version: i64,
+    facts: &ImportedFacts,
+    applied_at: Option<&str>,
+    execution_ms: Option<i64>,
+    applied_by: Option<&str>,
+) -> Result<()> {
+    let d = driver.dialect();
+    let ms = applied_at.and_then(|a| {
+        time::OffsetDateTime::parse(a, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+    });
+    // Milliseconds since the epoch to the column's own kind of time, by arithmetic (no time
+    // zone of the session is involved).
+    let at = match d {
+        Dialect::Postgres => format!(
+            "TIMESTAMP '1970-01-01 00:00:00' + CAST({} AS DOUBLE PRECISION) * INTERVAL '1 millisecond'",
+            ph(d, 1)
+        ),
+        Dialect::MySql => "DATE_ADD('1970-01-01 00:00:00', INTERVAL ? * 1000 MICROSECOND)".into(),
+        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000.0, 'unixepoch')".into(),
+    };
+    let sql = format!(
+        "UPDATE {HISTORY_TABLE} SET applied_at = COALESCE({at}, applied_at), execution_ms = COALESCE({}, execution_ms), \
+         applied_by = COALESCE({}, applied_by), imported_from = {}, imported_at = {}, source_checksum = {} WHERE version = {}",
+        ph(d, 2),
+        ph(d, 3),
+        ph(d, 4),
+        now_sql(d),
+        ph(d, 5),
+        ph(d, 6)
+    );
+    driver
+        .execute(
+            &sql,
+            &[
+                ms.into(),
+                execution_ms.into(),
+                applied_by.into(),
+                facts.tool.as_str().into(),
+                facts.source_checksum.as_deref().into(),
+                version.into(),
+            ],
+        )
+        .await
+        .map_err(db_err("could not record what the other tool recorded"))?;
+    Ok(())
 }
 
 /// Update a row's state, progress and error (statement-by-statement migrations).

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::driver::{Dialect, Driver, Value};
 use crate::error::{Error, Location, Result};
-use crate::history::{History, HistoryEntry, HistoryState};
+use crate::history::{History, HistoryEntry, HistoryState, ImportedFacts};
 use crate::migration::MigrationSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,11 +70,28 @@ pub struct Imported {
     pub failed: Vec<i64>,
     /// Rows that match no migration file.
     pub unmatched: Vec<String>,
+    /// The baseline the history begins at (Flyway's BASELINE row), if any.
+    pub baseline: Option<Baseline>,
+    /// Every row read, with what the tool recorded about it.
+    pub read: Vec<ReadRow>,
+    /// Repeatable migrations the tool ran (Flyway), by description, and whether the file is
+    /// unchanged since (by the tool's checksum).
+    pub repeatables: Vec<(String, bool)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// The version as the tool wrote it.
+    pub version: String,
+    /// Some migration file is at or below it: the files create the baseline's schema.
+    /// Otherwise the replay needs the schema at the baseline as a file of its own.
+    pub covered_by_files: bool,
 }
 
 impl Imported {
-    /// The tool's claims as a tidemark history (checksums of today's files: other tools'
-    /// checksums are not comparable), for the evidence planner.
+    /// The tool's claims as a tidemark history (checksums of today's files, for the evidence
+    /// planner; the tool's own checksum is kept beside them), with what the tool recorded:
+    /// when, how long, who.
     pub fn history(&self, set: &MigrationSet) -> History {
         let mut entries: Vec<HistoryEntry> = Vec::new();
         for (versions, state) in [
@@ -83,27 +100,42 @@ impl Imported {
         ] {
             for v in versions {
                 let Some(m) = set.get(*v) else { continue };
+                // The tool's own row for this version (the last one, as Flyway re-applies).
+                let row = self.read.iter().rev().find(|r| {
+                    r.version == Some(*v) && matches!(r.state.as_str(), "applied" | "failed")
+                });
                 entries.push(HistoryEntry {
                     version: m.version,
                     name: m.name.clone(),
                     checksum: m.checksum.clone(),
                     state,
-                    applied_at: String::new(),
-                    execution_ms: 0,
-                    applied_by: String::new(),
+                    applied_at: row.and_then(|r| r.applied_at.clone()).unwrap_or_default(),
+                    execution_ms: row.and_then(|r| r.execution_ms).unwrap_or(0),
+                    applied_by: row.and_then(|r| r.applied_by.clone()).unwrap_or_default(),
                     schema_fingerprint: None,
                     error: (state == HistoryState::Failed)
                         .then(|| format!("marked failed/dirty by {}", self.table)),
                     statements_applied: None,
                     lint_class: None,
+                    imported: Some(ImportedFacts {
+                        tool: tool_arg(self.tool).to_string(),
+                        at: String::new(),
+                        source_checksum: row.and_then(|r| r.checksum.clone()),
+                    }),
                 });
             }
         }
         entries.sort_by_key(|e| set.position(e.version));
         History {
+            repeatables: Vec::new(),
             entries,
             exists: true,
         }
+    }
+
+    /// Rows whose file changed since the tool applied it, by the tool's own checksum.
+    pub fn changed_files(&self) -> impl Iterator<Item = &ReadRow> {
+        self.read.iter().filter(|r| r.changed_since())
     }
 }
 
@@ -182,6 +214,103 @@ fn digits(s: &str) -> Option<i64> {
     d.parse().ok()
 }
 
+/// One row of the other tool's table as read, with what tidemark made of it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReadRow {
+    /// The version (or SeaORM name, Alembic revision) as the tool wrote it.
+    pub raw_version: String,
+    /// The migration file it maps to.
+    pub version: Option<i64>,
+    /// `applied`, `failed`, `baseline`, `undo`, `repeatable` or `unmatched`.
+    pub state: String,
+    /// When the tool applied it (RFC 3339, UTC), where the tool records it.
+    pub applied_at: Option<String>,
+    pub execution_ms: Option<i64>,
+    pub applied_by: Option<String>,
+    /// The tool's own checksum (sqlx: SHA-384, hex; Flyway: CRC32 as a signed integer).
+    pub checksum: Option<String>,
+    /// The same checksum of today's file, by the tool's own algorithm; `None` when the tool
+    /// records none or there is no file.
+    pub file_checksum: Option<String>,
+    pub description: Option<String>,
+}
+
+impl ReadRow {
+    /// The file changed since the tool applied it (by the tool's own checksum).
+    pub fn changed_since(&self) -> bool {
+        matches!((&self.checksum, &self.file_checksum), (Some(a), Some(b)) if a != b)
+    }
+}
+
+/// Milliseconds since the epoch (UTC) of a timestamp column, as each database computes them:
+/// the column is read in the session's time zone, which is the one the tool wrote it in.
+fn epoch_ms(d: Dialect, col: &str) -> String {
+    match d {
+        Dialect::Postgres => {
+            format!("CAST(EXTRACT(EPOCH FROM CAST({col} AS TIMESTAMPTZ)) * 1000 AS BIGINT)")
+        }
+        Dialect::MySql => format!("CAST(UNIX_TIMESTAMP({col}) * 1000 AS SIGNED)"),
+        Dialect::Sqlite => {
+            format!("CAST(ROUND((julianday({col}) - 2440587.5) * 86400000) AS INTEGER)")
+        }
+    }
+}
+
+/// RFC 3339 (UTC, milliseconds) of milliseconds since the epoch.
+pub fn rfc3339_ms(ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).ok()
+}
+
+/// sqlx's checksum of a migration: SHA-384 of the file's text exactly as sqlx reads it
+/// (`Migration::new` digests the SQL it read, byte for byte), hex.
+pub fn sqlx_checksum(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(hex::encode(sha2::Sha384::digest(&bytes)))
+}
+
+/// Flyway's checksum of a script: CRC-32 over its lines without their line breaks (Java's
+/// `BufferedReader.readLine`, a byte-order mark removed from the first), as a signed 32-bit
+/// integer. An empty line adds nothing, so this is the CRC-32 of the text without `\r` and `\n`.
+pub fn flyway_checksum(path: &Path) -> Result<i32> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let mut crc = Crc32::new();
+    for chunk in bytes.split(|&b| b == b'\n' || b == b'\r') {
+        crc.update(chunk);
+    }
+    Ok(crc.finish() as i32)
+}
+
+/// CRC-32 (IEEE 802.3, as `java.util.zip.CRC32` and zlib compute it).
+struct Crc32(u32);
+
+impl Crc32 {
+    fn new() -> Crc32 {
+        Crc32(0xffff_ffff)
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            let mut c = (self.0 ^ u32::from(b)) & 0xff;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            self.0 = (self.0 >> 8) ^ c;
+        }
+    }
+    fn finish(&self) -> u32 {
+        self.0 ^ 0xffff_ffff
+    }
+}
+
 /// Read the tool's table. `alembic_dir` is where Alembic's revision files are (for the chain).
 pub async fn read(
     driver: &mut dyn Driver,
@@ -196,32 +325,82 @@ pub async fn read(
             tool_name(tool)
         )));
     }
+    let d = driver.dialect();
+    // Every query reads the same columns: version (as text), success (1/0), kind, applied at
+    // (ms since the epoch), execution time (ms), applied by, checksum (as text), description.
     let sql = match tool {
-        Tool::GolangMigrate => {
-            format!("SELECT version, CASE WHEN dirty THEN 1 ELSE 0 END FROM {table}")
+        Tool::GolangMigrate => format!(
+            "SELECT CAST(version AS CHAR(64)), CASE WHEN dirty THEN 0 ELSE 1 END, NULL, NULL, NULL, NULL, NULL, NULL FROM {table}"
+        ),
+        Tool::Sqlx => {
+            let hex = match d {
+                Dialect::Postgres => "encode(checksum, 'hex')",
+                _ => "LOWER(HEX(checksum))",
+            };
+            format!(
+                "SELECT CAST(version AS CHAR(64)), CASE WHEN success THEN 1 ELSE 0 END, NULL, {}, CAST(execution_time / 1000000 AS SIGNED), NULL, {hex}, description FROM {table} ORDER BY version",
+                epoch_ms(d, "installed_on")
+            )
         }
-        Tool::Sqlx => format!(
-            "SELECT version, CASE WHEN success THEN 1 ELSE 0 END FROM {table} ORDER BY version"
+        Tool::Diesel => format!(
+            "SELECT CAST(version AS CHAR(64)), 1, NULL, {}, NULL, NULL, NULL, NULL FROM {table}",
+            epoch_ms(d, "run_on")
         ),
-        Tool::Diesel => format!("SELECT CAST(version AS CHAR(64)), 1 FROM {table}"),
         Tool::Flyway => format!(
-            "SELECT CAST(version AS CHAR(64)), CASE WHEN success THEN 1 ELSE 0 END, type FROM {table} WHERE version IS NOT NULL ORDER BY installed_rank"
+            "SELECT CAST(version AS CHAR(64)), CASE WHEN success THEN 1 ELSE 0 END, type, {}, execution_time, installed_by, CAST(checksum AS CHAR(64)), script FROM {table} ORDER BY installed_rank",
+            epoch_ms(d, "installed_on")
         ),
-        Tool::Seaorm => format!("SELECT version, 1 FROM {table}"),
-        Tool::Alembic => format!("SELECT version_num, 1 FROM {table}"),
-        Tool::Dbmate => format!("SELECT CAST(version AS CHAR(64)), 1 FROM {table}"),
+        Tool::Seaorm => format!(
+            "SELECT version, 1, NULL, applied_at * 1000, NULL, NULL, NULL, NULL FROM {table}"
+        ),
+        Tool::Alembic => {
+            format!("SELECT version_num, 1, NULL, NULL, NULL, NULL, NULL, NULL FROM {table}")
+        }
+        Tool::Dbmate => format!(
+            "SELECT CAST(version AS CHAR(64)), 1, NULL, NULL, NULL, NULL, NULL, NULL FROM {table}"
+        ),
     };
     // The version columns are numbers in some tools and text in others: read them as text.
-    // PostgreSQL would pad CHAR(n), so it gets TEXT.
-    let sql = if driver.dialect() == Dialect::Postgres {
-        sql.replace("AS CHAR(64)", "AS TEXT")
-    } else {
-        sql
+    // PostgreSQL would pad CHAR(n), so it gets TEXT; it has no SIGNED either.
+    let sql = match d {
+        Dialect::Postgres => sql
+            .replace("AS CHAR(64)", "AS TEXT")
+            .replace("AS SIGNED", "AS BIGINT"),
+        Dialect::Sqlite => sql.replace("AS SIGNED", "AS INTEGER"),
+        Dialect::MySql => sql,
     };
-    let rows = driver
+    let raw = driver
         .query(&sql, &[])
         .await
         .map_err(|e| Error::db(format!("could not read {table}"), e))?;
+    let text = |v: &Value| {
+        v.clone()
+            .into_text()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let rows: Vec<ReadRow> = raw
+        .iter()
+        .map(|r| ReadRow {
+            raw_version: text(&r[0]).unwrap_or_default(),
+            version: None,
+            state: if r[1].as_i64() == Some(1) {
+                "applied".into()
+            } else {
+                "failed".into()
+            },
+            applied_at: r[3].as_i64().and_then(rfc3339_ms),
+            execution_ms: r[4].as_i64(),
+            applied_by: text(&r[5]),
+            checksum: text(&r[6]),
+            file_checksum: None,
+            description: text(&r[7]).or_else(|| text(&r[2]).map(|k| format!("type {k}"))),
+        })
+        .collect();
+    let kinds: Vec<String> = raw
+        .iter()
+        .map(|r| text(&r[2]).unwrap_or_default().to_ascii_uppercase())
+        .collect();
     let mut out = Imported {
         tool,
         table,
@@ -229,13 +408,11 @@ pub async fn read(
         applied: Vec::new(),
         failed: Vec::new(),
         unmatched: Vec::new(),
+        baseline: None,
+        read: Vec::new(),
+        repeatables: Vec::new(),
     };
-    let text = |v: &Value| {
-        v.clone()
-            .into_text()
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
+    let mut read: Vec<ReadRow> = Vec::with_capacity(rows.len());
     match tool {
         Tool::GolangMigrate => {
             // One row: the current version; everything up to it is applied.
@@ -245,67 +422,120 @@ pub async fn read(
                     rows.len()
                 )));
             }
-            if let Some(r) = rows.first() {
-                let v = r[0].as_i64().unwrap_or(0);
-                let dirty = r[1].as_i64() == Some(1);
-                let Some(pos) = set.position(v) else {
-                    out.unmatched.push(v.to_string());
-                    return Ok(out);
-                };
-                for m in &set.migrations[..pos] {
-                    out.applied.push(m.version);
+            if let Some(mut r) = rows.into_iter().next() {
+                let v = digits(&r.raw_version).unwrap_or(0);
+                let dirty = r.state == "failed";
+                match set.position(v) {
+                    None => {
+                        r.state = "unmatched".into();
+                        out.unmatched.push(v.to_string());
+                    }
+                    Some(pos) => {
+                        r.version = Some(v);
+                        for m in &set.migrations[..pos] {
+                            out.applied.push(m.version);
+                        }
+                        if dirty {
+                            out.failed.push(v)
+                        } else {
+                            out.applied.push(v)
+                        }
+                    }
                 }
-                if dirty {
-                    out.failed.push(v)
-                } else {
-                    out.applied.push(v)
-                }
+                read.push(r);
             }
         }
         Tool::Flyway => {
-            for r in &rows {
-                let (ver, ok, kind) = (
-                    text(&r[0]),
-                    r[1].as_i64() == Some(1),
-                    text(&r[2]).to_ascii_uppercase(),
-                );
-                let Some(v) = digits(&ver) else { continue };
+            for (mut r, kind) in rows.into_iter().zip(kinds) {
+                let ok = r.state == "applied";
+                let script = r.description.clone().unwrap_or_default();
+                if r.raw_version.is_empty() {
+                    // A repeatable migration (`R__…`): no version, keyed by its description.
+                    if let Some(rep) = set.repeatables.iter().find(|x| {
+                        x.migration.up.path.file_name().and_then(|n| n.to_str())
+                            == Some(script.as_str())
+                    }) {
+                        r.file_checksum =
+                            Some(flyway_checksum(&rep.migration.up.path)?.to_string());
+                        r.state = "repeatable".into();
+                        if ok {
+                            out.repeatables.retain(|(d, _)| d != rep.description());
+                            out.repeatables
+                                .push((rep.description().to_string(), !r.changed_since()));
+                        }
+                    } else {
+                        r.state = "unmatched".into();
+                        out.unmatched.push(script);
+                    }
+                    read.push(r);
+                    continue;
+                }
+                let Some(v) = digits(&r.raw_version) else {
+                    r.state = "unmatched".into();
+                    read.push(r);
+                    continue;
+                };
                 if kind.contains("BASELINE") {
-                    // Everything up to the baseline counts as applied.
-                    let upto = set.position(v).map(|p| p + 1).unwrap_or(0);
-                    for m in &set.migrations[..upto] {
-                        if !out.applied.contains(&m.version) {
-                            out.applied.push(m.version);
+                    // Everything up to the baseline counts as applied: the files up to it
+                    // (in order of application when the baseline has a file, else by number).
+                    let below: Vec<i64> = match set.position(v) {
+                        Some(p) => set.migrations[..=p].iter().map(|m| m.version).collect(),
+                        None => set
+                            .migrations
+                            .iter()
+                            .filter(|m| m.version <= v)
+                            .map(|m| m.version)
+                            .collect(),
+                    };
+                    for m in &below {
+                        if !out.applied.contains(m) {
+                            out.applied.push(*m);
                         }
                     }
-                    if upto == 0 {
-                        out.unmatched.push(ver);
-                    }
+                    out.baseline = Some(Baseline {
+                        version: r.raw_version.clone(),
+                        covered_by_files: !below.is_empty(),
+                    });
+                    r.state = "baseline".into();
+                    read.push(r);
                     continue;
                 }
-                if set.get(v).is_none() {
-                    out.unmatched.push(ver);
+                let Some(m) = set.get(v) else {
+                    r.state = "unmatched".into();
+                    out.unmatched.push(r.raw_version.clone());
+                    read.push(r);
                     continue;
-                }
+                };
+                r.version = Some(v);
                 out.applied.retain(|x| *x != v);
                 out.failed.retain(|x| *x != v);
                 if kind.starts_with("UNDO") {
+                    r.state = "undo".into();
+                    read.push(r);
                     continue;
                 }
+                r.file_checksum = Some(flyway_checksum(&m.up.path)?.to_string());
                 if ok {
                     out.applied.push(v)
                 } else {
                     out.failed.push(v)
                 }
+                read.push(r);
             }
         }
         Tool::Seaorm => {
-            for r in &rows {
-                let name = text(&r[0]);
-                match map_seaorm(set, &name) {
-                    Some(v) => out.applied.push(v),
-                    None => out.unmatched.push(name),
+            for mut r in rows {
+                match map_seaorm(set, &r.raw_version) {
+                    Some(v) => {
+                        r.version = Some(v);
+                        out.applied.push(v)
+                    }
+                    None => {
+                        r.state = "unmatched".into();
+                        out.unmatched.push(r.raw_version.clone())
+                    }
                 }
+                read.push(r);
             }
         }
         Tool::Alembic => {
@@ -313,10 +543,12 @@ pub async fn read(
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("alembic/versions"));
             let chain = alembic_chain(&dir)?;
-            for r in &rows {
-                let head = text(&r[0]);
+            for mut r in rows {
+                let head = r.raw_version.clone();
                 let Some(pos) = chain.iter().position(|rev| *rev == head) else {
+                    r.state = "unmatched".into();
                     out.unmatched.push(head);
+                    read.push(r);
                     continue;
                 };
                 if chain.len() != set.migrations.len() {
@@ -327,25 +559,42 @@ pub async fn read(
                         set.migrations.len()
                     )));
                 }
+                r.version = Some(set.migrations[pos].version);
                 for m in &set.migrations[..=pos] {
                     out.applied.push(m.version);
                 }
+                read.push(r);
             }
         }
         Tool::Sqlx | Tool::Diesel | Tool::Dbmate => {
-            for r in &rows {
-                let raw = text(&r[0]);
-                let ok = r[1].as_i64() == Some(1);
-                match digits(&raw).filter(|v| set.get(*v).is_some()) {
-                    Some(v) if ok => out.applied.push(v),
-                    Some(v) => out.failed.push(v),
-                    None => out.unmatched.push(raw),
+            for mut r in rows {
+                let ok = r.state == "applied";
+                match digits(&r.raw_version).filter(|v| set.get(*v).is_some()) {
+                    Some(v) => {
+                        r.version = Some(v);
+                        if tool == Tool::Sqlx
+                            && let Some(m) = set.get(v)
+                        {
+                            r.file_checksum = Some(sqlx_checksum(&m.up.path)?);
+                        }
+                        if ok {
+                            out.applied.push(v)
+                        } else {
+                            out.failed.push(v)
+                        }
+                    }
+                    None => {
+                        r.state = "unmatched".into();
+                        out.unmatched.push(r.raw_version.clone())
+                    }
                 }
+                read.push(r);
             }
         }
     }
     out.applied.sort_by_key(|v| set.position(*v));
     out.applied.dedup();
+    out.read = read;
     Ok(out)
 }
 

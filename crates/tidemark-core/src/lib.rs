@@ -26,6 +26,7 @@ pub mod repair;
 pub mod replay;
 pub mod split;
 pub mod status;
+pub mod sync;
 pub mod url;
 
 #[cfg(test)]

@@ -104,6 +104,14 @@ pub struct Migration {
     pub checksum: String,
     /// False when the file asks to run outside a transaction.
     pub transactional: bool,
+    /// `-- tidemark:verify <query>`: a query whose first column of its first row says whether
+    /// the migration's effect is in place (true, non-zero; false, zero, no row). The evidence
+    /// for a migration the schema cannot place (one that changes only data).
+    pub verify: Option<String>,
+    /// The version as the file names it, as its own tool records it: `001` (golang-migrate,
+    /// sqlx and dbmate keep the digits; the first two parse them as a number), diesel's digits
+    /// without dashes, Flyway's dotted version (`1.1` for `V1_1__…`).
+    pub written_version: String,
     /// Order of application; see [`SortKey`].
     sort_key: SortKey,
 }
@@ -115,9 +123,11 @@ impl Migration {
     }
 }
 
-/// How a layout orders its migrations: numbers, except diesel, which compares its version
+/// How a layout orders its migrations as its own tool does: numbers for the native layout
+/// (golang-migrate and sqlx parse the version as an integer); diesel compares its version
 /// strings (digits only) as text, so `2026-05-27-120000` runs before `2026-05-27-120000-0000`
-/// and both before `2026-05-28-…`.
+/// and both before `2026-05-28-…`; dbmate compares whole file names as text; Flyway compares
+/// the dotted parts as numbers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum SortKey {
     Number(i64),
@@ -133,6 +143,24 @@ pub struct MigrationSet {
     pub migrations: Vec<Migration>,
     /// Files that are plainly not migrations, each with a reason.
     pub warnings: Vec<String>,
+    /// Flyway's repeatable migrations (`R__description.sql`), in Flyway's order (by
+    /// description). They run after the versioned ones, again whenever their checksum changes.
+    pub repeatables: Vec<Repeatable>,
+}
+
+/// A repeatable migration: no version; re-run whenever its checksum changes. Recorded in
+/// `tidemark_repeatable`, keyed by its description, never in `tidemark_history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeatable {
+    /// Its script as a migration (version 0, name = description), so that everything that
+    /// runs a migration (the engine, the shadow replay) runs it the same way.
+    pub migration: Migration,
+}
+
+impl Repeatable {
+    pub fn description(&self) -> &str {
+        &self.migration.name
+    }
 }
 
 impl MigrationSet {
@@ -164,6 +192,7 @@ impl MigrationSet {
             dir: dir.to_path_buf(),
             found: BTreeMap::new(),
             warnings: Vec::new(),
+            repeatables: BTreeMap::new(),
         };
         match layout {
             Layout::Native => loader.native(&entries)?,
@@ -187,10 +216,15 @@ impl MigrationSet {
         self.migrations.last()
     }
 
-    /// Checks that need the dialect (statements split cleanly, no up script empty, no
-    /// transaction control inside a transactional migration). Run before touching the database.
+    /// Checks that need the dialect (statements split cleanly, no up script empty, a file's
+    /// own transactions balanced). Run before touching the database; `lint` runs it too, so
+    /// lint rejects exactly what `up` rejects.
     pub fn validate(&self, dialect: Dialect) -> Result<()> {
-        for m in &self.migrations {
+        for m in self
+            .migrations
+            .iter()
+            .chain(self.repeatables.iter().map(|r| &r.migration))
+        {
             let stmts = m.up.statements(dialect)?;
             if stmts.is_empty() {
                 return Err(Error::bad_input(
@@ -198,31 +232,181 @@ impl MigrationSet {
                     "the up script holds no SQL statement",
                 ));
             }
-            if m.transactional {
-                check_no_transaction_control(&m.up, &stmts)?;
-            }
+            check_own_transactions(&m.up, &stmts)?;
             if let Some(down) = &m.down {
                 let stmts = down.statements(dialect)?;
-                if m.transactional {
-                    check_no_transaction_control(down, &stmts)?;
-                }
+                check_own_transactions(down, &stmts)?;
             }
         }
         Ok(())
     }
 }
 
-fn check_no_transaction_control(script: &Script, stmts: &[Stmt]) -> Result<()> {
-    if let Some(s) = stmts
+/// How a script runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMode {
+    /// In a transaction of tidemark's, together with its history row.
+    Transaction,
+    /// Statement by statement, outside tidemark's transaction, for the reason given.
+    Outside(Outside),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outside {
+    /// The file asks for it (`-- tidemark:no-transaction`, diesel's metadata, Flyway's conf,
+    /// dbmate's `transaction:false`).
+    Asked,
+    /// The database commits DDL by itself (MySQL/MariaDB).
+    NoTransactionalDdl,
+    /// The file controls its own transaction (`BEGIN; … COMMIT;`, as golang-migrate and
+    /// dbmate files often do): it runs as written.
+    OwnTransaction { line: usize },
+    /// A statement that the server refuses inside a transaction block.
+    Statement { line: usize, text: String },
+}
+
+impl RunMode {
+    pub fn is_transaction(&self) -> bool {
+        matches!(self, RunMode::Transaction)
+    }
+
+    /// Why the script runs outside a transaction, for plans and messages (`None` inside one).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            RunMode::Transaction => None,
+            RunMode::Outside(Outside::Asked) => {
+                Some("the file asks to run outside a transaction".into())
+            }
+            RunMode::Outside(Outside::NoTransactionalDdl) => {
+                Some("the database commits each DDL statement by itself".into())
+            }
+            RunMode::Outside(Outside::OwnTransaction { line }) => Some(format!(
+                "the file controls its own transaction (line {line}); it runs as written"
+            )),
+            RunMode::Outside(Outside::Statement { line, text }) => Some(format!(
+                "`{text}` (line {line}) cannot run inside a transaction block"
+            )),
+        }
+    }
+}
+
+/// The major version of a server's version string (`15.20 (Debian …)` → 15).
+fn server_major(version: &str) -> Option<u32> {
+    let digits: String = version
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The first statement the server refuses to run inside a transaction block, if any.
+/// `server_version` is the server's own string; empty when unknown (lint), then the current
+/// rules apply (`ALTER TYPE … ADD VALUE` runs in a transaction from PostgreSQL 12 on).
+pub fn refuses_transaction<'a>(
+    stmts: &'a [Stmt],
+    dialect: Dialect,
+    server_version: &str,
+) -> Option<&'a Stmt> {
+    stmts.iter().find(|s| {
+        let kw = split::leading_keywords(&s.text, 6);
+        let first = kw.first().map(String::as_str);
+        match dialect {
+            Dialect::Postgres => match first {
+                Some("VACUUM") => true,
+                Some("CREATE" | "DROP" | "REINDEX") => kw.iter().any(|w| w == "CONCURRENTLY"),
+                Some("ALTER") => {
+                    let words = split::leading_keywords(&s.text, 64);
+                    let detach = words.iter().any(|w| w == "DETACH")
+                        && words.iter().any(|w| w == "CONCURRENTLY");
+                    let add_value = kw.get(1).map(String::as_str) == Some("TYPE")
+                        && words.windows(2).any(|w| w[0] == "ADD" && w[1] == "VALUE")
+                        && server_major(server_version).is_some_and(|v| v < 12);
+                    detach || add_value
+                }
+                _ => false,
+            },
+            Dialect::Sqlite => first == Some("VACUUM"),
+            Dialect::MySql => false,
+        }
+    })
+}
+
+impl Migration {
+    /// How `script` (this migration's up or down script) runs on a server of `dialect` whose
+    /// version string is `server_version` ("" when unknown). A file that controls its own
+    /// transaction, or holds a statement the server refuses inside one, runs outside
+    /// tidemark's transaction by itself: as the tool it was written for ran it.
+    pub fn run_mode(
+        &self,
+        script: &Script,
+        dialect: Dialect,
+        transactional_ddl: bool,
+        server_version: &str,
+    ) -> Result<RunMode> {
+        if !self.transactional {
+            return Ok(RunMode::Outside(Outside::Asked));
+        }
+        if !transactional_ddl {
+            return Ok(RunMode::Outside(Outside::NoTransactionalDdl));
+        }
+        let stmts = script.statements(dialect)?;
+        if let Some(s) = stmts
+            .iter()
+            .find(|s| split::is_transaction_control(&s.text))
+        {
+            return Ok(RunMode::Outside(Outside::OwnTransaction { line: s.line }));
+        }
+        if let Some(s) = refuses_transaction(&stmts, dialect, server_version) {
+            return Ok(RunMode::Outside(Outside::Statement {
+                line: s.line,
+                text: split::summarize(&s.text, 40),
+            }));
+        }
+        Ok(RunMode::Transaction)
+    }
+}
+
+/// A file may control its own transactions (it then runs as written), but every transaction
+/// it opens must end in it: a `BEGIN` left open would hold tidemark's history writes in a
+/// transaction that the end of the session rolls back.
+fn check_own_transactions(script: &Script, stmts: &[Stmt]) -> Result<()> {
+    let mut open: Option<&Stmt> = None;
+    for s in stmts
         .iter()
-        .find(|s| split::is_transaction_control(&s.text))
+        .filter(|s| split::is_transaction_control(&s.text))
     {
+        let starts = split::starts_transaction(&s.text);
+        match (starts, open) {
+            (true, Some(o)) => {
+                return Err(Error::bad_input(
+                    Location::line(&script.path, s.line),
+                    format!(
+                        "`{}` opens a transaction inside the one opened at line {}; end that one first (COMMIT)",
+                        split::summarize(&s.text, 40),
+                        o.line
+                    ),
+                ));
+            }
+            (true, None) => open = Some(s),
+            (false, Some(_)) => open = None,
+            (false, None) => {
+                return Err(Error::bad_input(
+                    Location::line(&script.path, s.line),
+                    format!(
+                        "`{}` ends a transaction that the file never began; remove it (tidemark runs each migration in a transaction of its own), or begin one with BEGIN",
+                        split::summarize(&s.text, 40)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(o) = open {
         return Err(Error::bad_input(
-            Location::line(&script.path, s.line),
+            Location::line(&script.path, o.line),
             format!(
-                "`{}` controls the transaction, but tidemark runs each migration in a transaction of its own; \
-                 remove it, or put `-- tidemark:no-transaction` at the top of the file to run it as written",
-                split::summarize(&s.text, 40)
+                "`{}` opens a transaction that the file never ends; add COMMIT at the end",
+                split::summarize(&o.text, 40)
             ),
         ));
     }
@@ -355,10 +539,35 @@ fn parse_version(text: &str, path: &Path) -> Result<i64> {
     })
 }
 
+/// Flyway's `*.sql.conf`: true when it says `executeInTransaction=false`.
+fn flyway_conf_no_transaction(conf: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(conf).map_err(|err| Error::io(conf, err))?;
+    let mut no_tx = false;
+    for (i, line) in text.lines().enumerate() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k.trim() == "executeInTransaction" {
+            match v.trim() {
+                "false" => no_tx = true,
+                "true" => no_tx = false,
+                other => {
+                    return Err(Error::bad_input(
+                        Location::line(conf, i + 1),
+                        format!("executeInTransaction must be true or false, not `{other}`"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(no_tx)
+}
+
 /// The directives a script may carry in its leading comments.
 #[derive(Debug, Default)]
 struct Directives {
     no_transaction: bool,
+    verify: Option<String>,
 }
 
 fn directives(script: &Script) -> Result<Directives> {
@@ -383,13 +592,26 @@ fn directives(script: &Script) -> Result<Directives> {
         let word = directive.split_whitespace().next().unwrap_or_default();
         match word {
             "no-transaction" => d.no_transaction = true,
+            "verify" => {
+                let query = directive.trim_start()["verify".len()..]
+                    .trim()
+                    .trim_end_matches(';')
+                    .trim();
+                if query.is_empty() {
+                    return Err(Error::bad_input(
+                        Location::line(&script.path, script.first_line + i),
+                        "`tidemark:verify` needs a query on the same line, e.g. `-- tidemark:verify SELECT COUNT(*) = 0 FROM orders WHERE total < 1000`",
+                    ));
+                }
+                d.verify = Some(query.to_string());
+            }
             // Lint directives belong to the linter; it checks them itself.
             "lint-ignore" | "lint-ignore-file" => {}
             other => {
                 return Err(Error::bad_input(
                     Location::line(&script.path, script.first_line + i),
                     format!(
-                        "unknown directive `tidemark:{other}` (known: no-transaction, lint-ignore, lint-ignore-file)"
+                        "unknown directive `tidemark:{other}` (known: no-transaction, verify, lint-ignore, lint-ignore-file)"
                     ),
                 ));
             }
@@ -401,6 +623,7 @@ fn directives(script: &Script) -> Result<Directives> {
 /// One migration as found on disk, before checks that span files.
 struct Found {
     name: String,
+    written: String,
     up: Option<Script>,
     down: Option<Script>,
     sort_key: SortKey,
@@ -413,6 +636,8 @@ struct Loader {
     dir: PathBuf,
     found: BTreeMap<i64, Found>,
     warnings: Vec<String>,
+    /// Flyway repeatables by description: (script, asks to run outside a transaction).
+    repeatables: BTreeMap<String, (Script, bool)>,
 }
 
 enum Part {
@@ -425,9 +650,11 @@ impl Loader {
         self.warnings.push(format!("{}: {why}", path.display()));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         version: i64,
+        written: &str,
         name: &str,
         sort_key: SortKey,
         part: Part,
@@ -436,6 +663,7 @@ impl Loader {
     ) -> Result<()> {
         let entry = self.found.entry(version).or_insert_with(|| Found {
             name: name.to_string(),
+            written: written.to_string(),
             up: None,
             down: None,
             sort_key: sort_key.clone(),
@@ -497,6 +725,7 @@ impl Loader {
             let version = parse_version(v, &e.path)?;
             self.add(
                 version,
+                v,
                 name,
                 SortKey::Number(version),
                 part,
@@ -539,6 +768,7 @@ impl Loader {
             let digits: String = v.chars().filter(char::is_ascii_digit).collect();
             self.add(
                 version,
+                &digits,
                 name,
                 SortKey::Text(digits.clone()),
                 Part::Up,
@@ -549,8 +779,9 @@ impl Loader {
             if down.is_file() {
                 self.add(
                     version,
+                    &digits,
                     name,
-                    SortKey::Text(digits),
+                    SortKey::Text(digits.clone()),
                     Part::Down,
                     Self::script(&down)?,
                     &e.path,
@@ -594,11 +825,29 @@ impl Loader {
                 self.warn(&e.path, "not a .sql file (ignored)");
                 continue;
             }
-            if e.name.starts_with("R__") {
-                return Err(Error::bad_input(
-                    Location::file(&e.path),
-                    "Flyway repeatable migrations (R__) are not supported; turn it into a versioned migration",
-                ));
+            if let Some(desc) = e.name.strip_prefix("R__") {
+                let desc = strip_sql(desc);
+                if desc.is_empty() {
+                    return Err(Error::bad_input(
+                        Location::file(&e.path),
+                        "the name does not parse as a Flyway repeatable migration: expected R__<description>.sql",
+                    ));
+                }
+                // Flyway shows `_` in a description as a space.
+                let desc = desc.replace('_', " ");
+                let conf = e.path.with_file_name(format!("{}.conf", e.name));
+                let no_tx = conf.is_file() && flyway_conf_no_transaction(&conf)?;
+                let script = Self::script(&e.path)?;
+                if let Some((other, _)) = self.repeatables.insert(desc.clone(), (script, no_tx)) {
+                    return Err(Error::bad_input(
+                        Location::file(&e.path),
+                        format!(
+                            "duplicate repeatable migration `{desc}`: also used by {}",
+                            other.path.display()
+                        ),
+                    ));
+                }
+                continue;
             }
             let stem = strip_sql(&e.name);
             let parsed = stem.split_once("__").and_then(|(head, desc)| {
@@ -630,6 +879,7 @@ impl Loader {
             let is_up = matches!(part, Part::Up);
             self.add(
                 version,
+                &ver.replace('_', "."),
                 desc,
                 SortKey::Parts(parts),
                 part,
@@ -637,31 +887,12 @@ impl Loader {
                 &e.path,
             )?;
             let conf = e.path.with_file_name(format!("{}.conf", e.name));
-            if is_up && conf.is_file() {
-                let text = std::fs::read_to_string(&conf).map_err(|err| Error::io(&conf, err))?;
-                for (i, line) in text.lines().enumerate() {
-                    let Some((k, v)) = line.split_once('=') else {
-                        continue;
-                    };
-                    if k.trim() == "executeInTransaction" {
-                        match v.trim() {
-                            "false" => {
-                                if let Some(f) = self.found.get_mut(&version) {
-                                    f.force_no_transaction = true;
-                                }
-                            }
-                            "true" => {}
-                            other => {
-                                return Err(Error::bad_input(
-                                    Location::line(&conf, i + 1),
-                                    format!(
-                                        "executeInTransaction must be true or false, not `{other}`"
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
+            if is_up
+                && conf.is_file()
+                && flyway_conf_no_transaction(&conf)?
+                && let Some(f) = self.found.get_mut(&version)
+            {
+                f.force_no_transaction = true;
             }
         }
         Ok(())
@@ -710,10 +941,15 @@ impl Loader {
                 first_line: from + 2,
             };
             let no_tx = lines[up_at].contains("transaction:false");
+            // dbmate applies its files in the order of their names compared as text (Go's
+            // `sort.Slice` on `FileName` in `FindMigrations`), so `10_c.sql` runs before
+            // `1_a.sql` and `2_b.sql`; tidemark keeps that order for dbmate's layout.
+            let key = SortKey::Text(e.name.clone());
             self.add(
                 version,
+                v,
                 name,
-                SortKey::Number(version),
+                key.clone(),
                 Part::Up,
                 section(up_at, up_end),
                 &e.path,
@@ -721,8 +957,9 @@ impl Loader {
             if let Some(d) = down_at {
                 self.add(
                     version,
+                    v,
                     name,
-                    SortKey::Number(version),
+                    key,
                     Part::Down,
                     section(d, lines.len()),
                     &e.path,
@@ -757,9 +994,11 @@ impl Loader {
             }
             migrations.push(Migration {
                 version,
+                written_version: f.written,
                 name: f.name,
                 checksum: checksum(&up.sql),
                 transactional: !(d.no_transaction || f.force_no_transaction),
+                verify: d.verify,
                 up,
                 down: f.down,
                 sort_key: f.sort_key,
@@ -779,11 +1018,35 @@ impl Loader {
                 ));
             }
         }
+        let mut repeatables = Vec::with_capacity(self.repeatables.len());
+        for (desc, (up, no_tx)) in self.repeatables {
+            if up.sql.trim().is_empty() {
+                return Err(Error::bad_input(
+                    Location::file(&up.path),
+                    "the repeatable migration is empty",
+                ));
+            }
+            let d = directives(&up)?;
+            repeatables.push(Repeatable {
+                migration: Migration {
+                    version: 0,
+                    written_version: String::new(),
+                    checksum: checksum(&up.sql),
+                    transactional: !(d.no_transaction || no_tx),
+                    verify: None,
+                    sort_key: SortKey::Text(desc.clone()),
+                    name: desc,
+                    up,
+                    down: None,
+                },
+            });
+        }
         Ok(MigrationSet {
             dir: self.dir,
             layout,
             migrations,
             warnings: self.warnings,
+            repeatables,
         })
     }
 }
@@ -903,25 +1166,83 @@ mod tests {
     }
 
     #[test]
-    fn validate_rejects_transaction_control_and_comment_only_scripts() {
+    fn files_that_control_their_own_transaction_run_as_written() {
+        // golang-migrate's and dbmate's idiom: accepted, and run outside tidemark's transaction.
         let s = load(&[("1_a.sql", "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;")]).unwrap();
-        let e = s.validate(Dialect::Postgres).unwrap_err().to_string();
-        assert!(
-            e.contains("1_a.sql:1") && e.contains("no-transaction"),
-            "{e}"
-        );
-        let s = load(&[(
-            "1_a.sql",
-            "-- tidemark:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;",
-        )])
-        .unwrap();
         s.validate(Dialect::Postgres).unwrap();
+        let m = &s.migrations[0];
+        assert_eq!(
+            m.run_mode(&m.up, Dialect::Postgres, true, "15.2").unwrap(),
+            RunMode::Outside(Outside::OwnTransaction { line: 1 })
+        );
+        // Unbalanced transaction control is refused, naming the line.
+        for (body, line, what) in [
+            ("CREATE TABLE a (id int);\nCOMMIT;", 2, "never began"),
+            (
+                "SELECT 1;\nBEGIN;\nCREATE TABLE a (id int);",
+                2,
+                "never ends",
+            ),
+            (
+                "BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;",
+                2,
+                "inside the one opened at line 1",
+            ),
+        ] {
+            let s = load(&[("1_a.sql", body)]).unwrap();
+            let e = s.validate(Dialect::Postgres).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("1_a.sql:{line}")) && e.contains(what),
+                "{e}"
+            );
+        }
         let s = load(&[("1_a.sql", "-- only a comment\n")]).unwrap();
         let e = s.validate(Dialect::Sqlite).unwrap_err().to_string();
         assert!(e.contains("no SQL statement"), "{e}");
         let s = load(&[("1_a.sql", "SELECT 'unterminated;\n")]).unwrap();
         let e = s.validate(Dialect::Sqlite).unwrap_err().to_string();
         assert!(e.contains("1_a.sql:1") && e.contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn statements_refused_in_a_transaction_take_the_migration_out_of_one() {
+        let s = load(&[
+            ("1_a.sql", "CREATE TABLE t (a int, b int);"),
+            (
+                "2_b.sql",
+                "SELECT 1;\nCREATE UNIQUE INDEX CONCURRENTLY i ON t (a);",
+            ),
+            ("3_c.sql", "DROP INDEX CONCURRENTLY i;"),
+            ("4_d.sql", "VACUUM t;"),
+            ("5_e.sql", "ALTER TYPE mood ADD VALUE 'meh';"),
+            ("6_f.sql", "REFRESH MATERIALIZED VIEW CONCURRENTLY mv;"),
+        ])
+        .unwrap();
+        let mode = |v: i64, d: Dialect, server: &str| {
+            let m = s.get(v).unwrap();
+            m.run_mode(&m.up, d, true, server).unwrap()
+        };
+        assert_eq!(mode(1, Dialect::Postgres, "15.2"), RunMode::Transaction);
+        assert!(
+            matches!(
+                mode(2, Dialect::Postgres, "15.2"),
+                RunMode::Outside(Outside::Statement { line: 2, .. })
+            ),
+            "{:?}",
+            mode(2, Dialect::Postgres, "15.2")
+        );
+        assert!(!mode(3, Dialect::Postgres, "15.2").is_transaction());
+        assert!(!mode(4, Dialect::Postgres, "15.2").is_transaction());
+        assert!(!mode(4, Dialect::Sqlite, "3.45.0").is_transaction());
+        // ADD VALUE runs in a transaction from PostgreSQL 12 on.
+        assert!(mode(5, Dialect::Postgres, "15.2").is_transaction());
+        assert!(!mode(5, Dialect::Postgres, "11.22").is_transaction());
+        assert!(mode(6, Dialect::Postgres, "15.2").is_transaction());
+        let m = s.get(1).unwrap();
+        assert_eq!(
+            m.run_mode(&m.up, Dialect::MySql, false, "10.11").unwrap(),
+            RunMode::Outside(Outside::NoTransactionalDdl)
+        );
     }
 
     #[test]
@@ -969,11 +1290,21 @@ mod tests {
         assert_eq!(v, vec![1, 2, 10]);
         assert!(s.migrations[1].down.is_some());
         assert!(!s.migrations[2].transactional);
-        let e = err(&[("V1__a.sql", "SELECT 1;"), ("R__views.sql", "SELECT 1;")]);
-        assert!(
-            e.contains("R__views.sql") && e.contains("repeatable"),
-            "{e}"
+        let s = load(&[
+            ("V1__a.sql", "SELECT 1;"),
+            ("R__views_b.sql", "SELECT 2;"),
+            ("R__a_functions.sql", "SELECT 3;"),
+        ])
+        .unwrap();
+        assert_eq!(s.migrations.len(), 1);
+        let r: Vec<&str> = s.repeatables.iter().map(|r| r.description()).collect();
+        assert_eq!(
+            r,
+            ["a functions", "views b"],
+            "in Flyway's order: by description"
         );
+        let e = err(&[("V1__a.sql", "SELECT 1;"), ("R__.sql", "SELECT 1;")]);
+        assert!(e.contains("R__.sql") && e.contains("repeatable"), "{e}");
         let e = err(&[("V1__a.sql", "SELECT 1;"), ("V2_b.sql", "SELECT 1;")]);
         assert!(
             e.contains("V2_b.sql") && e.contains("does not parse"),
@@ -1015,6 +1346,29 @@ mod tests {
             s.migrations[0].usable_down(Dialect::Sqlite).is_none(),
             "an empty down section counts as missing"
         );
+    }
+
+    #[test]
+    fn each_layout_orders_as_its_tool_does() {
+        // dbmate sorts file names as text: `10_c.sql` < `1_a.sql` < `2_b.sql`.
+        let s = load(&[
+            ("1_a.sql", "-- migrate:up\nSELECT 1;\n"),
+            ("2_b.sql", "-- migrate:up\nSELECT 2;\n"),
+            ("10_c.sql", "-- migrate:up\nSELECT 10;\n"),
+        ])
+        .unwrap();
+        assert_eq!(s.layout, Layout::Dbmate);
+        let v: Vec<i64> = s.migrations.iter().map(|m| m.version).collect();
+        assert_eq!(v, vec![10, 1, 2]);
+        // golang-migrate and sqlx parse the version as a number.
+        let s = load(&[
+            ("1_a.up.sql", "SELECT 1;"),
+            ("2_b.up.sql", "SELECT 2;"),
+            ("10_c.up.sql", "SELECT 10;"),
+        ])
+        .unwrap();
+        let v: Vec<i64> = s.migrations.iter().map(|m| m.version).collect();
+        assert_eq!(v, vec![1, 2, 10]);
     }
 
     #[test]

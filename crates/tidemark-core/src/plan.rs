@@ -32,11 +32,27 @@ pub struct Step {
     /// databases without transactional DDL: then the row is written first and progress is
     /// recorded statement by statement.
     pub transactional: bool,
+    /// Why the step runs outside a transaction (`None` inside one).
+    pub outside: Option<String>,
+    /// A Flyway-style repeatable migration (`version` is 0, `name` its description): recorded
+    /// in `tidemark_repeatable`, not in the history.
+    pub repeatable: bool,
     pub out_of_order: bool,
     pub statements: Vec<Stmt>,
     /// What the migration does to the running release (recorded with its history row); set
     /// by the engine from [`crate::engine::Settings::classifier`], `None` without one.
     pub class: Option<crate::class::MigrationClass>,
+}
+
+impl Step {
+    /// How people name the step: `3 add_users`, or `R views` for a repeatable migration.
+    pub fn label(&self) -> String {
+        if self.repeatable {
+            format!("R {}", self.name)
+        } else {
+            format!("{} {}", self.version, self.name)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -64,6 +80,7 @@ pub fn plan_up(
     status: &Status,
     dialect: Dialect,
     transactional_ddl: bool,
+    server_version: &str,
     target: &UpTarget,
 ) -> Result<Plan> {
     let limit = match target.to {
@@ -81,17 +98,49 @@ pub fn plan_up(
             continue;
         }
         let m = &set.migrations[pos];
+        let mode = m.run_mode(&m.up, dialect, transactional_ddl, server_version)?;
         steps.push(Step {
             version: m.version,
             name: m.name.clone(),
             direction: Direction::Up,
             path: m.up.path.clone(),
             checksum: m.checksum.clone(),
-            transactional: m.transactional && transactional_ddl,
+            transactional: mode.is_transaction(),
+            outside: mode.reason(),
+            repeatable: false,
             out_of_order: e.out_of_order,
             statements: m.up.statements(dialect)?,
             class: None,
         });
+    }
+    // Repeatable migrations run after the versioned ones, as Flyway runs them: each one that
+    // never ran or whose file changed since. Not when `--to` stops short of the last version.
+    let reaches_latest = limit.is_none_or(|l| l + 1 >= set.migrations.len());
+    if reaches_latest {
+        for r in &set.repeatables {
+            let due = status
+                .repeatables
+                .iter()
+                .any(|s| s.description == r.description() && s.due());
+            if !due {
+                continue;
+            }
+            let m = &r.migration;
+            let mode = m.run_mode(&m.up, dialect, transactional_ddl, server_version)?;
+            steps.push(Step {
+                version: 0,
+                name: m.name.clone(),
+                direction: Direction::Up,
+                path: m.up.path.clone(),
+                checksum: m.checksum.clone(),
+                transactional: mode.is_transaction(),
+                outside: mode.reason(),
+                repeatable: true,
+                out_of_order: false,
+                statements: m.up.statements(dialect)?,
+                class: None,
+            });
+        }
     }
     if target.single_transaction {
         if !transactional_ddl {
@@ -102,7 +151,10 @@ pub fn plan_up(
         if let Some(s) = steps.iter().find(|s| !s.transactional) {
             return Err(Error::bad_input(
                 Location::file(&s.path),
-                "--single-transaction cannot include a migration marked no-transaction",
+                format!(
+                    "--single-transaction cannot include a migration that runs outside a transaction ({})",
+                    s.outside.as_deref().unwrap_or("no-transaction")
+                ),
             ));
         }
     }
@@ -127,6 +179,7 @@ pub fn plan_down(
     status: &Status,
     dialect: Dialect,
     transactional_ddl: bool,
+    server_version: &str,
     target: DownTarget,
 ) -> Result<Plan> {
     let applied: Vec<_> = status
@@ -185,13 +238,16 @@ pub fn plan_down(
                 ),
             ));
         };
+        let mode = m.run_mode(down, dialect, transactional_ddl, server_version)?;
         steps.push(Step {
             version: m.version,
             name: m.name.clone(),
             direction: Direction::Down,
             path: down.path.clone(),
             checksum: m.checksum.clone(),
-            transactional: m.transactional && transactional_ddl,
+            transactional: mode.is_transaction(),
+            outside: mode.reason(),
+            repeatable: false,
             out_of_order: false,
             statements: down.statements(dialect)?,
             class: None,
@@ -219,6 +275,7 @@ mod tests {
         let s = MigrationSet::load(d.path(), None).unwrap();
         let h = History {
             exists: true,
+            repeatables: Vec::new(),
             entries: applied
                 .iter()
                 .map(|&v| HistoryEntry {
@@ -233,6 +290,7 @@ mod tests {
                     error: None,
                     statements_applied: None,
                     lint_class: None,
+                    imported: None,
                 })
                 .collect(),
         };
@@ -263,6 +321,7 @@ mod tests {
             &st,
             Dialect::Postgres,
             true,
+            "",
             &UpTarget {
                 to: None,
                 single_transaction: false,
@@ -280,6 +339,7 @@ mod tests {
             &st,
             Dialect::Postgres,
             true,
+            "",
             &UpTarget {
                 to: Some(2),
                 single_transaction: false,
@@ -292,6 +352,7 @@ mod tests {
             &st,
             Dialect::MySql,
             false,
+            "",
             &UpTarget {
                 to: None,
                 single_transaction: false,
@@ -308,6 +369,7 @@ mod tests {
                 &st,
                 Dialect::Postgres,
                 true,
+                "",
                 &UpTarget {
                     to: Some(9),
                     single_transaction: false
@@ -325,6 +387,7 @@ mod tests {
             &st,
             Dialect::Postgres,
             true,
+            "",
             &UpTarget {
                 to: None,
                 single_transaction: true,
@@ -337,6 +400,7 @@ mod tests {
             &st,
             Dialect::MySql,
             false,
+            "",
             &UpTarget {
                 to: Some(2),
                 single_transaction: true,
@@ -350,6 +414,7 @@ mod tests {
                 &st,
                 Dialect::Postgres,
                 true,
+                "",
                 &UpTarget {
                     to: Some(2),
                     single_transaction: true
@@ -362,20 +427,20 @@ mod tests {
     #[test]
     fn down_plans_newest_first_and_refuses_empty_down() {
         let (_d, s, st) = fixture(FILES, &[1, 2, 3]);
-        let p = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(1)).unwrap();
+        let p = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::Steps(1)).unwrap();
         assert_eq!(
             p.steps.iter().map(|s| s.version).collect::<Vec<_>>(),
             vec![3]
         );
-        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::Steps(2))
+        let e = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::Steps(2))
             .unwrap_err()
             .to_string();
         assert!(e.contains("2_b.down.sql") && e.contains("empty"), "{e}");
-        let e = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(0))
+        let e = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::To(0))
             .unwrap_err()
             .to_string();
         assert!(e.contains("nothing was reverted"), "{e}");
-        let p = plan_down(&s, &st, Dialect::Postgres, true, DownTarget::To(2)).unwrap();
+        let p = plan_down(&s, &st, Dialect::Postgres, true, "", DownTarget::To(2)).unwrap();
         assert_eq!(p.steps.len(), 1);
     }
 }

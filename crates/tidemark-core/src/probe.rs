@@ -73,3 +73,66 @@ pub async fn explain(expected: Protocol, host: &str, port: u16) -> Option<String
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
+
+/// Where a driver connects: a TCP port, or a Unix socket (nothing to probe).
+pub struct Endpoint<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub socket: bool,
+}
+
+/// Run a driver's connection attempt within the connect timeout. When it fails or hangs, say
+/// which protocol the port really speaks if it is not `expected` (a `mysql://` URL at a
+/// PostgreSQL port hangs until the server gives up; the reverse fails with a protocol byte).
+/// `failed` turns the driver's own error into tidemark's.
+pub async fn connect_within<T, E>(
+    url: &crate::url::DatabaseUrl,
+    expected: Protocol,
+    at: Endpoint<'_>,
+    connecting: impl std::future::Future<Output = std::result::Result<T, E>>,
+    failed: impl FnOnce(E) -> crate::error::Error,
+) -> crate::error::Result<T> {
+    use crate::error::Error;
+    let timeout = connect_timeout();
+    let wrong_port = || async {
+        if at.socket {
+            return None;
+        }
+        explain(expected, at.host, at.port).await
+    };
+    // A connection that is slow to start may be waiting on a server of the other kind (each
+    // waits for the other to speak first): after a moment, ask the port what it is.
+    let connecting = tokio::time::timeout(timeout, connecting);
+    tokio::pin!(connecting);
+    let result = tokio::select! {
+        r = &mut connecting => r,
+        why = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            match wrong_port().await {
+                Some(why) => why,
+                None => std::future::pending().await,
+            }
+        } => return Err(Error::Usage(format!("could not connect to {url}: {why}"))),
+    };
+    match result {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => match wrong_port().await {
+            Some(why) => Err(Error::Usage(format!("could not connect to {url}: {why}"))),
+            None => Err(failed(e)),
+        },
+        Err(_) => {
+            let why = wrong_port().await.unwrap_or_else(|| {
+                format!(
+                    "no answer from {}:{} within {} (TIDEMARK_CONNECT_TIMEOUT sets the limit)",
+                    at.host,
+                    at.port,
+                    format_duration(timeout)
+                )
+            });
+            Err(Error::db(
+                format!("could not connect to {url}"),
+                crate::driver::DbError::new(why),
+            ))
+        }
+    }
+}

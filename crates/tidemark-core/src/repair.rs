@@ -145,6 +145,12 @@ impl RepairPlan {
 pub struct Evidence {
     pub states: Vec<State>,
     pub live: Schema,
+    /// What each migration's `-- tidemark:verify` query said on the live database: its effect
+    /// is in place (true) or not (false). Absent when it has none, or the query failed.
+    pub verified: BTreeMap<i64, bool>,
+    /// The fingerprint of the live schema as it is, when `live` leaves out what repeatable
+    /// migrations created (the fingerprint recorded after a repair must be of the real schema).
+    pub live_fingerprint: Option<String>,
 }
 
 /// Replay every migration on a shadow database and inspect the live one.
@@ -155,15 +161,78 @@ pub async fn gather(
     shadow_url: Option<&DatabaseUrl>,
 ) -> Result<Evidence> {
     set.validate(live.dialect())?;
-    let mut shadow = Shadow::open(live, shadow_url).await?;
+    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
     let states = replay::replay_all(&mut shadow, set, &settings.inspect).await;
+    // Repeatable migrations run after all versioned ones: what they create says nothing
+    // about which versioned migrations ran, so it is left out of the live schema.
+    let created = match (&states, set.repeatables.is_empty()) {
+        (Ok(states), false) => {
+            repeatables_footprint(&mut shadow, set, states, &settings.inspect).await
+        }
+        _ => Ok(Default::default()),
+    };
     shadow.close().await;
     let states = states?;
+    let created = created?;
     let live_schema = live.inspect(&settings.inspect).await?;
+    let live_fingerprint = Some(live_schema.fingerprint().0);
+    let live_schema = if created.is_empty() {
+        live_schema
+    } else {
+        replay::without(&live_schema, &created)
+    };
+    let verified = verify_queries(live, set).await;
     Ok(Evidence {
         states,
         live: live_schema,
+        verified,
+        live_fingerprint,
     })
+}
+
+/// Run each migration's `-- tidemark:verify` query on the live database. A query that fails
+/// (e.g. its table is not there yet) tells nothing, and the migration stays undetermined.
+async fn verify_queries(live: &mut dyn Driver, set: &MigrationSet) -> BTreeMap<i64, bool> {
+    let mut out = BTreeMap::new();
+    for m in &set.migrations {
+        let Some(q) = &m.verify else { continue };
+        let Ok(rows) = live.query(q, &[]).await else {
+            continue;
+        };
+        let present = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .is_some_and(|v| match v.as_i64() {
+                Some(n) => n != 0,
+                None => v.into_text().is_some_and(|t| {
+                    matches!(t.trim().to_ascii_lowercase().as_str(), "t" | "true" | "yes")
+                }),
+            });
+        out.insert(m.version, present);
+    }
+    out
+}
+
+/// The objects the repeatable migrations create on top of the last state.
+async fn repeatables_footprint(
+    shadow: &mut Shadow,
+    set: &MigrationSet,
+    states: &[State],
+    opts: &crate::driver::InspectOptions,
+) -> Result<std::collections::BTreeSet<String>> {
+    for r in &set.repeatables {
+        shadow.apply(&r.migration).await?;
+    }
+    let after = replay::objects(&shadow.inspect(opts).await?);
+    let before = states
+        .last()
+        .map(|s| replay::objects(&s.schema))
+        .unwrap_or_default();
+    Ok(after
+        .into_keys()
+        .filter(|p| !before.contains_key(p))
+        .collect())
 }
 
 /// What the live schema says about one migration.
@@ -382,6 +451,22 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
                 MigrationState::Pending | MigrationState::Failed
             )
         {
+            // The migration's own query decides where the schema cannot.
+            if let Some(&present) = ev.verified.get(&m.version) {
+                steps.push(if present {
+                    step(
+                        Action::Adopt,
+                        "its `tidemark:verify` query says its effect is in place".into(),
+                    )
+                } else {
+                    step(
+                        Action::Replay,
+                        "its `tidemark:verify` query says its effect is not in place: `up` runs it"
+                            .into(),
+                    )
+                });
+                continue;
+            }
             let what = if footprints[k].is_empty() {
                 "it changes only data"
             } else {
@@ -531,6 +616,8 @@ pub async fn repair(
     };
     let applied = execute(driver, set, &plan, decisions, settings, "repair", None).await?;
     let consistent = record_fingerprint_if_consistent(driver, set, &ev).await?;
+    // With sync on, the other tool must not run what is now recorded as applied.
+    crate::sync::follow(driver, set, settings).await?;
     guard.release().await?;
     Ok(RepairOutcome {
         plan,
@@ -658,15 +745,57 @@ async fn write_imported(
             },
         )
         .await?;
+        // Keep what the other tool recorded: when, how long, who, its checksum.
+        if let Some(facts) = &e.imported {
+            history::set_imported(
+                driver,
+                e.version,
+                facts,
+                Some(e.applied_at.as_str()).filter(|a| !a.is_empty()),
+                Some(e.execution_ms).filter(|_| !e.applied_at.is_empty() || e.execution_ms > 0),
+                Some(e.applied_by.as_str()).filter(|a| !a.is_empty()),
+            )
+            .await?;
+        }
         history::journal(
             driver,
             &JournalWrite {
                 run_id: &settings.run_id,
                 action: &format!("{journal_action}:record"),
                 version: Some(e.version),
-                detail: Some(serde_json::json!({ "state": e.state.as_str() }).to_string()),
+                detail: Some(
+                    serde_json::json!({
+                        "state": e.state.as_str(),
+                        "imported": e.imported,
+                        "applied_at": e.applied_at,
+                        "execution_ms": e.execution_ms,
+                        "applied_by": e.applied_by,
+                    })
+                    .to_string(),
+                ),
                 actor: &settings.actor,
             },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A row taken over from another tool keeps that tool's facts when the evidence rewrites it.
+async fn keep_facts(
+    driver: &mut dyn Driver,
+    recorded: Option<&crate::history::HistoryEntry>,
+) -> Result<()> {
+    if let Some(r) = recorded
+        && let Some(f) = &r.imported
+    {
+        history::set_imported(
+            driver,
+            r.version,
+            f,
+            Some(r.applied_at.as_str()).filter(|a| !a.is_empty()),
+            None,
+            Some(r.applied_by.as_str()).filter(|a| !a.is_empty()),
         )
         .await?;
     }
@@ -719,6 +848,7 @@ async fn write_all(
             "adopt" => {
                 history::delete(driver, m.version).await?;
                 history::insert(driver, &row(HistoryState::Applied, None)).await?;
+                keep_facts(driver, recorded).await?;
             }
             "forget" | "reset" => {
                 history::delete(driver, m.version).await?;
@@ -729,6 +859,7 @@ async fn write_all(
                 let prev = recorded.cloned();
                 w.execution_ms = prev.as_ref().map(|p| p.execution_ms).unwrap_or(0);
                 history::insert(driver, &w).await?;
+                keep_facts(driver, recorded).await?;
             }
             _ => {
                 // Undecided: the history says what is true (half applied, or unknown whether
@@ -824,7 +955,11 @@ pub async fn record_fingerprint_if_consistent(
     if !is_prefix || ev.states[applied].schema.fingerprint() != ev.live.fingerprint() {
         return Ok(false);
     }
-    history::set_fingerprint(driver, head, ev.live.fingerprint().as_str()).await?;
+    let fp = ev
+        .live_fingerprint
+        .clone()
+        .unwrap_or_else(|| ev.live.fingerprint().0);
+    history::set_fingerprint(driver, head, &fp).await?;
     Ok(true)
 }
 
@@ -873,6 +1008,7 @@ mod tests {
     fn recorded(set: &MigrationSet, versions: &[i64]) -> History {
         History {
             exists: true,
+            repeatables: Vec::new(),
             entries: versions
                 .iter()
                 .map(|&v| HistoryEntry {
@@ -887,6 +1023,7 @@ mod tests {
                     error: None,
                     statements_applied: None,
                     lint_class: None,
+                    imported: None,
                 })
                 .collect(),
         }
@@ -926,6 +1063,8 @@ mod tests {
         let ev = Evidence {
             live: st[6].schema.clone(),
             states: st,
+            verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
         assert_eq!(p.matches_state_after, Some(6));
@@ -970,7 +1109,12 @@ mod tests {
         }
         let mut live = st[6].schema.clone();
         live.tables.get_mut("t1").unwrap().indexes.remove("b");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence {
+            live,
+            states: st,
+            verified: Default::default(),
+            live_fingerprint: None,
+        };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(p.matches_state_after, None);
         assert_eq!(
@@ -998,7 +1142,12 @@ mod tests {
         let mut live = st[4].schema.clone();
         live.tables.remove("t4");
         table(&mut live, "t4");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence {
+            live,
+            states: st,
+            verified: Default::default(),
+            live_fingerprint: None,
+        };
         let p = plan(&set, &recorded(&set, &[1, 2, 3, 4, 5]), &ev);
         assert_eq!(
             p.matches_state_after,
@@ -1018,6 +1167,8 @@ mod tests {
         let ev = Evidence {
             live: st[2].schema.clone(),
             states: st,
+            verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
@@ -1068,7 +1219,12 @@ mod tests {
         // Make the exact match impossible so the footprint path is used: an extra live table.
         let mut live = live;
         table(&mut live, "extra");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence {
+            live,
+            states: st,
+            verified: Default::default(),
+            live_fingerprint: None,
+        };
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(actions(&p), vec![(1, "adopt"), (2, "adopt"), (3, "replay")]);
         assert_eq!(p.unexplained.len(), 2, "{:?}", p.unexplained);
@@ -1083,6 +1239,8 @@ mod tests {
         let ev = Evidence {
             live: st[2].schema.clone(),
             states: st,
+            verified: Default::default(),
+            live_fingerprint: None,
         };
         let p = plan(&set, &h, &ev);
         assert_eq!(actions(&p), vec![(2, "refresh_checksum")]);

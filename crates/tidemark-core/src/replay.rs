@@ -17,6 +17,9 @@ pub struct Shadow {
     pub driver: Box<dyn Driver>,
     /// The connection that created the scratch database and the name to drop.
     owner: Option<(Box<dyn Driver>, String)>,
+    /// The schema the migrations start from, run on the shadow first (and again after a
+    /// rebuild): for a history that begins at a baseline whose schema is in no migration file.
+    seed: Option<crate::migration::Script>,
 }
 
 fn scratch_name() -> String {
@@ -47,6 +50,7 @@ impl Shadow {
             return Ok(Shadow {
                 driver: live.connect_other(&url).await?,
                 owner: None,
+                seed: None,
             });
         }
         let mut owner = match shadow_url {
@@ -64,6 +68,7 @@ impl Shadow {
             Ok(driver) => Ok(Shadow {
                 driver,
                 owner: Some((owner, name)),
+                seed: None,
             }),
             Err(e) => {
                 let _ = owner.drop_database(&name).await;
@@ -78,7 +83,45 @@ impl Shadow {
         Shadow {
             driver,
             owner: None,
+            seed: None,
         }
+    }
+
+    /// Open a shadow as [`Shadow::open`] does, and run the baseline schema of `settings` on it
+    /// first when one is configured.
+    pub async fn open_for(
+        live: &mut dyn Driver,
+        settings: &crate::engine::Settings,
+        shadow_url: Option<&DatabaseUrl>,
+    ) -> Result<Shadow> {
+        let seed = match &settings.shadow_baseline {
+            Some(p) => Some(read_seed(p)?),
+            None => None,
+        };
+        let mut shadow = Shadow::open(live, shadow_url).await?;
+        shadow.seed = seed;
+        if let Err(e) = shadow.run_seed().await {
+            shadow.close().await;
+            return Err(e);
+        }
+        Ok(shadow)
+    }
+
+    async fn run_seed(&mut self) -> Result<()> {
+        let Some(seed) = &self.seed else {
+            return Ok(());
+        };
+        let d = self.driver.as_mut();
+        for s in seed.statements(d.dialect())? {
+            d.run(&s.text).await.map_err(|e| {
+                Error::Inconsistent(format!(
+                    "the baseline schema does not load on the shadow database: {}:{}: {e}",
+                    seed.path.display(),
+                    s.line
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Drop the scratch database.
@@ -120,7 +163,23 @@ impl Shadow {
             message: e.to_string(),
             partial: false,
         })?;
-        let tx = m.transactional && d.caps().transactional_ddl;
+        let caps = d.caps();
+        let tx = m
+            .run_mode(
+                script,
+                d.dialect(),
+                caps.transactional_ddl,
+                &caps.server_version,
+            )
+            .map_err(|e| ScriptFailure {
+                line: 0,
+                message: e.to_string(),
+                partial: false,
+            })?
+            .is_transaction();
+        // A file that controls its own transaction runs as written; after a failure inside it
+        // the session must be rolled back before anything else runs on it.
+        let mut own_open = false;
         if tx {
             d.begin().await.map_err(|e| ScriptFailure {
                 line: 0,
@@ -129,8 +188,11 @@ impl Shadow {
             })?;
         }
         for (i, s) in stmts.iter().enumerate() {
+            if !tx && crate::split::is_transaction_control(&s.text) {
+                own_open = crate::split::starts_transaction(&s.text);
+            }
             if let Err(e) = d.run(&s.text).await {
-                if tx {
+                if tx || own_open {
                     let _ = d.rollback().await;
                 }
                 return Err(ScriptFailure {
@@ -169,6 +231,7 @@ impl Shadow {
                 old.close().await;
             }
         }
+        self.run_seed().await?;
         for m in migrations {
             self.apply(m).await?;
         }
@@ -178,6 +241,38 @@ impl Shadow {
     pub async fn inspect(&mut self, opts: &InspectOptions) -> Result<Schema> {
         self.driver.inspect(opts).await
     }
+}
+
+/// A baseline schema file (e.g. `pg_dump --schema-only`, `mariadb-dump --no-data`,
+/// `sqlite3 .schema`), with the client's own meta-commands (`\\connect`, `\\restrict`, lines
+/// that start with a backslash) left out: they are not SQL.
+fn read_seed(path: &std::path::Path) -> Result<crate::migration::Script> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the baseline schema {}: {e}",
+            path.display()
+        ))
+    })?;
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(&text)
+        .replace("\r\n", "\n");
+    // Blank, not removed, so that every line keeps its number for messages.
+    let sql: Vec<&str> = text
+        .split('\n')
+        .map(|l| {
+            if l.trim_start().starts_with('\\') {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect();
+    Ok(crate::migration::Script {
+        path: path.to_path_buf(),
+        sql: sql.join("\n"),
+        first_line: 1,
+    })
 }
 
 /// A script that failed on the shadow.
@@ -219,7 +314,15 @@ pub async fn round_trips(
         };
         let before = shadow.inspect(opts).await?;
         shadow.apply(m).await?;
-        if transactional_ddl && m.transactional {
+        let in_tx = transactional_ddl
+            && m.run_mode(
+                down,
+                dialect,
+                transactional_ddl,
+                &shadow.driver.caps().server_version,
+            )?
+            .is_transaction();
+        if in_tx {
             let d = shadow.driver.as_mut();
             d.begin()
                 .await
@@ -364,6 +467,36 @@ impl Footprint {
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
+}
+
+/// The schema without the objects at `paths` that stand on their own (views, functions,
+/// triggers, sequences, enums, domains, tables): what Flyway-style repeatable migrations
+/// create is left out of the evidence about versioned ones.
+pub fn without(schema: &Schema, paths: &std::collections::BTreeSet<String>) -> Schema {
+    let mut s = schema.clone();
+    s.views.retain(|name, v| {
+        let kind = if v.materialized {
+            "materialized view"
+        } else {
+            "view"
+        };
+        !paths.contains(&format!("{kind} {name}"))
+    });
+    s.functions
+        .retain(|name, f| !paths.contains(&format!("{} {name}", f.kind)));
+    s.triggers.retain(|key, t| {
+        let name = key.strip_prefix(&format!("{}.", t.table)).unwrap_or(key);
+        !paths.contains(&format!("trigger {name} on {}", t.table))
+    });
+    s.sequences
+        .retain(|name, _| !paths.contains(&format!("sequence {name}")));
+    s.enums
+        .retain(|name, _| !paths.contains(&format!("enum {name}")));
+    s.domains
+        .retain(|name, _| !paths.contains(&format!("domain {name}")));
+    s.tables
+        .retain(|name, _| !paths.contains(&format!("table {name}")));
+    s
 }
 
 /// Replay every migration of the set (in order) and return the states, for evidence.

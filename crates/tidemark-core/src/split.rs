@@ -445,6 +445,15 @@ pub fn is_transaction_control(text: &str) -> bool {
     }
 }
 
+/// True for the transaction-control statements that open one (`BEGIN`, `START TRANSACTION`).
+pub fn starts_transaction(text: &str) -> bool {
+    is_transaction_control(text)
+        && matches!(
+            leading_keywords(text, 1).first().map(String::as_str),
+            Some("BEGIN" | "START")
+        )
+}
+
 /// A statement on one line, shortened to `max` characters, for messages.
 pub fn summarize(text: &str, max: usize) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -58,6 +58,26 @@ pub struct StatusEntry {
     pub statements_applied: Option<i64>,
     /// The class recorded when it was applied (`None`: not recorded, or not applied).
     pub lint_class: Option<crate::class::MigrationClass>,
+    /// Taken over from another tool's history by `import`.
+    pub imported: Option<crate::history::ImportedFacts>,
+}
+
+/// A repeatable migration: `applied` (ran with the file's checksum), `pending` (never ran),
+/// `outdated` (ran, and the file changed since: it runs again), `missing` (ran, file gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepeatableStatus {
+    pub description: String,
+    pub state: &'static str,
+    pub checksum: Option<String>,
+    pub applied_at: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+impl RepeatableStatus {
+    /// It runs at the next `up`.
+    pub fn due(&self) -> bool {
+        matches!(self.state, "pending" | "outdated")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,6 +126,8 @@ impl Default for DriftStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub entries: Vec<StatusEntry>,
+    /// Flyway-style repeatable migrations, in order of application.
+    pub repeatables: Vec<RepeatableStatus>,
     /// The last applied migration in order of application.
     pub current_version: Option<i64>,
     /// The last migration file.
@@ -131,6 +153,7 @@ impl Status {
                     error: None,
                     statements_applied: None,
                     lint_class: None,
+                    imported: None,
                 },
                 Some(h) => {
                     let state = match h.state {
@@ -153,6 +176,7 @@ impl Status {
                         error: h.error.clone(),
                         statements_applied: h.statements_applied,
                         lint_class: h.lint_class,
+                        imported: h.imported.clone(),
                     }
                 }
             };
@@ -187,6 +211,7 @@ impl Status {
                     error: h.error.clone(),
                     statements_applied: h.statements_applied,
                     lint_class: h.lint_class,
+                    imported: h.imported.clone(),
                 },
             );
         }
@@ -211,8 +236,45 @@ impl Status {
             .find(|e| e.state.is_applied())
             .and_then(|e| history.get(e.version))
             .and_then(|h| h.schema_fingerprint.clone());
+        let mut repeatables: Vec<RepeatableStatus> = set
+            .repeatables
+            .iter()
+            .map(|r| {
+                let rec = history
+                    .repeatables
+                    .iter()
+                    .find(|h| h.description == r.description());
+                RepeatableStatus {
+                    description: r.description().to_string(),
+                    state: match rec {
+                        None => "pending",
+                        Some(h) if h.checksum == r.migration.checksum => "applied",
+                        Some(_) => "outdated",
+                    },
+                    checksum: Some(r.migration.checksum.clone()),
+                    applied_at: rec.map(|h| h.applied_at.clone()),
+                    path: Some(r.migration.up.path.clone()),
+                }
+            })
+            .collect();
+        for h in &history.repeatables {
+            if !set
+                .repeatables
+                .iter()
+                .any(|r| r.description() == h.description)
+            {
+                repeatables.push(RepeatableStatus {
+                    description: h.description.clone(),
+                    state: "missing",
+                    checksum: Some(h.checksum.clone()),
+                    applied_at: Some(h.applied_at.clone()),
+                    path: None,
+                });
+            }
+        }
         Status {
             entries,
+            repeatables,
             current_version,
             latest_version: set.latest().map(|m| m.version),
             drift: DriftStatus {
@@ -303,6 +365,7 @@ mod tests {
             error: None,
             statements_applied: None,
             lint_class: None,
+            imported: None,
         }
     }
 
@@ -318,6 +381,7 @@ mod tests {
         let c = |v: i64| s.get(v).unwrap().checksum.clone();
         let h = History {
             exists: true,
+            repeatables: Vec::new(),
             entries: vec![
                 row(1, &c(1), HistoryState::Applied),
                 row(2, "other", HistoryState::Applied),
@@ -353,6 +417,7 @@ mod tests {
         let (_d, s) = set(&[("1_a.sql", "SELECT 1;")]);
         let h = History {
             exists: true,
+            repeatables: Vec::new(),
             entries: vec![row(1, &s.migrations[0].checksum, HistoryState::Applied)],
         };
         let mut st = Status::compute(&s, &h);

@@ -42,54 +42,25 @@ pub(crate) fn connect_error(url: &DatabaseUrl, e: sqlx::Error) -> Error {
     Error::db(format!("could not connect to {url}"), e)
 }
 
-/// Open a connection within the connect timeout. When it fails or hangs, say which protocol
-/// the port really speaks if it is not this one (a `mysql://` URL at a PostgreSQL port hangs
-/// until the server gives up; the reverse fails with a protocol byte).
+/// Open a connection within the connect timeout, naming the protocol the port speaks when it
+/// is not this one ([`tidemark_core::probe::connect_within`]).
 pub(crate) async fn open(
     url: &DatabaseUrl,
     options: &PgConnectOptions,
 ) -> Result<sqlx::PgConnection> {
-    let timeout = tidemark_core::probe::connect_timeout();
-    let (host, port) = (options.get_host().to_string(), options.get_port());
-    let wrong_port = || async {
-        if options.get_socket().is_some() {
-            return None;
-        }
-        tidemark_core::probe::explain(tidemark_core::probe::Protocol::Postgres, &host, port).await
+    let at = tidemark_core::probe::Endpoint {
+        host: options.get_host(),
+        port: options.get_port(),
+        socket: options.get_socket().is_some(),
     };
-    // A connection that is slow to start may be waiting on a server of the other kind (each
-    // waits for the other to speak first): after a moment, ask the port what it is.
-    let connecting = tokio::time::timeout(timeout, options.connect());
-    tokio::pin!(connecting);
-    let result = tokio::select! {
-        r = &mut connecting => r,
-        why = async {
-            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-            match wrong_port().await {
-                Some(why) => why,
-                None => std::future::pending().await,
-            }
-        } => return Err(Error::Usage(format!("could not connect to {url}: {why}"))),
-    };
-    match result {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => match wrong_port().await {
-            Some(why) => Err(Error::Usage(format!("could not connect to {url}: {why}"))),
-            None => Err(connect_error(url, e)),
-        },
-        Err(_) => {
-            let why = wrong_port().await.unwrap_or_else(|| {
-                format!(
-                    "no answer from {host}:{port} within {} (TIDEMARK_CONNECT_TIMEOUT sets the limit)",
-                    tidemark_core::probe::format_duration(timeout)
-                )
-            });
-            Err(Error::db(
-                format!("could not connect to {url}"),
-                DbError::new(why),
-            ))
-        }
-    }
+    tidemark_core::probe::connect_within(
+        url,
+        tidemark_core::probe::Protocol::Postgres,
+        at,
+        options.connect(),
+        |e| connect_error(url, e),
+    )
+    .await
 }
 
 pub async fn connect(url: &DatabaseUrl) -> Result<PgDriver> {

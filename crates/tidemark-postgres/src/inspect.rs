@@ -17,7 +17,7 @@
 //!   and triggers, identity sequences, internal triggers, members of extensions, and the
 //!   `plpgsql` extension every database has.
 //!
-//! tidemark's own tables (`tidemark_history`, `tidemark_journal`, `tidemark_identity`, `tidemark_releases`) and everything of theirs
+//! tidemark's own tables (`tidemark_history`, `tidemark_journal`, `tidemark_identity`, `tidemark_releases`, `tidemark_repeatable`) and everything of theirs
 //! (keys, indexes, the journal's sequence) never appear.
 
 use std::collections::{BTreeMap, HashMap};
@@ -97,7 +97,7 @@ const RELATIONS_SQL: &str = with_ns!(
      FROM pg_class c JOIN ns ON ns.oid = c.relnamespace \
      LEFT JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \
      WHERE c.relkind IN ('r', 'p', 'v', 'm') \
-     AND NOT (c.relkind IN ('r', 'p') AND c.relname IN ('tidemark_history', 'tidemark_journal', 'tidemark_identity', 'tidemark_releases'))",
+     AND NOT (c.relkind IN ('r', 'p') AND c.relname IN ('tidemark_history', 'tidemark_journal', 'tidemark_identity', 'tidemark_releases', 'tidemark_repeatable'))",
     not_in_extension!("pg_class", "c.oid"),
 );
 
@@ -212,7 +212,7 @@ const SEQUENCES_SQL: &str = with_ns!(
      LEFT JOIN pg_namespace own_ns ON own_ns.oid = own.relnamespace \
      LEFT JOIN pg_attribute own_att ON own_att.attrelid = dep.refobjid AND own_att.attnum = dep.refobjsubid \
      WHERE dep.deptype IS DISTINCT FROM 'i' \
-     AND (own.relname IS NULL OR own.relname NOT IN ('tidemark_history', 'tidemark_journal', 'tidemark_identity', 'tidemark_releases'))",
+     AND (own.relname IS NULL OR own.relname NOT IN ('tidemark_history', 'tidemark_journal', 'tidemark_identity', 'tidemark_releases', 'tidemark_repeatable'))",
     not_in_extension!("pg_class", "c.oid"),
 );
 

@@ -10,6 +10,7 @@ pub const TIDEMARK_TABLES: &[&str] = &[
     "tidemark_journal",
     "tidemark_identity",
     "tidemark_releases",
+    "tidemark_repeatable",
 ];
 
 /// The history tables of other migration tools. They are bookkeeping, not the application's

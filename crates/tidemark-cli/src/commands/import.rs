@@ -5,14 +5,22 @@ use tidemark::{Driver, Error, MigrationSet, Result, history};
 
 use crate::cli::ImportArgs;
 use crate::context::Context;
+use crate::output::json::RepairDoc;
 use crate::output::progress::{Progress, spinner};
 use crate::output::{BOLD, DIM, GREEN, YELLOW, paint};
+
+fn short(s: Option<&str>) -> &str {
+    s.map(|s| &s[..s.len().min(16)]).unwrap_or("?")
+}
 
 pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     ctx.database_url()?;
     let tool: Tool = args.from.parse().map_err(Error::Usage)?;
     let set = ctx.migrations()?;
-    let settings = ctx.settings(args.lock_timeout.as_deref())?;
+    let mut settings = ctx.settings(args.lock_timeout.as_deref())?;
+    if let Some(p) = &args.baseline_schema {
+        settings.shadow_baseline = Some(p.clone());
+    }
     let shadow = ctx.shadow_url(&args.shadow)?;
     let carry_out = ctx.global.yes && !args.dry_run;
     let mut db = ctx.connect().await?;
@@ -47,6 +55,9 @@ async fn import(
     } else {
         None
     };
+    if args.keep_in_sync {
+        tidemark::sync::check(tool, set)?;
+    }
     let ours = history::read(db).await?;
     if !ours.entries.is_empty() {
         return Err(Error::Inconsistent(format!(
@@ -55,6 +66,16 @@ async fn import(
         )));
     }
     let imported = import::read(db, set, tool, args.alembic_dir.as_deref()).await?;
+    if let Some(b) = &imported.baseline
+        && !b.covered_by_files
+        && settings.shadow_baseline.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "{} begins at a baseline (version {}) whose schema no migration file creates, so the migrations after it cannot be replayed on an empty database; \
+             give that schema as SQL with --baseline-schema FILE (e.g. `pg_dump --schema-only` of a database at the baseline), and keep it as `[shadow] baseline` in tidemark.toml",
+            imported.table, b.version
+        )));
+    }
     let claimed = imported.history(set);
     let sp = spinner(
         &ctx.out,
@@ -92,8 +113,32 @@ async fn import(
             ));
         }
     }
+    // A file changed since the other tool applied it, by that tool's own checksum (what the
+    // tool itself would refuse on: sqlx's "previously applied but has been modified").
+    for r in imported.changed_files() {
+        ctx.out.warn(&format!(
+            "{} {}: the file changed since {} applied it ({}'s checksum {} recorded, the file has {}); tidemark records today's file, so check that its effect is what the database has",
+            r.version.map(|v| v.to_string()).unwrap_or_else(|| r.raw_version.clone()),
+            r.description.as_deref().unwrap_or_default(),
+            args.from,
+            args.from,
+            short(r.checksum.as_deref()),
+            short(r.file_checksum.as_deref())
+        ));
+    }
+    let render = |plan: &tidemark::repair::RepairPlan, dry_run: bool, applied: &[(i64, String)]| {
+        if ctx.out.is_json() {
+            // The plan, and everything read from the other tool's table.
+            let mut doc =
+                serde_json::to_value(RepairDoc::new(plan, dry_run, applied)).unwrap_or_default();
+            doc["read"] = serde_json::to_value(&imported).unwrap_or_default();
+            ctx.out.json(&doc);
+        } else {
+            super::repair::render(ctx, plan, set, dry_run, applied);
+        }
+    };
     if !carry_out {
-        super::repair::render(ctx, &plan, set, true, &[]);
+        render(&plan, true, &[]);
         if !ctx.out.is_json() {
             ctx.out.line(paint(DIM, "dry run: nothing was changed; `tidemark import --from … --yes` writes tidemark_history (the other tool's table is left as it is)"));
         }
@@ -110,12 +155,32 @@ async fn import(
         Some(&claimed),
     )
     .await?;
+    // Repeatable migrations the tool ran: recorded as run where the file is unchanged (by the
+    // tool's checksum), else as run with the tool's checksum, so `up` runs them again as the
+    // tool would.
+    for (desc, unchanged) in &imported.repeatables {
+        let Some(r) = set.repeatables.iter().find(|r| r.description() == desc) else {
+            continue;
+        };
+        history::ensure_repeatables(db).await?;
+        let sum = if *unchanged {
+            r.migration.checksum.clone()
+        } else {
+            format!("{}:changed", args.from)
+        };
+        history::record_repeatable(db, desc, &sum, 0, &settings.actor).await?;
+    }
     let consistent = repair::record_fingerprint_if_consistent(db, set, &ev).await?;
+    let synced = if args.keep_in_sync {
+        Some(tidemark::sync::set(db, set, Some(tool), settings).await?)
+    } else {
+        None
+    };
     if let Some(g) = guard {
         g.release().await?;
     }
     let applied: Vec<(i64, String)> = done.iter().map(|d| (d.version, d.action.clone())).collect();
-    super::repair::render(ctx, &plan, set, false, &applied);
+    render(&plan, false, &applied);
     if !ctx.out.is_json() {
         ctx.out.line(format!(
             "{} tidemark_history written from {} ({} row(s) recorded, {} corrected by evidence); {} is left as it was",
@@ -129,6 +194,14 @@ async fn import(
             ctx.out.line(format!(
                 "{} the history agrees with the live schema",
                 paint(GREEN, "✓")
+            ));
+        }
+        if synced.is_some() {
+            let st = tidemark::sync::state(db, settings.sync).await?;
+            ctx.out.line(format!(
+                "{} {}",
+                paint(GREEN, "✓"),
+                super::sync::describe(&st)
             ));
         }
     }

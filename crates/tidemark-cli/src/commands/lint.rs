@@ -38,6 +38,9 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     };
     for path in &paths {
         let (set, selected) = load(ctx, path).map_err(as_bad_input)?;
+        // The same checks `up` makes before it touches the database: lint rejects exactly what
+        // `up` rejects (exit 2, naming file and line).
+        set.validate(dialect)?;
         for w in &set.warnings {
             ctx.out.warn(w);
         }

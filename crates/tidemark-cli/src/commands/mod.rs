@@ -13,6 +13,7 @@ pub mod new;
 pub mod repair;
 pub mod run;
 pub mod status;
+pub mod sync;
 
 use tidemark::Result;
 
@@ -62,6 +63,7 @@ pub async fn dispatch(command: Command, ctx: Context) -> Result<i32> {
             Ok(0)
         }
         Command::Man(a) => man(&a),
+        Command::Sync(a) => sync::run(&ctx, &a).await,
     }
 }
 

@@ -233,11 +233,16 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan, settings: &tidemark:
     }
     for s in &plan.steps {
         let mode = if plan.single_transaction {
-            "in the single transaction"
+            "in the single transaction".to_string()
         } else if s.transactional {
-            "one transaction with its history row"
+            "one transaction with its history row".to_string()
         } else {
-            "statement by statement, progress recorded in history"
+            match &s.outside {
+                Some(why) => {
+                    format!("statement by statement, progress recorded in history ({why})")
+                }
+                None => "statement by statement, progress recorded in history".to_string(),
+            }
         };
         let ooo = if s.out_of_order {
             " · out of order"
@@ -249,9 +254,9 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan, settings: &tidemark:
             paint(
                 BOLD,
                 format!(
-                    "-- {} {} · {} · {mode}{ooo}",
-                    s.version,
-                    s.name,
+                    "-- {}{} · {} · {mode}{ooo}",
+                    s.label(),
+                    if s.repeatable { " (repeatable)" } else { "" },
                     s.path.display()
                 )
             )
@@ -259,7 +264,7 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan, settings: &tidemark:
         if s.transactional && !plan.single_transaction {
             out.line("BEGIN;");
         }
-        if !s.transactional && s.direction == Direction::Up {
+        if !s.transactional && s.direction == Direction::Up && !s.repeatable {
             out.line(paint(
                 DIM,
                 format!(
@@ -273,6 +278,11 @@ fn render_plan(ctx: &Context, db: &dyn Driver, plan: &Plan, settings: &tidemark:
             out.line(format!("{};", st.text));
         }
         let record = match s.direction {
+            Direction::Up if s.repeatable => format!(
+                "-- tidemark_repeatable: `{}` ran with checksum {}",
+                s.name,
+                &s.checksum[..12]
+            ),
             Direction::Up if s.transactional => format!(
                 "-- INSERT INTO {HISTORY_TABLE}: version {} applied, checksum {}",
                 s.version,

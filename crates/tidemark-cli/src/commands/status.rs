@@ -24,6 +24,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     let mut db = ctx.connect().await?;
     let st = engine::status(db.as_mut(), &set, &settings, true).await;
     let caps = db.caps().clone();
+    let sync = tidemark::sync::state(db.as_mut(), settings.sync).await;
     let url = db.url().redacted();
     // Read only: a database without an identity gets none from `status`.
     let ident = Identity {
@@ -60,6 +61,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
     };
     db.close().await;
     let mut st = st?;
+    let sync = sync?;
     if let Some(p) = &evidence {
         establish_from_evidence(&mut st, p);
     }
@@ -68,6 +70,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         doc.database_id = ident.id.clone();
         doc.server_identity = ident.server.clone();
         doc.identity_moved_from = ident.moved.as_ref().map(|(from, _)| from.clone());
+        doc.sync = Some(sync.clone());
         if let Some(p) = &evidence {
             doc.drift.matches_state_after = p.matches_state_after;
             doc.drift.repair_needed = Some(p.changes().next().is_some());
@@ -75,12 +78,19 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         ctx.out.json(&doc);
     } else {
         print_text(ctx, &url, &caps, &ident, &set, &st, evidence.as_ref());
+        if sync.tool.is_some() {
+            ctx.out.line(format!(
+                "{} {}",
+                paint(BOLD, "Sync      "),
+                super::sync::describe(&sync)
+            ));
+        }
     }
     Ok(if !args.exit_code {
         0
     } else if st.problems().next().is_some() || st.drift.status == DriftState::Drifted {
         20
-    } else if st.pending().next().is_some() {
+    } else if st.pending().next().is_some() || st.repeatables.iter().any(|r| r.due()) {
         10
     } else {
         0
@@ -284,6 +294,25 @@ fn print_text(
             paint(state_style(e.state), state),
             when,
             paint(DIM, note)
+        ));
+    }
+    for r in &st.repeatables {
+        let when = r
+            .applied_at
+            .as_deref()
+            .map(|a| a.replace('T', " ").trim_end_matches('Z').to_string())
+            .unwrap_or_default();
+        let style = match r.state {
+            "applied" => GREEN,
+            "missing" => RED.bold(),
+            _ => YELLOW,
+        };
+        out.line(format!(
+            "  {:<vw$}  {:<nw$}  {}  {}",
+            "R",
+            r.description,
+            paint(style, format!("{:<9}", r.state)),
+            when
         ));
     }
     let problems = st.problems().count();

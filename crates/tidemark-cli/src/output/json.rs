@@ -56,7 +56,14 @@ pub struct StatusDoc {
     pub latest_version: Option<i64>,
     pub pending: usize,
     pub migrations: Vec<MigrationDoc>,
+    /// Flyway-style repeatable migrations (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeatables: Vec<tidemark::status::RepeatableStatus>,
     pub drift: DriftDoc,
+    /// Whether another tool's table is kept in step: `{"tool", "table", "source"}` (`tool`
+    /// null when off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<tidemark::sync::SyncState>,
 }
 
 #[derive(Serialize)]
@@ -80,6 +87,9 @@ pub struct MigrationDoc {
     /// destructive, unknown); absent when not recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lint_class: Option<tidemark::MigrationClass>,
+    /// Taken over from another tool by `import`: `{"tool", "at", "source_checksum"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<tidemark::history::ImportedFacts>,
 }
 
 #[derive(Serialize)]
@@ -111,6 +121,8 @@ impl StatusDoc {
             current_version: st.current_version,
             latest_version: st.latest_version,
             pending: st.count(MigrationState::Pending),
+            repeatables: st.repeatables.clone(),
+            sync: None,
             migrations: st
                 .entries
                 .iter()
@@ -127,6 +139,7 @@ impl StatusDoc {
                     error: e.error.clone(),
                     statements_applied: e.statements_applied,
                     lint_class: e.lint_class,
+                    imported: e.imported.clone(),
                 })
                 .collect(),
             drift: DriftDoc {
@@ -149,6 +162,12 @@ pub struct PlanStepDoc {
     pub direction: Direction,
     pub file: String,
     pub transactional: bool,
+    /// Why the step runs outside a transaction, when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside_transaction: Option<String>,
+    /// A Flyway-style repeatable migration (`version` 0, `name` its description).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_order: bool,
     pub statements: Vec<StatementDoc>,
@@ -170,6 +189,8 @@ pub fn plan_steps(plan: &Plan) -> Vec<PlanStepDoc> {
             direction: s.direction,
             file: s.path.display().to_string(),
             transactional: s.transactional,
+            outside_transaction: s.outside.clone(),
+            repeatable: s.repeatable,
             out_of_order: s.out_of_order,
             statements: s
                 .statements
@@ -205,6 +226,8 @@ pub struct DoneDoc {
     pub name: String,
     pub direction: Direction,
     pub execution_ms: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
 }
 
 pub fn done(report: &RunReport) -> Vec<DoneDoc> {
@@ -216,6 +239,7 @@ pub fn done(report: &RunReport) -> Vec<DoneDoc> {
             name: d.name.clone(),
             direction: d.direction,
             execution_ms: d.execution_ms,
+            repeatable: d.repeatable,
         })
         .collect()
 }

@@ -101,7 +101,7 @@ impl Observer for Progress {
             }
             Event::StepStarted { step, .. } => {
                 if let Some(b) = &self.bar {
-                    b.set_message(format!("{} {}", step.version, step.name));
+                    b.set_message(step.label());
                 }
             }
             Event::StatementFinished { step, stmt } => {
@@ -144,10 +144,9 @@ impl Observer for Progress {
                     " · statement by statement"
                 };
                 self.say(format!(
-                    "  {} {verb} {} {} {}",
+                    "  {} {verb} {} {}",
                     paint(GREEN, "✓"),
-                    step.version,
-                    step.name,
+                    step.label(),
                     paint(DIM, format!("({ms} ms{note})"))
                 ));
             }

@@ -75,19 +75,19 @@ db_test!(
             &["1_a.up.sql:1", "unknown directive"],
         )
         .await;
+        // A file may control its own transaction (issue 17: it runs as written), but not end
+        // one it never began.
         rejected(
             &db,
-            &[(
-                "1_a.up.sql",
-                b"BEGIN;\nCREATE TABLE x (id INTEGER);\nCOMMIT;\n",
-            )],
-            &["1_a.up.sql:1", "no-transaction"],
+            &[("1_a.up.sql", b"CREATE TABLE x (id INTEGER);\nCOMMIT;\n")],
+            &["1_a.up.sql:2", "never began"],
         )
         .await;
+        // Repeatable migrations are supported (issue 17); one without a description is not.
         rejected(
             &db,
-            &[("V1__a.sql", b"SELECT 1;"), ("R__views.sql", b"SELECT 1;")],
-            &["R__views.sql"],
+            &[("V1__a.sql", b"SELECT 1;"), ("R__.sql", b"SELECT 1;")],
+            &["R__.sql", "repeatable"],
         )
         .await;
         rejected(

@@ -1,6 +1,7 @@
 //! Integration tests: the real `tidemark` binary and the library against real PostgreSQL,
 //! MariaDB/MySQL and SQLite, one scratch database per test.
 
+mod as_written;
 mod backups;
 mod commands;
 mod common;
@@ -23,4 +24,5 @@ mod replicas;
 mod safety;
 mod scenarios;
 mod schema_steps;
+mod side_by_side;
 mod switching;

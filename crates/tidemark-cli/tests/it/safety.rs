@@ -157,8 +157,15 @@ db_test!(
         // columns added since.
         db.exec("UPDATE tidemark_history SET schema_fingerprint = NULL")
             .await;
-        db.exec("ALTER TABLE tidemark_history DROP COLUMN lint_class")
-            .await;
+        for col in [
+            "lint_class",
+            "imported_from",
+            "imported_at",
+            "source_checksum",
+        ] {
+            db.exec(&format!("ALTER TABLE tidemark_history DROP COLUMN {col}"))
+                .await;
+        }
 
         // Read-only commands read the old shape and establish the drift by replay.
         let j = tm(&db, &m, &["status", "--format", "json"]).json();
@@ -193,6 +200,14 @@ db_test!(
             .scalar("SELECT COUNT(*) FROM tidemark_journal WHERE action = 'upgrade'")
             .await;
         assert_eq!(upgraded.as_deref(), Some("1"));
+        let detail = db
+            .scalar("SELECT detail FROM tidemark_journal WHERE action = 'upgrade'")
+            .await
+            .unwrap();
+        assert!(
+            detail.contains(r#"["lint_class","imported_from","imported_at","source_checksum"]"#),
+            "{detail}"
+        );
         let classes = db
             .rows("SELECT version, lint_class FROM tidemark_history ORDER BY version")
             .await;

@@ -183,3 +183,73 @@ db_test!(the_refusal_names_the_other_tools_table, |db| async move {
     tm(&db, &m, &["up"]).ok();
     assert_eq!(total(&db).await, "105000");
 });
+
+/// `orders()` with a `tidemark:verify` query on the data-only migration 4.
+fn orders_with_verify() -> Migrations {
+    let m = orders();
+    m.write(
+        "4_cents.up.sql",
+        "-- tidemark:verify SELECT CASE WHEN total >= 100000 THEN 1 ELSE 0 END FROM orders WHERE id = 1\nUPDATE orders SET total = total * 100;\n",
+    );
+    m
+}
+
+db_test!(
+    a_verify_query_decides_what_the_schema_cannot,
+    |db| async move {
+        // 3 and 4 were run by hand: the query finds 4's effect, so repair adopts it.
+        let m = orders_with_verify();
+        tm(&db, &m, &["up", "--to", "2"]).ok();
+        by_hand(&db, &m, 3).await;
+        by_hand(&db, &m, 4).await;
+        let plan = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
+        let actions: Vec<(i64, String)> = plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["version"].as_i64().unwrap(),
+                    s["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                (3, "adopt".to_string()),
+                (4, "adopt".to_string()),
+                (5, "replay".to_string())
+            ],
+            "{plan}"
+        );
+        assert!(
+            plan["steps"][1]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("tidemark:verify")
+        );
+        tm(&db, &m, &["repair", "--yes"]).ok();
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(total(&db).await, "105000", "migration 4 ran twice");
+        assert_eq!(versions(&history(&db).await), [1, 2, 3, 4, 5]);
+    }
+);
+
+db_test!(
+    a_verify_query_that_finds_nothing_lets_it_run_once,
+    |db| async move {
+        // Only 3 was run by hand: the query finds no effect of 4, so `up` runs it, once.
+        let m = orders_with_verify();
+        tm(&db, &m, &["up", "--to", "2"]).ok();
+        by_hand(&db, &m, 3).await;
+        let plan = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
+        assert_eq!(plan["steps"][1]["version"], 4, "{plan}");
+        assert_eq!(plan["steps"][1]["action"], "replay", "{plan}");
+        tm(&db, &m, &["repair", "--yes"]).ok();
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(total(&db).await, "105000");
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(total(&db).await, "105000", "migration 4 ran twice");
+    }
+);

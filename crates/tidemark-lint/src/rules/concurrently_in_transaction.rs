@@ -4,11 +4,13 @@ use crate::analysis::{Ctx, Unit};
 use crate::rule::{Category, Level, POSTGRES, Rule, Sink};
 
 /// PostgreSQL refuses `CREATE/DROP INDEX CONCURRENTLY` and `REINDEX … CONCURRENTLY` inside a
-/// transaction block, and tidemark runs a migration in one unless told otherwise. Recognised
-/// by keywords, because the parser does not read all of these forms.
+/// transaction block. tidemark sees such a statement and runs the migration outside a
+/// transaction by itself (as `up` and the shadow replay do), so this is a warning: the
+/// migration loses its all-or-nothing rollback. Recognised by keywords, because the parser
+/// does not read all of these forms.
 pub struct ConcurrentlyInTransaction;
 
-const HELP: &str = "put `-- tidemark:no-transaction` at the top of the file, and keep the statement in a migration of its own";
+const HELP: &str = "keep the statement in a migration of its own, and say so with `-- tidemark:no-transaction` at the top of the file";
 
 impl Rule for ConcurrentlyInTransaction {
     fn id(&self) -> &'static str {
@@ -18,13 +20,13 @@ impl Rule for ConcurrentlyInTransaction {
         Category::HalfApply
     }
     fn default_level(&self) -> Level {
-        Level::Error
+        Level::Warning
     }
     fn dialects(&self) -> &'static [Dialect] {
         POSTGRES
     }
     fn description(&self) -> &'static str {
-        "CREATE/DROP INDEX CONCURRENTLY or REINDEX CONCURRENTLY in a migration that runs in a transaction: PostgreSQL refuses it, and the migration fails"
+        "CREATE/DROP INDEX CONCURRENTLY or REINDEX CONCURRENTLY in a migration not marked no-transaction: tidemark runs it outside a transaction (PostgreSQL refuses it inside one), so a failure half way is not rolled back"
     }
     fn help(&self) -> &'static str {
         HELP
@@ -50,7 +52,7 @@ impl Rule for ConcurrentlyInTransaction {
                 &unit.up,
                 stmt,
                 stmt.word_span("CONCURRENTLY").unwrap_or(stmt.span()),
-                "CONCURRENTLY cannot run inside a transaction block, and this migration runs in one",
+                "CONCURRENTLY cannot run inside a transaction block: tidemark runs this whole migration outside one, so a failure half way is not rolled back",
                 HELP,
             );
         }

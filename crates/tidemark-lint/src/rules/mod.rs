@@ -12,6 +12,7 @@ mod concurrently_in_transaction;
 mod constraint_without_not_valid;
 mod create_index_without_concurrently;
 mod create_without_if_not_exists;
+mod data_migration_without_verify;
 mod delete_without_where;
 mod down_does_not_revert;
 mod drop_column;
@@ -56,6 +57,8 @@ pub static RULES: &[&dyn Rule] = &[
     // Idempotency (off unless configured).
     &create_without_if_not_exists::CreateWithoutIfNotExists,
     &drop_without_if_exists::DropWithoutIfExists,
+    // Evidence for `repair` and `import`.
+    &data_migration_without_verify::DataMigrationWithoutVerify,
     // Reversibility.
     &missing_down::MissingDown,
     &down_does_not_revert::DownDoesNotRevert,
