@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod envfile;
 pub mod event;
+pub mod nginx;
 pub mod pipeline;
 pub mod releases_table;
 pub mod report;

@@ -14,7 +14,7 @@ use tidemark_test::TestDb;
 
 use crate::common::*;
 
-fn testapp() -> PathBuf {
+pub fn testapp() -> PathBuf {
     let p = Path::new(BIN).with_file_name("tidemark-testapp");
     assert!(
         p.is_file(),
@@ -24,7 +24,7 @@ fn testapp() -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -32,7 +32,7 @@ fn free_port() -> u16 {
 }
 
 /// GET on the loopback port: status and body, `None` when nothing answers.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
@@ -162,7 +162,7 @@ async fn pg(test: &str) -> Option<TestDb> {
     TestDb::postgres(test).await
 }
 
-fn steps(report: &serde_json::Value) -> Vec<(String, String)> {
+pub fn steps(report: &serde_json::Value) -> Vec<(String, String)> {
     report["steps"]
         .as_array()
         .unwrap()
@@ -176,7 +176,7 @@ fn steps(report: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()

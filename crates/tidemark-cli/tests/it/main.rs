@@ -16,6 +16,7 @@ mod inspect_postgres;
 mod inspect_sqlite;
 mod lint;
 mod lint_replay;
+mod nginx;
 mod recovery;
 mod safety;
 mod scenarios;
