@@ -295,10 +295,28 @@ impl NginxStrategy {
                     }
                     if let Some(log) = &self.cfg.access_log {
                         let want = format!("{} {}", log.display(), self.log_format());
-                        let found = all
-                            .lines()
-                            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-                            .any(|l| l.contains(&want));
+                        let same = |p: &str| {
+                            // A relative path in nginx's configuration is relative to its prefix.
+                            let p = match &self.cfg.prefix {
+                                Some(pre) if !p.starts_with('/') => pre.join(p),
+                                _ => PathBuf::from(p),
+                            };
+                            p == *log
+                                || p.canonicalize()
+                                    .ok()
+                                    .zip(log.canonicalize().ok())
+                                    .is_some_and(|(a, b)| a == b)
+                        };
+                        let found = all.lines().any(|l| {
+                            let w: Vec<&str> = l
+                                .split(|c: char| c.is_whitespace() || c == ';')
+                                .filter(|w| !w.is_empty())
+                                .collect();
+                            w.len() >= 3
+                                && w[0] == "access_log"
+                                && w[2] == self.log_format()
+                                && same(w[1])
+                        });
                         if !found {
                             problems.push(format!(
                                 "nginx.access_log: no `access_log {want};` in nginx's configuration: the 5xx rate could not be read"
@@ -753,7 +771,7 @@ impl ReleaseStrategy for NginxStrategy {
     async fn switch_back(
         &self,
         sh: &Shell,
-        failed: &Target,
+        _failed: &Target,
         previous: &Target,
     ) -> Result<Vec<String>, String> {
         let mut did = Vec::new();
@@ -784,15 +802,19 @@ impl ReleaseStrategy for NginxStrategy {
             )
             .await?,
         );
-        if failed.port.is_some() && failed.port != previous.port {
-            match self.drain_and_stop(sh, failed).await {
-                Ok(d) => did.push(d),
-                // Traffic is back on the previous release; a failed release that will not
-                // stop is reported, but it gets no traffic.
-                Err(e) => did.push(format!("could not stop release {}: {e}", failed.release)),
-            }
-        }
         Ok(did)
+    }
+
+    async fn after_switch_back(&self, sh: &Shell, failed: &Target) -> Vec<String> {
+        if failed.port.is_none() {
+            return Vec::new();
+        }
+        match self.drain_and_stop(sh, failed).await {
+            Ok(d) => vec![d],
+            // Traffic is back on the previous release; a failed release that will not stop
+            // is reported, but it gets no traffic.
+            Err(e) => vec![format!("could not stop release {}: {e}", failed.release)],
+        }
     }
 
     async fn stop(&self, sh: &Shell, t: &Target) -> Result<Vec<String>, String> {

@@ -1329,7 +1329,21 @@ async fn nginx_release(
             }
         }
         // From the proven switch on (the proof's own requests are not the step's traffic).
-        let cursor = ng.cfg.access_log.as_deref().map(LogCursor::at_end);
+        // The first release has no previous one to compare with or return traffic to: its
+        // verify window is the direct checks only (said so in the timeline).
+        let cursor = match previous {
+            Some(_) => ng.cfg.access_log.as_deref().map(LogCursor::at_end),
+            None => {
+                if ng.cfg.max_5xx_rate.is_some() {
+                    rec.note(format!(
+                        "first release of {}: the upstream 5xx gate applies from the next release on (nothing to return traffic to)",
+                        cfg.app
+                    ))
+                    .await;
+                }
+                None
+            }
+        };
         match verify_step(cfg, inputs, db, ng, target, pct, cursor, rec).await {
             Ok((n, what)) => {
                 rounds += n;
@@ -1719,6 +1733,9 @@ async fn roll_back(
                     release: prev.id.clone(),
                 })
                 .await;
+                for d in strat.after_switch_back(sh, failed).await {
+                    rec.note(d).await;
+                }
             }
             Err(e) => {
                 rec.emit(EventKind::LeftToDo {
@@ -2118,6 +2135,9 @@ pub async fn rollback(
             for d in did {
                 rec.note(d).await;
             }
+            for d in strat.after_switch_back(&sh, &from_t).await {
+                rec.note(d).await;
+            }
         }
         Err(e) => {
             ok = false;
@@ -2298,11 +2318,20 @@ async fn undo_interrupted(
         }
         _ => None,
     };
+    // The nginx strategy picked the killed release's port itself: its journal says which.
+    let started_on = format!("started release {} on 127.0.0.1:", intr.release);
+    let journaled_port = intr.timeline.iter().find_map(|t| {
+        let rest = &t.event[t.event.find(&started_on)? + started_on.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse::<u16>()
+            .ok()
+    });
     let failed = Target {
         release: intr.release.clone(),
         env_file: cfg.env_file_of(&intr.release, &dir),
         dir: dir.clone(),
-        port: cfg.port,
+        port: cfg.port.or(journaled_port),
         image,
     };
     // Applied by the interrupted run: what its journal says, else what the history says was

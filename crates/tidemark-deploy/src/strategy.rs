@@ -160,6 +160,11 @@ pub trait ReleaseStrategy: Send + Sync {
     ) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
+    /// After `switch_back` proved the previous release serving: stop the failed one (the
+    /// nginx strategy does it after its drain, so the recovery is measured without it).
+    async fn after_switch_back(&self, _sh: &Shell, _failed: &Target) -> Vec<String> {
+        Vec::new()
+    }
     /// Does the previous release keep running beside the new one until promote? Then a
     /// rollback switches the traffic back first (the old release already runs on this
     /// schema) and moves the database after.
