@@ -950,5 +950,99 @@ body_contains = "ok"
         let example = include_str!("../../../examples/deploy/deploy.toml");
         let c = parse(example).unwrap();
         assert_eq!(c.db_policy, DbPolicy::Down);
+        // The nginx examples: the README's and examples/deploy-nginx.
+        let at = readme
+            .find("strategy = \"nginx\"")
+            .expect("README nginx example");
+        let start = readme[..at].rfind("```toml\n").unwrap() + 8;
+        let end = start + readme[start..].find("```").unwrap();
+        let c = parse(&readme[start..end]).unwrap();
+        let StrategyConfig::Nginx(n) = &c.strategy else {
+            panic!("not nginx")
+        };
+        assert_eq!(n.steps, [10, 50, 100]);
+        assert_eq!(n.inconclusive, Inconclusive::Extend(3));
+        let example = include_str!("../../../examples/deploy-nginx/deploy.toml");
+        let c = parse(example).unwrap();
+        let StrategyConfig::Nginx(n) = &c.strategy else {
+            panic!("not nginx")
+        };
+        assert_eq!(n.ports, (8940, 8949));
+        assert_eq!(
+            n.include,
+            PathBuf::from("/srv/todo/nginx/tidemark-shop.conf")
+        );
+    }
+
+    const NGINX: &str = r#"
+app = "shop"
+strategy = "nginx"
+[release]
+dir = "releases/{release}"
+[nginx]
+start = "./app --port {port} &"
+stop = "kill $(cat {dir}/app.pid)"
+include = "nginx/shop.conf"
+url = "http://127.0.0.1:8080/"
+[[verify.http]]
+url = "http://127.0.0.1:{port}/health"
+"#;
+
+    #[test]
+    fn nginx_keys_are_checked() {
+        let c = parse(NGINX).unwrap();
+        let StrategyConfig::Nginx(n) = &c.strategy else {
+            panic!("not nginx")
+        };
+        assert_eq!(n.steps, [100]);
+        assert_eq!(n.ports, (9000, 9099));
+        assert_eq!(n.min_requests, 20);
+        assert_eq!(n.inconclusive, Inconclusive::Fail);
+        assert_eq!(n.binary, "nginx");
+        let bad = |extra: &str, key: &str| {
+            let e = parse(&NGINX.replace("[[verify.http]]", &format!("{extra}\n[[verify.http]]")))
+                .unwrap_err();
+            assert_eq!(e.class(), tidemark::ExitClass::Usage, "{e}");
+            let e = e.to_string();
+            assert!(e.contains(key) && e.contains("deploy.toml"), "{key}: {e}");
+        };
+        bad("steps = [50, 10, 100]", "nginx.steps");
+        bad("steps = [10, 50]", "nginx.steps");
+        bad("steps = [0, 100]", "nginx.steps");
+        bad("ports = \"9000\"", "nginx.ports");
+        bad("ports = \"9010-9000\"", "nginx.ports");
+        bad("max_5xx_rate = 0.1", "nginx.max_5xx_rate");
+        bad(
+            "access_log = \"x.log\"\nmax_5xx_rate = 1.5",
+            "nginx.max_5xx_rate",
+        );
+        bad("inconclusive = \"pass\"", "nginx.inconclusive");
+        bad("max_extensions = 2", "nginx.max_extensions");
+        bad("min_requests = 0", "nginx.min_requests");
+        bad("cohort_cookie = \"a-b\"", "nginx.cohort_cookie");
+        bad("drain = \"soon\"", "nginx.drain");
+        bad("colour = 1", "colour");
+        let e = parse(&NGINX.replace("url = \"http://127.0.0.1:8080/\"", "url = \"https://x/\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nginx.url"), "{e}");
+        let e = parse(&NGINX.replace(
+            "dir = \"releases/{release}\"",
+            "dir = \"releases/{release}\"\nport = 8080",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("release.port") && e.contains("nginx.ports"),
+            "{e}"
+        );
+        let e = parse(&NGINX.replace("stop = ", "stop_ = "))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stop"), "{e}");
+        let e = parse(&NGINX.replace("[nginx]", "[command]\nstart = \"x\"\n[nginx]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("command"), "{e}");
     }
 }
