@@ -20,12 +20,26 @@ use crate::deploy::{Proj, STOP_TEMPLATE, free_port, start_template, steps, testa
 const N: u64 = 3000;
 
 fn nginx_bin() -> PathBuf {
-    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(p).is_file() {
-            return PathBuf::from(p);
-        }
+    find_nginx().expect("nginx is installed")
+}
+
+fn find_nginx() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Without nginx the tests are skipped, except where they are required (CI).
+fn have_nginx(test: &str) -> bool {
+    if find_nginx().is_some() {
+        return true;
     }
-    panic!("nginx is not installed: `apt-get install nginx-light` (.ci/run installs it)");
+    if std::env::var("TIDEMARK_TEST_REQUIRE_DB").as_deref() == Ok("1") {
+        panic!("nginx is not installed: `apt-get install nginx-light` (.ci/run installs it)");
+    }
+    println!("SKIPPED: {test}: nginx is not installed");
+    false
 }
 
 /// An nginx master of the test's own: prefix `<proj>/nginx`, listening on a free loopback
@@ -360,6 +374,9 @@ async fn db(test: &str) -> TestDb {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_blue_green_switch_and_rollback_lose_no_request() {
     let test = "nginx_blue_green_switch_and_rollback_lose_no_request";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
@@ -434,6 +451,9 @@ async fn nginx_blue_green_switch_and_rollback_lose_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_a_release_failing_after_the_switch_is_rolled_back_under_load() {
     let test = "nginx_a_release_failing_after_the_switch_is_rolled_back_under_load";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
@@ -482,6 +502,10 @@ async fn nginx_a_release_failing_after_the_switch_is_rolled_back_under_load() {
     );
 }
 
+/// Under load, a slow machine may need longer than one window for `min_requests` answers
+/// at 10 %: extended, so the verdict is about the 5xx rate, not the machine's speed.
+const LOADED: &str = "inconclusive = \"extend\"\nmax_extensions = 10\n";
+
 fn gate(extra: &str) -> String {
     format!(
         "steps = [10, 50, 100]\ncohort_cookie = \"uid\"\naccess_log = \"nginx/tidemark-shop.log\"\nmax_5xx_rate = 0.05\nmin_requests = 20\n{extra}"
@@ -491,13 +515,16 @@ fn gate(extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_canary_steps_promote_a_healthy_release() {
     let test = "nginx_canary_steps_promote_a_healthy_release";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
     config(&p, &ng, test, "");
     p.release("v1", "");
     tm_async(&p, &["deploy", "--release", "v1"]).await.ok();
-    config(&p, &ng, test, &gate(""));
+    config(&p, &ng, test, &gate(LOADED));
     p.release("v2", "");
     let load = Load::start(ng.port, 6);
     load.wait_for(200).await;
@@ -531,13 +558,16 @@ async fn nginx_canary_steps_promote_a_healthy_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_canary_with_5xx_is_rolled_back_at_the_first_step() {
     let test = "nginx_canary_with_5xx_is_rolled_back_at_the_first_step";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
     config(&p, &ng, test, "");
     p.release("v1", "");
     tm_async(&p, &["deploy", "--release", "v1"]).await.ok();
-    config(&p, &ng, test, &gate(""));
+    config(&p, &ng, test, &gate(LOADED));
     p.release("v2", "ERROR_RATE=20\n");
     let load = Load::start(ng.port, 6);
     load.wait_for(200).await;
@@ -566,6 +596,9 @@ async fn nginx_canary_with_5xx_is_rolled_back_at_the_first_step() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_a_canary_without_traffic_is_inconclusive_never_a_pass() {
     let test = "nginx_a_canary_without_traffic_is_inconclusive_never_a_pass";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
@@ -616,6 +649,9 @@ async fn nginx_a_canary_without_traffic_is_inconclusive_never_a_pass() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_a_config_that_does_not_test_clean_switches_nothing() {
     let test = "nginx_a_config_that_does_not_test_clean_switches_nothing";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
@@ -700,6 +736,9 @@ async fn nginx_a_config_that_does_not_test_clean_switches_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_a_reload_that_did_not_apply_is_caught_by_the_proof() {
     let test = "nginx_a_reload_that_did_not_apply_is_caught_by_the_proof";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
@@ -734,6 +773,9 @@ async fn nginx_a_reload_that_did_not_apply_is_caught_by_the_proof() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_preflight_checks_the_include_is_really_included() {
     let test = "nginx_preflight_checks_the_include_is_really_included";
+    if !have_nginx(test) {
+        return;
+    }
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
