@@ -31,6 +31,7 @@ fn find_nginx() -> Option<PathBuf> {
 }
 
 /// Without nginx the tests are skipped, except where they are required (CI).
+#[allow(clippy::print_stderr)] // the loud SKIPPED line, as for the database tests
 fn have_nginx(test: &str) -> bool {
     if find_nginx().is_some() {
         return true;
