@@ -263,6 +263,25 @@ impl NginxStrategy {
                 Err(e) => problems.push(format!("nginx.include: {e}")),
             }
         }
+        let found = if self.cfg.binary.contains('/') {
+            Path::new(&self.cfg.binary).is_file()
+        } else {
+            std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|d| d.join(&self.cfg.binary).is_file())
+            })
+        };
+        if !found {
+            problems.push(format!(
+                "nginx is not installed here: no `{}` (nginx.binary){}",
+                self.cfg.binary,
+                if self.cfg.binary.contains('/') {
+                    ""
+                } else {
+                    " on PATH"
+                }
+            ));
+            return (problems, warnings);
+        }
         match self.test().await {
             Err(e) => problems.push(format!(
                 "nginx's configuration does not test clean before the deploy: {e}"
@@ -837,6 +856,57 @@ impl ReleaseStrategy for NginxStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_of_the_serving_release_is_found_by_its_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let rss = listener_rss_kb(port).expect("this process listens on the port");
+        assert!(rss > 0);
+        drop(l);
+        assert_eq!(listener_rss_kb(port), None);
+    }
+
+    #[test]
+    fn the_include_sends_cohorts_not_weights() {
+        let cfg = crate::config::DeployConfig::parse(
+            Path::new("/srv/deploy.toml"),
+            "app = \"shop-api\"\nstrategy = \"nginx\"\n[release]\ndir = \"r\"\n[nginx]\nstart = \"s\"\nstop = \"t\"\ninclude = \"i.conf\"\nurl = \"http://127.0.0.1/\"\ncohort_cookie = \"uid\"\n",
+        )
+        .unwrap();
+        let crate::config::StrategyConfig::Nginx(n) = cfg.strategy else {
+            panic!()
+        };
+        let ng = NginxStrategy::new("shop-api", *n);
+        let text = ng.render(
+            &Routing {
+                new: ("v2".into(), 9001),
+                old: Some(("v1".into(), 9000)),
+                pct: 10,
+            },
+            "s1",
+        );
+        assert!(
+            text.contains("map $cookie_uid $tidemark_shop_api_cohort"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    10% tidemark_shop_api_p9001;\n    * tidemark_shop_api_p9000;"),
+            "{text}"
+        );
+        assert!(text.contains("server 127.0.0.1:9001 ") && !text.contains("weight"));
+        assert!(text.contains("map $host $tidemark_shop_api_config { default \"s1\"; }"));
+        // All traffic to one release: the other is not an upstream at all.
+        let full = ng.render(
+            &Routing {
+                new: ("v2".into(), 9001),
+                old: Some(("v1".into(), 9000)),
+                pct: 100,
+            },
+            "s2",
+        );
+        assert!(!full.contains("9000") && full.contains("* tidemark_shop_api_p9001;"));
+    }
 
     #[test]
     fn upstream_statuses_are_counted_per_upstream_with_retries() {

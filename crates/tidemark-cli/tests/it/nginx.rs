@@ -782,13 +782,23 @@ async fn nginx_preflight_checks_the_include_is_really_included() {
     let db = db(test).await;
     let p = Proj::new(&db);
     let ng = Nginx::start(&p);
+    p.release("v1", "");
+    // No nginx binary there: said so, nothing started.
+    config(&p, &ng, test, "binary = \"/nonexistent/sbin/nginx\"");
+    let r = tm_async(&p, &["deploy", "--release", "v1"]).await;
+    r.code(20);
+    assert!(
+        r.all()
+            .contains("nginx is not installed here: no `/nonexistent/sbin/nginx`"),
+        "{}",
+        r.all()
+    );
     config(&p, &ng, test, "");
     // nginx.conf includes another file than the one tidemark writes.
     let conf = ng.dir.join("nginx.conf");
     let text = std::fs::read_to_string(&conf).unwrap();
     std::fs::copy(ng.dir.join("tidemark-shop.conf"), ng.dir.join("other.conf")).unwrap();
     std::fs::write(&conf, text.replace("tidemark-shop.conf;", "other.conf;")).unwrap();
-    p.release("v1", "");
     let r = tm_async(&p, &["deploy", "--release", "v1"]).await;
     r.code(20);
     assert!(
