@@ -497,6 +497,21 @@ pub async fn deploy(
             }
         }
     }
+    if let (Some(ng), Some(port)) = (strat.as_nginx(), target.port) {
+        reasons.push(match &previous {
+            Some(prev) => format!(
+                "nginx: {id} starts on 127.0.0.1:{port} beside {}, then {} % of clients",
+                prev.id,
+                ng.cfg
+                    .steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+            None => format!("nginx: {id} starts on 127.0.0.1:{port}, then all traffic"),
+        });
+    }
     rec.emit(EventKind::Plan {
         action: action.name().to_string(),
         reason: reasons.join("; "),
