@@ -439,8 +439,11 @@ async fn nginx_blue_green_switch_and_rollback_lose_no_request() {
 
     // The generator does count failures: with the serving release killed behind nginx's
     // back, requests fail.
-    let pid = std::fs::read_to_string(p.path().join("releases/v1/app.pid")).unwrap();
+    let pid_file = p.path().join("releases/v1/app.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
     Command::new("kill").arg(pid.trim()).status().unwrap();
+    // No stale pid file behind: its number may be handed out again.
+    std::fs::remove_file(&pid_file).unwrap();
     while listening(v1_port) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
