@@ -21,6 +21,7 @@ struct Raw {
     release: RawRelease,
     command: Option<RawCommand>,
     compose: Option<RawCompose>,
+    nginx: Option<RawNginx>,
     #[serde(default)]
     preflight: RawPreflight,
     #[serde(default)]
@@ -55,6 +56,30 @@ struct RawCompose {
     project: Option<String>,
     image: Option<String>,
     timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNginx {
+    start: String,
+    stop: String,
+    timeout: Option<String>,
+    include: PathBuf,
+    url: String,
+    ports: Option<String>,
+    binary: Option<String>,
+    prefix: Option<PathBuf>,
+    conf: Option<PathBuf>,
+    reload: Option<String>,
+    drain: Option<String>,
+    proof_timeout: Option<String>,
+    steps: Option<Vec<u32>>,
+    cohort_cookie: Option<String>,
+    access_log: Option<PathBuf>,
+    max_5xx_rate: Option<f64>,
+    min_requests: Option<u32>,
+    inconclusive: Option<String>,
+    max_extensions: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -158,6 +183,7 @@ pub enum StrategyConfig {
         image: Option<Template>,
         timeout: Duration,
     },
+    Nginx(Box<NginxConfig>),
 }
 
 impl StrategyConfig {
@@ -165,8 +191,69 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Command { .. } => "command",
             StrategyConfig::Compose { .. } => "compose",
+            StrategyConfig::Nginx(_) => "nginx",
         }
     }
+
+    /// Longest a start/stop (or nginx) command may run.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            StrategyConfig::Command { timeout, .. } | StrategyConfig::Compose { timeout, .. } => {
+                *timeout
+            }
+            StrategyConfig::Nginx(n) => n.timeout,
+        }
+    }
+}
+
+/// What a canary step does when it saw too few requests to judge the new release's 5xx rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inconclusive {
+    /// Fail the step (and roll back).
+    Fail,
+    /// Hold the step for another window, at most this many times, then fail.
+    Extend(u32),
+}
+
+/// `[nginx]`: blue-green and canary releases behind a local nginx.
+#[derive(Debug, Clone)]
+pub struct NginxConfig {
+    /// Starts a release on `{port}` (a free port of `ports`), in the background.
+    pub start: Template,
+    /// Stops a release; needed, since the old release is stopped after the drain.
+    pub stop: Template,
+    pub timeout: Duration,
+    /// The file tidemark writes (upstreams, `split_clients`, `log_format`), included in nginx's
+    /// `http` block.
+    pub include: PathBuf,
+    /// An http:// URL through nginx, used to prove that a switch applied.
+    pub url: String,
+    /// The loopback ports releases are started on (inclusive).
+    pub ports: (u16, u16),
+    /// The nginx binary (or a wrapper), with `-p`/`-c` when set.
+    pub binary: String,
+    pub prefix: Option<PathBuf>,
+    pub conf: Option<PathBuf>,
+    /// A shell command that reloads nginx (e.g. `systemctl reload nginx`); default
+    /// `BINARY [-p PREFIX] [-c CONF] -s reload`.
+    pub reload: Option<String>,
+    /// How long the replaced release keeps running after the switch, for the requests in
+    /// flight through nginx's old workers.
+    pub drain: Duration,
+    /// How long the switch may take to show through nginx.
+    pub proof_timeout: Duration,
+    /// Canary steps: the share (percent) of clients sent to the new release, increasing, the
+    /// last one 100. `[100]` is a plain blue-green switch.
+    pub steps: Vec<u8>,
+    /// Clients are put in cohorts by this cookie (by their address when they have none).
+    pub cohort_cookie: Option<String>,
+    /// The access log written with tidemark's `log_format` (upstream address and status).
+    pub access_log: Option<PathBuf>,
+    /// The 5xx-rate limit per step, from upstream statuses in the access log.
+    pub max_5xx_rate: Option<f64>,
+    /// Fewer upstream answers than this in a step is inconclusive, never a pass.
+    pub min_requests: u32,
+    pub inconclusive: Inconclusive,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +326,162 @@ fn duration(path: &Path, key: &str, v: Option<&str>, default: Duration) -> Resul
     }
 }
 
+/// Parses a template for a key, with the placeholders it allows.
+type TemplateParser<'a> = dyn Fn(&str, &str, &[&str]) -> Result<Template> + 'a;
+
+fn nginx(
+    path: &Path,
+    n: &RawNginx,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    t: &TemplateParser<'_>,
+) -> Result<NginxConfig> {
+    let ports = match n.ports.as_deref().unwrap_or("9000-9099").split_once('-') {
+        Some((a, b)) => match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+            (Ok(a), Ok(b)) if a > 0 && a < b => (a, b),
+            _ => None.ok_or_else(|| {
+                usage(
+                    path,
+                    "nginx.ports",
+                    "expected a range of at least two ports, e.g. \"9000-9099\"",
+                )
+            })?,
+        },
+        None => {
+            return Err(usage(
+                path,
+                "nginx.ports",
+                "expected a range of at least two ports, e.g. \"9000-9099\"",
+            ));
+        }
+    };
+    match url::Url::parse(&n.url) {
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some() => {}
+        _ => {
+            return Err(usage(
+                path,
+                "nginx.url",
+                format!(
+                    "`{}` is not an http:// URL through nginx (e.g. http://127.0.0.1/)",
+                    n.url
+                ),
+            ));
+        }
+    }
+    let steps: Vec<u32> = n.steps.clone().unwrap_or_else(|| vec![100]);
+    if steps.is_empty()
+        || steps.last() != Some(&100)
+        || steps.windows(2).any(|w| w[0] >= w[1])
+        || steps[0] == 0
+    {
+        return Err(usage(
+            path,
+            "nginx.steps",
+            format!(
+                "{steps:?}: percentages from 1 to 100, increasing, ending with 100 (e.g. [10, 50, 100])"
+            ),
+        ));
+    }
+    if let Some(c) = &n.cohort_cookie
+        && (c.is_empty() || !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return Err(usage(
+            path,
+            "nginx.cohort_cookie",
+            format!("`{c}` is not a cookie name nginx can read (letters, digits, `_`)"),
+        ));
+    }
+    let max_5xx_rate = match n.max_5xx_rate {
+        Some(r) if !(0.0..1.0).contains(&r) => {
+            return Err(usage(
+                path,
+                "nginx.max_5xx_rate",
+                format!("{r} is not a share from 0.0 up to (not including) 1.0"),
+            ));
+        }
+        Some(r) => {
+            if n.access_log.is_none() {
+                return Err(usage(
+                    path,
+                    "nginx.max_5xx_rate",
+                    "needs nginx.access_log (the log written with tidemark's log_format)",
+                ));
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let inconclusive = match (
+        n.inconclusive.as_deref().unwrap_or("fail"),
+        n.max_extensions,
+    ) {
+        ("fail", None) => Inconclusive::Fail,
+        ("extend", m) => Inconclusive::Extend(m.unwrap_or(3).max(1)),
+        ("fail", Some(_)) => {
+            return Err(usage(
+                path,
+                "nginx.max_extensions",
+                "only means something with inconclusive = \"extend\"",
+            ));
+        }
+        (other, _) => {
+            return Err(usage(
+                path,
+                "nginx.inconclusive",
+                format!("`{other}` (expected \"fail\" or \"extend\")"),
+            ));
+        }
+    };
+    let min_requests = n.min_requests.unwrap_or(20);
+    if min_requests == 0 {
+        return Err(usage(
+            path,
+            "nginx.min_requests",
+            "must be at least 1: a step with no requests is never a pass",
+        ));
+    }
+    let binary = n.binary.clone().unwrap_or_else(|| "nginx".into());
+    Ok(NginxConfig {
+        start: t("nginx.start", &n.start, template::COMMAND)?,
+        stop: t("nginx.stop", &n.stop, template::COMMAND)?,
+        timeout: duration(
+            path,
+            "nginx.timeout",
+            n.timeout.as_deref(),
+            Duration::from_secs(60),
+        )?,
+        include: resolve(&n.include),
+        url: n.url.clone(),
+        ports,
+        // A path with a slash is relative to the file; a bare name is looked up on PATH.
+        binary: if binary.contains('/') {
+            resolve(Path::new(&binary)).display().to_string()
+        } else {
+            binary
+        },
+        prefix: n.prefix.as_deref().map(resolve),
+        conf: n.conf.as_deref().map(resolve),
+        reload: n.reload.clone(),
+        drain: duration(
+            path,
+            "nginx.drain",
+            n.drain.as_deref(),
+            Duration::from_secs(5),
+        )?,
+        proof_timeout: duration(
+            path,
+            "nginx.proof_timeout",
+            n.proof_timeout.as_deref(),
+            Duration::from_secs(5),
+        )?,
+        steps: steps.iter().map(|&s| s.min(100) as u8).collect(),
+        cohort_cookie: n.cohort_cookie.clone(),
+        access_log: n.access_log.as_deref().map(resolve),
+        max_5xx_rate,
+        min_requests,
+        inconclusive,
+    })
+}
+
 impl DeployConfig {
     /// Read and check `deploy.toml`. Relative paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<DeployConfig> {
@@ -305,11 +548,15 @@ impl DeployConfig {
                         "strategy = \"command\" needs a [command] table with `start`",
                     )
                 })?;
-                if raw.compose.is_some() {
+                if raw.compose.is_some() || raw.nginx.is_some() {
                     return Err(usage(
                         path,
-                        "compose",
-                        "a [compose] table with strategy = \"command\"; remove one",
+                        if raw.compose.is_some() {
+                            "compose"
+                        } else {
+                            "nginx"
+                        },
+                        "a [compose] or [nginx] table with strategy = \"command\"; remove it",
                     ));
                 }
                 StrategyConfig::Command {
@@ -335,11 +582,15 @@ impl DeployConfig {
                         "strategy = \"compose\" needs a [compose] table with `file` and `service`",
                     )
                 })?;
-                if raw.command.is_some() {
+                if raw.command.is_some() || raw.nginx.is_some() {
                     return Err(usage(
                         path,
-                        "command",
-                        "a [command] table with strategy = \"compose\"; remove one",
+                        if raw.command.is_some() {
+                            "command"
+                        } else {
+                            "nginx"
+                        },
+                        "a [command] or [nginx] table with strategy = \"compose\"; remove it",
                     ));
                 }
                 StrategyConfig::Compose {
@@ -360,17 +611,38 @@ impl DeployConfig {
                 }
             }
             "nginx" => {
-                return Err(usage(
-                    path,
-                    "strategy",
-                    "the nginx strategy (blue-green, canary) is not in this version of tidemark; use \"command\" or \"compose\"",
-                ));
+                let n = raw.nginx.as_ref().ok_or_else(|| {
+                    usage(
+                        path,
+                        "nginx",
+                        "strategy = \"nginx\" needs an [nginx] table with `start`, `stop`, `include` and `url`",
+                    )
+                })?;
+                if raw.command.is_some() || raw.compose.is_some() {
+                    return Err(usage(
+                        path,
+                        if raw.command.is_some() {
+                            "command"
+                        } else {
+                            "compose"
+                        },
+                        "a [command] or [compose] table with strategy = \"nginx\"; remove it (the [nginx] table has start and stop)",
+                    ));
+                }
+                if raw.release.port.is_some() {
+                    return Err(usage(
+                        path,
+                        "release.port",
+                        "the nginx strategy picks each release's port from nginx.ports; remove release.port",
+                    ));
+                }
+                StrategyConfig::Nginx(Box::new(nginx(path, n, &resolve, &t)?))
             }
             other => {
                 return Err(usage(
                     path,
                     "strategy",
-                    format!("unknown strategy `{other}` (expected command or compose)"),
+                    format!("unknown strategy `{other}` (expected command, compose or nginx)"),
                 ));
             }
         };
@@ -415,7 +687,10 @@ impl DeployConfig {
                     ));
                 }
             }
-            if h.url.contains("{port}") && raw.release.port.is_none() {
+            if h.url.contains("{port}")
+                && raw.release.port.is_none()
+                && !matches!(strategy, StrategyConfig::Nginx(_))
+            {
                 return Err(usage(
                     path,
                     &format!("{key}.url"),
@@ -675,5 +950,99 @@ body_contains = "ok"
         let example = include_str!("../../../examples/deploy/deploy.toml");
         let c = parse(example).unwrap();
         assert_eq!(c.db_policy, DbPolicy::Down);
+        // The nginx examples: the README's and examples/deploy-nginx.
+        let at = readme
+            .find("strategy = \"nginx\"")
+            .expect("README nginx example");
+        let start = readme[..at].rfind("```toml\n").unwrap() + 8;
+        let end = start + readme[start..].find("```").unwrap();
+        let c = parse(&readme[start..end]).unwrap();
+        let StrategyConfig::Nginx(n) = &c.strategy else {
+            panic!("not nginx")
+        };
+        assert_eq!(n.steps, [10, 50, 100]);
+        assert_eq!(n.inconclusive, Inconclusive::Extend(3));
+        let example = include_str!("../../../examples/deploy-nginx/deploy.toml");
+        let c = parse(example).unwrap();
+        let StrategyConfig::Nginx(n) = &c.strategy else {
+            panic!("not nginx")
+        };
+        assert_eq!(n.ports, (8940, 8949));
+        assert_eq!(
+            n.include,
+            PathBuf::from("/srv/todo/nginx/tidemark-shop.conf")
+        );
+    }
+
+    const NGINX: &str = r#"
+app = "shop"
+strategy = "nginx"
+[release]
+dir = "releases/{release}"
+[nginx]
+start = "./app --port {port} &"
+stop = "kill $(cat {dir}/app.pid)"
+include = "nginx/shop.conf"
+url = "http://127.0.0.1:8080/"
+[[verify.http]]
+url = "http://127.0.0.1:{port}/health"
+"#;
+
+    #[test]
+    fn nginx_keys_are_checked() {
+        let c = parse(NGINX).unwrap();
+        let StrategyConfig::Nginx(n) = &c.strategy else {
+            panic!("not nginx")
+        };
+        assert_eq!(n.steps, [100]);
+        assert_eq!(n.ports, (9000, 9099));
+        assert_eq!(n.min_requests, 20);
+        assert_eq!(n.inconclusive, Inconclusive::Fail);
+        assert_eq!(n.binary, "nginx");
+        let bad = |extra: &str, key: &str| {
+            let e = parse(&NGINX.replace("[[verify.http]]", &format!("{extra}\n[[verify.http]]")))
+                .unwrap_err();
+            assert_eq!(e.class(), tidemark::ExitClass::Usage, "{e}");
+            let e = e.to_string();
+            assert!(e.contains(key) && e.contains("deploy.toml"), "{key}: {e}");
+        };
+        bad("steps = [50, 10, 100]", "nginx.steps");
+        bad("steps = [10, 50]", "nginx.steps");
+        bad("steps = [0, 100]", "nginx.steps");
+        bad("ports = \"9000\"", "nginx.ports");
+        bad("ports = \"9010-9000\"", "nginx.ports");
+        bad("max_5xx_rate = 0.1", "nginx.max_5xx_rate");
+        bad(
+            "access_log = \"x.log\"\nmax_5xx_rate = 1.5",
+            "nginx.max_5xx_rate",
+        );
+        bad("inconclusive = \"pass\"", "nginx.inconclusive");
+        bad("max_extensions = 2", "nginx.max_extensions");
+        bad("min_requests = 0", "nginx.min_requests");
+        bad("cohort_cookie = \"a-b\"", "nginx.cohort_cookie");
+        bad("drain = \"soon\"", "nginx.drain");
+        bad("colour = 1", "colour");
+        let e = parse(&NGINX.replace("url = \"http://127.0.0.1:8080/\"", "url = \"https://x/\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nginx.url"), "{e}");
+        let e = parse(&NGINX.replace(
+            "dir = \"releases/{release}\"",
+            "dir = \"releases/{release}\"\nport = 8080",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("release.port") && e.contains("nginx.ports"),
+            "{e}"
+        );
+        let e = parse(&NGINX.replace("stop = ", "stop_ = "))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stop"), "{e}");
+        let e = parse(&NGINX.replace("[nginx]", "[command]\nstart = \"x\"\n[nginx]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("command"), "{e}");
     }
 }

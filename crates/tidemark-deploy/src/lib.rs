@@ -12,6 +12,7 @@ pub mod config;
 pub mod drill;
 pub mod envfile;
 pub mod event;
+pub mod nginx;
 pub mod pipeline;
 pub mod releases_table;
 pub mod report;

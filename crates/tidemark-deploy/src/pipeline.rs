@@ -21,9 +21,10 @@ use tidemark::plan::{DownTarget, UpTarget};
 use tidemark::{DatabaseUrl, Driver, Error, ExitClass, Migration, MigrationSet, Result};
 
 use crate::check::{self, Failure};
-use crate::config::{DbPolicy, DeployConfig, Severity};
+use crate::config::{DbPolicy, DeployConfig, Inconclusive, Severity};
 use crate::envfile::{self, EnvFile};
 use crate::event::{EventKind, Listener, PlannedMigration, Recorder, RunKind, Step, StepOutcome};
+use crate::nginx::{LogCursor, NginxStrategy, Routing};
 use crate::releases_table;
 use crate::report::Report;
 use crate::state::{Outcome, Release, State, UnitFile, now};
@@ -173,13 +174,9 @@ impl Target {
 }
 
 pub(crate) fn shell(cfg: &DeployConfig, run_dir: &Path) -> Shell {
-    let timeout = match &cfg.strategy {
-        crate::config::StrategyConfig::Command { timeout, .. }
-        | crate::config::StrategyConfig::Compose { timeout, .. } => *timeout,
-    };
     Shell {
         log: run_dir.join("commands.log"),
-        timeout,
+        timeout: cfg.strategy.timeout(),
     }
 }
 
@@ -401,14 +398,27 @@ pub async fn deploy(
         }
         _ => None,
     };
+    let prev_target = previous.as_ref().map(|p| target_of(cfg, p));
+    // The nginx strategy starts the new release on a free port of its range, never the one
+    // the serving release holds.
+    let port = match strat.as_nginx() {
+        Some(ng) => {
+            let avoid: Vec<u16> = prev_target
+                .as_ref()
+                .and_then(|p| p.port)
+                .into_iter()
+                .collect();
+            ng.free_port(&avoid)
+        }
+        None => cfg.port,
+    };
     let target = Target {
         release: id.clone(),
         dir: dir.clone(),
         env_file: env_path.clone(),
-        port: cfg.port,
+        port,
         image,
     };
-    let prev_target = previous.as_ref().map(|p| target_of(cfg, p));
     if let Some(p) = &previous
         && !p.dir.is_dir()
     {
@@ -444,7 +454,12 @@ pub async fn deploy(
             .await;
         }
     };
-    let pf = preflight(cfg, inputs, db.as_mut(), &*strat, &target).await;
+    let mut pf = preflight(cfg, inputs, db.as_mut(), &*strat, &target).await;
+    if let Some(ng) = strat.as_nginx() {
+        let (problems, warnings) = ng.preflight(prev_target.as_ref()).await;
+        pf.problems.extend(problems);
+        pf.warnings.extend(warnings);
+    }
     for w in &pf.warnings {
         rec.warn(w.clone()).await;
     }
@@ -481,6 +496,21 @@ pub async fn deploy(
                 reasons.push(format!("the image changed ({} → {img})", prev.artifact));
             }
         }
+    }
+    if let (Some(ng), Some(port)) = (strat.as_nginx(), target.port) {
+        reasons.push(match &previous {
+            Some(prev) => format!(
+                "nginx: {id} starts on 127.0.0.1:{port} beside {}, then {} % of clients",
+                prev.id,
+                ng.cfg
+                    .steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+            None => format!("nginx: {id} starts on 127.0.0.1:{port}, then all traffic"),
+        });
     }
     rec.emit(EventKind::Plan {
         action: action.name().to_string(),
@@ -704,7 +734,7 @@ pub async fn deploy(
             .map(|e| e.salt.clone())
             .unwrap_or_default(),
         unit_file,
-        port: cfg.port,
+        port: target.port,
         migration_head: head,
         fingerprint: fingerprint.clone(),
         migrations_applied: applied.clone(),
@@ -718,66 +748,81 @@ pub async fn deploy(
 
     // ---- release ----
     let t = rec.start(Step::Release).await;
-    let failure: Option<Failure> = match strat
-        .release(&sh, &target, prev_target.as_ref(), action)
+    let failure: Option<Failure> = if let Some(ng) = strat.as_nginx() {
+        nginx_release(
+            ng,
+            cfg,
+            inputs,
+            db.as_mut(),
+            &sh,
+            &target,
+            prev_target.as_ref(),
+            t,
+            &mut rec,
+        )
         .await
-    {
-        Ok(did) => {
-            for d in &did {
-                rec.note(d.clone()).await;
-            }
-            rec.finish(
-                Step::Release,
-                t,
-                StepOutcome::Ok,
-                format!("{} release {id}", action.name()),
-            )
-            .await;
-            // ---- verify ----
-            let t = rec.start(Step::Verify).await;
-            match verify(cfg, inputs, db.as_mut(), &target, Require::Latest, &mut rec).await {
-                Ok(rounds) => {
-                    rec.finish(
-                        Step::Verify,
-                        t,
-                        StepOutcome::Ok,
-                        format!(
-                            "{rounds} round(s) of checks passed over {}",
-                            humantime::format_duration(cfg.window)
-                        ),
-                    )
-                    .await;
-                    None
+    } else {
+        match strat
+            .release(&sh, &target, prev_target.as_ref(), action)
+            .await
+        {
+            Ok(did) => {
+                for d in &did {
+                    rec.note(d.clone()).await;
                 }
-                Err(f) => {
-                    rec.finish(
-                        Step::Verify,
-                        t,
-                        StepOutcome::Failed,
-                        format!("{}: {}", f.check, f.detail),
-                    )
-                    .await;
-                    Some(f)
-                }
-            }
-        }
-        Err(e) => {
-            rec.finish(Step::Release, t, StepOutcome::Failed, e.clone())
+                rec.finish(
+                    Step::Release,
+                    t,
+                    StepOutcome::Ok,
+                    format!("{} release {id}", action.name()),
+                )
                 .await;
-            let f = Failure {
-                check: "release".into(),
-                detail: e,
-                status: None,
-                body: None,
-            };
-            rec.emit(EventKind::CheckFailed {
-                check: f.check.clone(),
-                detail: f.detail.clone(),
-                status: None,
-                body: None,
-            })
-            .await;
-            Some(f)
+                // ---- verify ----
+                let t = rec.start(Step::Verify).await;
+                match verify(cfg, inputs, db.as_mut(), &target, Require::Latest, &mut rec).await {
+                    Ok(rounds) => {
+                        rec.finish(
+                            Step::Verify,
+                            t,
+                            StepOutcome::Ok,
+                            format!(
+                                "{rounds} round(s) of checks passed over {}",
+                                humantime::format_duration(cfg.window)
+                            ),
+                        )
+                        .await;
+                        None
+                    }
+                    Err(f) => {
+                        rec.finish(
+                            Step::Verify,
+                            t,
+                            StepOutcome::Failed,
+                            format!("{}: {}", f.check, f.detail),
+                        )
+                        .await;
+                        Some(f)
+                    }
+                }
+            }
+            Err(e) => {
+                rec.finish(Step::Release, t, StepOutcome::Failed, e.clone())
+                    .await;
+                let f = Failure {
+                    check: "release".into(),
+                    detail: e,
+                    status: None,
+                    body: None,
+                };
+                rec.emit(EventKind::CheckFailed {
+                    check: f.check.clone(),
+                    detail: f.detail.clone(),
+                    status: None,
+                    body: None,
+                })
+                .await;
+                Some(f)
+            }
         }
     };
 
@@ -798,6 +843,17 @@ pub async fn deploy(
                     "the release record is kept locally only (database: {e})"
                 ))
                 .await;
+            }
+            match strat.promote(&sh, &target, prev_target.as_ref()).await {
+                Ok(did) => {
+                    for d in did {
+                        rec.note(d).await;
+                    }
+                }
+                Err(e) => {
+                    rec.warn(format!("the previous release was not stopped: {e}"))
+                        .await
+                }
             }
             if let Some(cron) = cfg.cron.as_ref().filter(|c| c.install) {
                 match install_cron(&cfg.app, cron) {
@@ -1185,6 +1241,302 @@ pub(crate) async fn wait_serving(
     }
 }
 
+/// The nginx strategy's release and verify steps: start the new release beside the old one,
+/// probe it directly, then move the traffic in the configured steps, each switch proven
+/// through nginx and each step held for the verify window with the checks and the
+/// per-upstream 5xx rate from nginx's access log.
+#[allow(clippy::too_many_arguments)]
+async fn nginx_release(
+    ng: &NginxStrategy,
+    cfg: &DeployConfig,
+    inputs: &Inputs,
+    db: &mut dyn Driver,
+    sh: &Shell,
+    target: &Target,
+    previous: Option<&Target>,
+    t: Instant,
+    rec: &mut Recorder<'_>,
+) -> Option<Failure> {
+    let fail = |check: &str, detail: String| Failure {
+        check: check.to_string(),
+        detail,
+        status: None,
+        body: None,
+    };
+    let Some(port) = target.port else {
+        let f = fail(
+            "release",
+            format!(
+                "no free port in nginx.ports {}-{}",
+                ng.cfg.ports.0, ng.cfg.ports.1
+            ),
+        );
+        rec.finish(Step::Release, t, StepOutcome::Failed, f.detail.clone())
+            .await;
+        emit_failure(rec, &f).await;
+        return Some(f);
+    };
+    match ng.release(sh, target, previous, Action::Start).await {
+        Ok(did) => {
+            for d in did {
+                rec.note(d).await;
+            }
+        }
+        Err(e) => {
+            let f = fail("release", e);
+            rec.finish(Step::Release, t, StepOutcome::Failed, f.detail.clone())
+                .await;
+            emit_failure(rec, &f).await;
+            return Some(f);
+        }
+    }
+    // Probed directly, before nginx sends it anything.
+    if let Err(f) = wait_serving(cfg, inputs, db, target, Require::Latest).await {
+        emit_failure(rec, &f).await;
+        rec.finish(
+            Step::Release,
+            t,
+            StepOutcome::Failed,
+            format!(
+                "release {} does not pass its checks on 127.0.0.1:{port}: nothing was switched",
+                target.release
+            ),
+        )
+        .await;
+        return Some(f);
+    }
+    rec.finish(
+        Step::Release,
+        t,
+        StepOutcome::Ok,
+        format!(
+            "release {} runs on 127.0.0.1:{port}{} and passes its checks directly",
+            target.release,
+            previous
+                .map(|p| format!(" beside {}", p.release))
+                .unwrap_or_default()
+        ),
+    )
+    .await;
+    let t = rec.start(Step::Verify).await;
+    let steps = match previous {
+        Some(_) => ng.cfg.steps.clone(),
+        None => vec![100],
+    };
+    if let Some(p) = previous {
+        ng.remember_live(&p.release).await;
+    }
+    let mut rounds = 0;
+    for pct in steps {
+        let routing = Routing {
+            new: (target.release.clone(), port),
+            old: previous.and_then(|p| Some((p.release.clone(), p.port?))),
+            pct,
+        };
+        match ng.switch(sh, &routing).await {
+            Ok(d) => rec.note(d).await,
+            Err(e) => {
+                let f = fail("nginx switch", e);
+                emit_failure(rec, &f).await;
+                rec.finish(Step::Verify, t, StepOutcome::Failed, f.detail.clone())
+                    .await;
+                return Some(f);
+            }
+        }
+        // From the proven switch on (the proof's own requests are not the step's traffic).
+        // The first release has no previous one to compare with or return traffic to: its
+        // verify window is the direct checks only (said so in the timeline).
+        let cursor = match previous {
+            Some(_) => ng.cfg.access_log.as_deref().map(LogCursor::at_end),
+            None => {
+                if ng.cfg.max_5xx_rate.is_some() {
+                    rec.note(format!(
+                        "first release of {}: the upstream 5xx gate applies from the next release on (nothing to return traffic to)",
+                        cfg.app
+                    ))
+                    .await;
+                }
+                None
+            }
+        };
+        match verify_step(cfg, inputs, db, ng, target, pct, cursor, rec).await {
+            Ok((n, what)) => {
+                rounds += n;
+                rec.note(what).await;
+            }
+            Err(f) => {
+                rec.finish(
+                    Step::Verify,
+                    t,
+                    StepOutcome::Failed,
+                    format!("{}: {}", f.check, f.detail),
+                )
+                .await;
+                return Some(f);
+            }
+        }
+    }
+    rec.finish(
+        Step::Verify,
+        t,
+        StepOutcome::Ok,
+        format!(
+            "{rounds} round(s) of checks passed in {} step(s)",
+            ng.cfg.steps.len()
+        ),
+    )
+    .await;
+    None
+}
+
+async fn emit_failure(rec: &mut Recorder<'_>, f: &Failure) {
+    rec.emit(EventKind::CheckFailed {
+        check: f.check.clone(),
+        detail: f.detail.clone(),
+        status: f.status,
+        body: f.body.clone(),
+    })
+    .await;
+}
+
+/// One step of an nginx release, held for the verify window: the direct checks every
+/// interval (failure threshold as in `verify`), and the new release's upstream 5xx rate from
+/// the access log. A rate above the limit fails at once (given `min_requests` answers); too
+/// few answers at the end of the window is inconclusive, extended or failed as configured,
+/// never a pass.
+#[allow(clippy::too_many_arguments)]
+async fn verify_step(
+    cfg: &DeployConfig,
+    inputs: &Inputs,
+    db: &mut dyn Driver,
+    ng: &NginxStrategy,
+    target: &Target,
+    pct: u8,
+    mut cursor: Option<LogCursor>,
+    rec: &mut Recorder<'_>,
+) -> std::result::Result<(u32, String), Failure> {
+    let port = target.port.unwrap_or(0);
+    let started = Instant::now();
+    let mut window = cfg.window;
+    let mut extensions = 0;
+    let mut consecutive = 0u32;
+    let mut rounds = 0u32;
+    let mut first: Option<Failure> = None;
+    let gate = ng.cfg.max_5xx_rate.filter(|_| cursor.is_some());
+    let name = format!(
+        "upstream 5xx rate of release {} through nginx (step {pct}%)",
+        target.release
+    );
+    let rate_failure = |c: &LogCursor, max: f64| Failure {
+        check: name.clone(),
+        detail: format!(
+            "{} of {} upstream answers were 5xx ({:.0}%, limit {:.0}%)",
+            c.errors,
+            c.answers,
+            c.errors as f64 * 100.0 / c.answers as f64,
+            max * 100.0
+        ),
+        status: Some(500),
+        body: None,
+    };
+    loop {
+        let round_started = Instant::now();
+        rounds += 1;
+        let mut result = round(cfg, inputs, db, target, Require::Latest).await;
+        if result.is_ok()
+            && let (Some(max), Some(c)) = (gate, cursor.as_mut())
+        {
+            c.read(port);
+            if c.answers >= u64::from(ng.cfg.min_requests)
+                && c.errors as f64 / c.answers as f64 > max
+            {
+                let f = rate_failure(c, max);
+                emit_failure(rec, &f).await;
+                return Err(f);
+            }
+        }
+        match result.as_mut() {
+            Ok(()) => consecutive = 0,
+            Err(f) => {
+                consecutive += 1;
+                if first.is_none() {
+                    emit_failure(rec, f).await;
+                    first = Some(f.clone());
+                }
+                if consecutive >= cfg.failure_threshold {
+                    let f = f.clone();
+                    rec.note(format!(
+                        "{consecutive} failed check round(s) in a row (threshold {}): {}: {}",
+                        cfg.failure_threshold, f.check, f.detail
+                    ))
+                    .await;
+                    return Err(first.unwrap_or(f));
+                }
+            }
+        }
+        if started.elapsed() >= window && consecutive == 0 {
+            let Some((max, c)) = gate.zip(cursor.as_mut()) else {
+                return Ok((
+                    rounds,
+                    format!(
+                        "step {pct}%: {rounds} round(s) of checks passed over {}",
+                        humantime::format_duration(window)
+                    ),
+                ));
+            };
+            c.read(port);
+            if c.answers < u64::from(ng.cfg.min_requests) {
+                let why = format!(
+                    "inconclusive: {} upstream answer(s) from release {} in {} (nginx.min_requests = {}); too few to judge is never a pass",
+                    c.answers,
+                    target.release,
+                    humantime::format_duration(window),
+                    ng.cfg.min_requests
+                );
+                match ng.cfg.inconclusive {
+                    Inconclusive::Extend(n) if extensions < n => {
+                        extensions += 1;
+                        window += cfg.window;
+                        rec.note(format!(
+                            "step {pct}%: {why}: held for another {} (extension {extensions} of {n})",
+                            humantime::format_duration(cfg.window)
+                        ))
+                        .await;
+                    }
+                    _ => {
+                        let f = Failure {
+                            check: name.clone(),
+                            detail: why,
+                            status: None,
+                            body: None,
+                        };
+                        emit_failure(rec, &f).await;
+                        return Err(f);
+                    }
+                }
+            } else if c.errors as f64 / c.answers as f64 > max {
+                let f = rate_failure(c, max);
+                emit_failure(rec, &f).await;
+                return Err(f);
+            } else {
+                return Ok((
+                    rounds,
+                    format!(
+                        "step {pct}%: {rounds} round(s) of checks passed over {}; release {}: {} upstream answers, {} 5xx (limit {:.0}%)",
+                        humantime::format_duration(window),
+                        target.release,
+                        c.answers,
+                        c.errors,
+                        max * 100.0
+                    ),
+                ));
+            }
+        }
+        let next = cfg.interval.saturating_sub(round_started.elapsed());
+        tokio::time::sleep(next).await;
+    }
+}
+
 /// What to do with the database on a rollback, decided before anything is touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum DbMove {
@@ -1382,7 +1734,36 @@ async fn roll_back(
     rec: &mut Recorder<'_>,
 ) -> bool {
     let mut ok = true;
-    // The database first: the previous release's own gate must pass when it starts.
+    // A strategy that kept the previous release running (nginx) switches the traffic back
+    // first: that release already runs on this schema, and every second counts. Otherwise
+    // the database first: the previous release's own gate must pass when it starts.
+    let app_first = touch_app && strat.keeps_previous() && prev_target.is_some();
+    if app_first && let (Some(pt), Some(prev)) = (prev_target, previous) {
+        match strat.switch_back(sh, failed, pt).await {
+            Ok(did) => {
+                for d in did {
+                    rec.note(d).await;
+                }
+                rec.emit(EventKind::Serving {
+                    release: prev.id.clone(),
+                })
+                .await;
+                for d in strat.after_switch_back(sh, failed).await {
+                    rec.note(d).await;
+                }
+            }
+            Err(e) => {
+                rec.emit(EventKind::LeftToDo {
+                    text: format!(
+                        "traffic could not be switched back to release {}: {e}",
+                        prev.id
+                    ),
+                })
+                .await;
+                return false;
+            }
+        }
+    }
     match decide(
         cfg,
         &inputs.set,
@@ -1418,7 +1799,9 @@ async fn roll_back(
     // Then the application.
     match (prev_target, previous) {
         (Some(pt), Some(prev)) => {
-            let switched = if touch_app {
+            let switched = if app_first {
+                Ok(Vec::new())
+            } else if touch_app {
                 strat.switch_back(sh, failed, pt).await
             } else {
                 Ok(vec![format!(
@@ -1460,6 +1843,7 @@ async fn roll_back(
             let has_checks = !cfg_used.http.is_empty() || cfg_used.schema_gate;
             if has_checks {
                 match wait_serving(cfg_used, inputs, db.as_mut(), pt, require).await {
+                    Ok(()) if app_first => {}
                     Ok(()) => {
                         rec.emit(EventKind::Serving {
                             release: prev.id.clone(),
@@ -1766,6 +2150,9 @@ pub async fn rollback(
             for d in did {
                 rec.note(d).await;
             }
+            for d in strat.after_switch_back(&sh, &from_t).await {
+                rec.note(d).await;
+            }
         }
         Err(e) => {
             ok = false;
@@ -1946,11 +2333,20 @@ async fn undo_interrupted(
         }
         _ => None,
     };
+    // The nginx strategy picked the killed release's port itself: its journal says which.
+    let started_on = format!("started release {} on 127.0.0.1:", intr.release);
+    let journaled_port = intr.timeline.iter().find_map(|t| {
+        let rest = &t.event[t.event.find(&started_on)? + started_on.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse::<u16>()
+            .ok()
+    });
     let failed = Target {
         release: intr.release.clone(),
         env_file: cfg.env_file_of(&intr.release, &dir),
         dir: dir.clone(),
-        port: cfg.port,
+        port: cfg.port.or(journaled_port),
         image,
     };
     // Applied by the interrupted run: what its journal says, else what the history says was

@@ -1,8 +1,8 @@
 //! Release strategies: how a release is made to serve, and how the previous one is made to
-//! serve again. `command` (shell templates) and `compose` (docker compose) live here; a future
-//! `nginx` strategy (blue-green, canary) implements the same trait: its `release` starts the new
-//! release on a fresh port beside the old one, `promote` stops the old one, and `switch_back`
-//! points the upstream back.
+//! serve again. `command` (shell templates) and `compose` (docker compose) live here; the
+//! `nginx` strategy (blue-green, canary; `crate::nginx`) implements the same trait: its `release`
+//! starts the new release on a fresh port beside the old one, `promote` stops the old one, and
+//! `switch_back` points the upstream back.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -150,6 +150,31 @@ pub trait ReleaseStrategy: Send + Sync {
     ) -> Result<Vec<String>, String>;
     /// Stop a release that serves (a rollback with nothing to return to).
     async fn stop(&self, sh: &Shell, t: &Target) -> Result<Vec<String>, String>;
+    /// The new release passed verification: finish the release (the nginx strategy stops the
+    /// previous one after its drain).
+    async fn promote(
+        &self,
+        _sh: &Shell,
+        _new: &Target,
+        _previous: Option<&Target>,
+    ) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+    /// After `switch_back` proved the previous release serving: stop the failed one (the
+    /// nginx strategy does it after its drain, so the recovery is measured without it).
+    async fn after_switch_back(&self, _sh: &Shell, _failed: &Target) -> Vec<String> {
+        Vec::new()
+    }
+    /// Does the previous release keep running beside the new one until promote? Then a
+    /// rollback switches the traffic back first (the old release already runs on this
+    /// schema) and moves the database after.
+    fn keeps_previous(&self) -> bool {
+        false
+    }
+    /// The nginx strategy, whose switch and canary steps the pipeline drives.
+    fn as_nginx(&self) -> Option<&crate::nginx::NginxStrategy> {
+        None
+    }
 }
 
 pub fn for_config(cfg: &DeployConfig) -> Box<dyn ReleaseStrategy> {
@@ -174,6 +199,9 @@ pub fn for_config(cfg: &DeployConfig) -> Box<dyn ReleaseStrategy> {
             project: project.clone(),
             bin: std::sync::OnceLock::new(),
         }),
+        StrategyConfig::Nginx(n) => {
+            Box::new(crate::nginx::NginxStrategy::new(&cfg.app, (**n).clone()))
+        }
     }
 }
 
@@ -188,7 +216,7 @@ fn vars<'a>(t: &'a Target, previous: Option<&'a Target>) -> impl Fn(&str) -> Opt
     }
 }
 
-fn env_of(t: &Target) -> Vec<(&'static str, String)> {
+pub(crate) fn env_of(t: &Target) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("TIDEMARK_RELEASE", t.release.clone()),
         ("TIDEMARK_RELEASE_DIR", t.dir.display().to_string()),

@@ -151,10 +151,20 @@ impl Drop for Proj {
             };
             for e in rd.flatten() {
                 if let Ok(pid) = std::fs::read_to_string(e.path().join("app.pid")) {
-                    let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+                    kill_testapp(&pid);
                 }
             }
         }
+    }
+}
+
+/// Stop the test application with this pid, and nothing else: a stale pid file may name a
+/// pid the system has handed out again, even as a thread id of this very test process (kill(2)
+/// of a thread id signals its whole process).
+pub fn kill_testapp(pid: &str) {
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+    if String::from_utf8_lossy(&cmdline).contains("tidemark-testapp") {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
     }
 }
 
@@ -162,7 +172,7 @@ async fn pg(test: &str) -> Option<TestDb> {
     TestDb::postgres(test).await
 }
 
-fn steps(report: &serde_json::Value) -> Vec<(String, String)> {
+pub fn steps(report: &serde_json::Value) -> Vec<(String, String)> {
     report["steps"]
         .as_array()
         .unwrap()
@@ -176,7 +186,7 @@ fn steps(report: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
@@ -940,7 +950,7 @@ fn tm_with_docker(p: &Proj, bin: &Path, args: &[&str]) -> Run {
 
 fn stop_container(p: &Proj) {
     if let Ok(pid) = std::fs::read_to_string(p.path().join("container/pid")) {
-        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        kill_testapp(&pid);
     }
 }
 

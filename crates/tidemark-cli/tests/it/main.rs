@@ -19,6 +19,7 @@ mod inspect_sqlite;
 mod kubernetes;
 mod lint;
 mod lint_replay;
+mod nginx;
 mod recovery;
 mod replicas;
 mod safety;
