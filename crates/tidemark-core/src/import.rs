@@ -767,3 +767,108 @@ mod tests {
         assert_eq!(map_seaorm(&set, "m20240101_000000_unknown"), None);
     }
 }
+
+/// What `import` found and did.
+#[derive(Debug, Clone)]
+pub struct ImportOutcome {
+    /// Everything read from the other tool's table.
+    pub imported: Imported,
+    /// The tool's claims, checked by evidence.
+    pub plan: crate::repair::RepairPlan,
+    /// History changes written (empty for a plan only).
+    pub applied: Vec<crate::repair::Applied>,
+    /// After the import, the history agrees with the live schema (its fingerprint recorded).
+    pub consistent: bool,
+}
+
+/// `import` as one operation: read the other tool's table, check its claims by evidence, and
+/// with `carry_out` write tidemark's history under the migration lock (taken here, so a
+/// program calling the library is as safe as the command). With `keep_in_sync` the other
+/// tool's table is kept in step from then on.
+#[allow(clippy::too_many_arguments)]
+pub async fn import(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &crate::engine::Settings,
+    tool: Tool,
+    alembic_dir: Option<&Path>,
+    keep_in_sync: bool,
+    carry_out: bool,
+    obs: &mut dyn crate::engine::Observer,
+) -> Result<ImportOutcome> {
+    set.validate(driver.dialect())?;
+    let guard = if carry_out {
+        Some(crate::engine::acquire(driver, settings, obs).await?)
+    } else {
+        None
+    };
+    if keep_in_sync {
+        crate::sync::check(tool, set)?;
+    }
+    let ours = crate::history::read(driver).await?;
+    if !ours.entries.is_empty() {
+        return Err(Error::Inconsistent(format!(
+            "tidemark_history already has {} row(s): import takes over from another tool once; `tidemark repair` reconciles an existing history",
+            ours.entries.len()
+        )));
+    }
+    let imported = read(driver, set, tool, alembic_dir).await?;
+    if let Some(b) = &imported.baseline
+        && !b.covered_by_files
+        && settings.shadow_baseline.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "{} begins at a baseline (version {}) whose schema no migration file creates, so the migrations after it cannot be replayed on an empty database; \
+             give that schema as SQL with --baseline-schema FILE (e.g. `pg_dump --schema-only` of a database at the baseline), and keep it as `[shadow] baseline` in tidemark.toml",
+            imported.table, b.version
+        )));
+    }
+    let claimed = imported.history(set);
+    let ev = crate::repair::gather(driver, set, settings, settings.shadow_url.as_ref()).await?;
+    let plan = crate::repair::plan(set, &claimed, &ev);
+    let Some(guard) = guard else {
+        return Ok(ImportOutcome {
+            imported,
+            plan,
+            applied: Vec::new(),
+            consistent: false,
+        });
+    };
+    crate::history::ensure(driver).await?;
+    let applied = crate::repair::execute(
+        driver,
+        set,
+        &plan,
+        &crate::repair::Decisions::default(),
+        settings,
+        "import",
+        Some(&claimed),
+    )
+    .await?;
+    // Repeatable migrations the tool ran: recorded as run where the file is unchanged (by the
+    // tool's checksum), else as run with the tool's checksum, so `up` runs them again as the
+    // tool would.
+    for (desc, unchanged) in &imported.repeatables {
+        let Some(r) = set.repeatables.iter().find(|r| r.description() == desc) else {
+            continue;
+        };
+        crate::history::ensure_repeatables(driver).await?;
+        let sum = if *unchanged {
+            r.migration.checksum.clone()
+        } else {
+            format!("{}:changed", tool_arg(tool))
+        };
+        crate::history::record_repeatable(driver, desc, &sum, 0, &settings.actor).await?;
+    }
+    let consistent = crate::repair::record_fingerprint_if_consistent(driver, set, &ev).await?;
+    if keep_in_sync {
+        crate::sync::set(driver, set, Some(tool), settings).await?;
+    }
+    guard.release().await?;
+    Ok(ImportOutcome {
+        imported,
+        plan,
+        applied,
+        consistent,
+    })
+}

@@ -291,6 +291,11 @@ impl<'a> Recorder<'a> {
 
     pub async fn start(&mut self, step: Step) -> Instant {
         self.emit(EventKind::StepStarted { step }).await;
+        // Test hook, not for users: hold at the start of this step, so that a test can kill the
+        // deploy exactly there and check that what is left is consistent.
+        if std::env::var("TIDEMARK_TEST_DEPLOY_PAUSE").ok().as_deref() == Some(step.name()) {
+            tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        }
         Instant::now()
     }
 

@@ -1463,3 +1463,114 @@ async fn drill_deploy_rolls_the_serving_release_back_to_itself_only_when_asked()
         .collect();
     assert_eq!(oks, [true, false]);
 }
+
+/// Every file below `dir`.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() { files_below(&p) } else { vec![p] }
+        })
+        .collect()
+}
+
+/// A deploy killed with SIGKILL at the start of each step. Before anything changed (preflight,
+/// backup) the next deploy goes ahead; after, it names the step and refuses, and `rollback`
+/// leaves release v1 serving on v1's schema. Nothing is done twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_killed_at_each_step_is_consistent_after_rollback() {
+    for step in [
+        "preflight",
+        "backup",
+        "migrate",
+        "release",
+        "verify",
+        "promote",
+    ] {
+        let Some(db) = pg("a_deploy_killed_at_each_step_is_consistent_after_rollback").await else {
+            return;
+        };
+        let p = Proj::new(&db);
+        p.config("[rollback]\ndatabase = \"down\"\n");
+        p.release("v1", "");
+        p.tm(&["deploy", "--release", "v1"]).ok();
+        p.write(
+            "migrations/002_orders.up.sql",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY);\nINSERT INTO users (id, name) VALUES (2, 'v2');\n",
+        );
+        p.write(
+            "migrations/002_orders.down.sql",
+            "DELETE FROM users WHERE id = 2;\nDROP TABLE orders;\n",
+        );
+        p.release("v2", "");
+        let mut c = command(p.path());
+        c.arg("-d")
+            .arg(&p.url)
+            .args(["deploy", "--release", "v2"])
+            .env("TIDEMARK_TEST_DEPLOY_PAUSE", step)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // Only the files of this run: v1's run has every step's events too.
+        let before = files_below(p.path());
+        let mut child = c.spawn().unwrap();
+        let started = format!("\"step\":\"{step}\"");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !files_below(p.path())
+            .iter()
+            .filter(|f| !before.contains(f))
+            .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(&started)))
+        {
+            assert!(std::time::Instant::now() < deadline, "{step} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        child.kill().unwrap(); // SIGKILL, at the start of the step
+        child.wait().unwrap();
+
+        p.release("v3", "");
+        if matches!(step, "preflight" | "backup") {
+            // Killed before it changed anything: the next deploy notes it and goes ahead, and
+            // applies 2 once.
+            p.tm(&["deploy", "--release", "v3"]).ok();
+            assert!(
+                p.health().is_some_and(|(_, b)| b.contains("release=v3")),
+                "{step}"
+            );
+            let users = db.scalar("SELECT COUNT(*) FROM users").await;
+            assert_eq!(users.as_deref(), Some("1"), "{step}");
+            assert_eq!(versions(&history(&db).await), [1, 2], "{step}");
+            continue;
+        }
+        let r = p.tm(&["deploy", "--release", "v3"]);
+        r.code(20);
+        assert!(
+            r.stderr
+                .contains(&format!("of release v2 was interrupted in step {step}")),
+            "{step}: {}",
+            r.stderr
+        );
+        let r = p.tm(&["rollback"]);
+        assert!(
+            r.code == 0,
+            "{step}: rollback exit {}\n{}",
+            r.code,
+            r.stderr
+        );
+        assert!(
+            p.health().is_some_and(|(_, b)| b.contains("release=v1")),
+            "{step}: v1 is not serving"
+        );
+        assert!(!db.has_table("orders").await, "{step}: 2 still applied");
+        assert_eq!(versions(&history(&db).await), [1], "{step}");
+        let users = db.scalar("SELECT COUNT(*) FROM users").await;
+        assert_eq!(users.as_deref(), Some("0"), "{step}: the data of 2 stayed");
+        p.tm(&["check", "--require", "1"]).ok();
+        // Nothing is done twice: the next deploy applies 2 once.
+        p.tm(&["deploy", "--release", "v3"]).ok();
+        let users = db.scalar("SELECT COUNT(*) FROM users").await;
+        assert_eq!(users.as_deref(), Some("1"), "{step}");
+    }
+}

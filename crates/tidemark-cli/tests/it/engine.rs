@@ -275,55 +275,73 @@ async fn passwords_never_appear_in_output() {
     );
 }
 
-db_test!(library_repair_and_baseline_take_the_lock, |db| async move {
-    // A Rust program calling the library is as safe as the command: while another session
-    // holds the migration lock, repair and baseline wait for it (and time out), never write.
-    let m = numbered(2);
-    let set = MigrationSet::load(m.path(), None).unwrap();
-    let mut holder = db.connect().await;
-    let guard = engine::acquire(holder.as_mut(), &Settings::default(), &mut Quiet)
-        .await
-        .unwrap();
-    let settings = Settings {
-        lock_timeout: Duration::from_millis(300),
-        ..Settings::default()
-    };
-    let mut d = db.connect().await;
-    let e = tidemark::repair::repair(
-        d.as_mut(),
-        &set,
-        &settings,
-        &tidemark::repair::Decisions::default(),
-        true,
-        &mut Quiet,
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(e, Error::LockTimeout { .. }), "{e}");
-    let e = tidemark::baseline::baseline(d.as_mut(), &set, 2, true, &settings, None, &mut Quiet)
+db_test!(
+    library_repair_baseline_and_import_take_the_lock,
+    |db| async move {
+        // A Rust program calling the library is as safe as the command: while another session
+        // holds the migration lock, repair and baseline wait for it (and time out), never write.
+        let m = numbered(2);
+        let set = MigrationSet::load(m.path(), None).unwrap();
+        let mut holder = db.connect().await;
+        let guard = engine::acquire(holder.as_mut(), &Settings::default(), &mut Quiet)
+            .await
+            .unwrap();
+        let settings = Settings {
+            lock_timeout: Duration::from_millis(300),
+            ..Settings::default()
+        };
+        let mut d = db.connect().await;
+        let e = tidemark::repair::repair(
+            d.as_mut(),
+            &set,
+            &settings,
+            &tidemark::repair::Decisions::default(),
+            true,
+            &mut Quiet,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::LockTimeout { .. }), "{e}");
-    assert!(
-        !db.has_table("tidemark_history").await,
-        "something was written"
-    );
-    // A plan only needs no lock.
-    tidemark::repair::repair(
-        d.as_mut(),
-        &set,
-        &settings,
-        &tidemark::repair::Decisions::default(),
-        false,
-        &mut Quiet,
-    )
-    .await
-    .unwrap();
-    guard.release().await.unwrap();
-    let b =
-        tidemark::baseline::baseline(d.as_mut(), &set, 0, false, &settings, None, &mut Quiet).await;
-    assert!(b.is_err(), "there is no migration 0");
-});
+        assert!(matches!(e, Error::LockTimeout { .. }), "{e}");
+        let e =
+            tidemark::baseline::baseline(d.as_mut(), &set, 2, true, &settings, None, &mut Quiet)
+                .await
+                .unwrap_err();
+        assert!(matches!(e, Error::LockTimeout { .. }), "{e}");
+        let e = tidemark::import::import(
+            d.as_mut(),
+            &set,
+            &settings,
+            tidemark::import::Tool::GolangMigrate,
+            None,
+            false,
+            true,
+            &mut Quiet,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::LockTimeout { .. }), "{e}");
+        assert!(
+            !db.has_table("tidemark_history").await,
+            "something was written"
+        );
+        // A plan only needs no lock.
+        tidemark::repair::repair(
+            d.as_mut(),
+            &set,
+            &settings,
+            &tidemark::repair::Decisions::default(),
+            false,
+            &mut Quiet,
+        )
+        .await
+        .unwrap();
+        guard.release().await.unwrap();
+        let b =
+            tidemark::baseline::baseline(d.as_mut(), &set, 0, false, &settings, None, &mut Quiet)
+                .await;
+        assert!(b.is_err(), "there is no migration 0");
+    }
+);
 
 db_test!(the_migrator_does_what_the_commands_do, |db| async move {
     let m = numbered(3);
