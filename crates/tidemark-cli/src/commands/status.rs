@@ -257,8 +257,8 @@ fn print_text(
     out.line(paint(
         DIM,
         format!(
-            "  {:<vw$}  {:<nw$}  {:<9}  {}",
-            "VERSION", "NAME", "STATE", "APPLIED AT"
+            "  {:<vw$}  {:<nw$}  {:<9}  {:<23}  {}",
+            "VERSION", "NAME", "STATE", "APPLIED AT", "CLASS"
         ),
     ));
     for e in &st.entries {
@@ -287,12 +287,15 @@ fn print_text(
         if e.state == MigrationState::Modified {
             note.push_str("  file changed since it was applied");
         }
+        // What the migration does to a release running beside it, as recorded when applied.
+        let class = e.lint_class.map(|c| c.as_str()).unwrap_or("");
         out.line(format!(
-            "  {:<vw$}  {:<nw$}  {}  {}{}",
+            "  {:<vw$}  {:<nw$}  {}  {:<23}  {}{}",
             e.version,
             name,
             paint(state_style(e.state), state),
             when,
+            paint(DIM, class),
             paint(DIM, note)
         ));
     }
