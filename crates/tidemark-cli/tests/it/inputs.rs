@@ -56,13 +56,6 @@ db_test!(
             &["1_a.up.sql:2", "UTF-8"],
         )
         .await;
-        rejected(&db, &[("1_a.up.sql", b"\n\n")], &["1_a.up.sql", "empty"]).await;
-        rejected(
-            &db,
-            &[("1_a.up.sql", b"-- just a comment\n")],
-            &["1_a.up.sql", "no SQL statement"],
-        )
-        .await;
         rejected(
             &db,
             &[("1_a.up.sql", b"SELECT 1;\nINSERT INTO t VALUES ('oops);\n")],
@@ -171,3 +164,31 @@ fn missing_database_url_is_a_usage_error() {
     assert_eq!(j["error"]["code"], "usage");
     assert_eq!(j["error"]["exit_code"], 2);
 }
+
+db_test!(
+    comment_only_up_scripts_are_no_op_migrations,
+    |db| async move {
+        // A project that keeps version numbers aligned across its databases: 2 does nothing here.
+        let m = Migrations::new(&[
+            ("1_a.up.sql", "CREATE TABLE a (id INTEGER);\n"),
+            (
+                "2_align.up.sql",
+                "-- only for MySQL; kept so versions match\n",
+            ),
+            ("3_empty.up.sql", "\n\n"),
+            ("4_b.up.sql", "CREATE TABLE b (id INTEGER);\n"),
+        ]);
+        tm(&db, &m, &["up"]).ok();
+        assert_eq!(versions(&history(&db).await), [1, 2, 3, 4]);
+        tm(&db, &m, &["check"]).ok();
+        let l = tm(&db, &m, &["lint", "--format", "json"]).json();
+        let rules: Vec<&str> = l["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .filter(|r| *r == "empty-migration")
+            .collect();
+        assert_eq!(rules.len(), 2, "{l}");
+    }
+);

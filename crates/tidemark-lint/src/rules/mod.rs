@@ -18,6 +18,7 @@ mod down_does_not_revert;
 mod drop_column;
 mod drop_table;
 mod drop_without_if_exists;
+mod empty_migration;
 mod invalid_lint_ignore;
 mod missing_down;
 mod multiple_ddl_statements;
@@ -63,6 +64,7 @@ pub static RULES: &[&dyn Rule] = &[
     &missing_down::MissingDown,
     &down_does_not_revert::DownDoesNotRevert,
     // The lint itself.
+    &empty_migration::EmptyMigration,
     &unparsable_statement::UnparsableStatement,
     &invalid_lint_ignore::InvalidLintIgnore,
 ];
