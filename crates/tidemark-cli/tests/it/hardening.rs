@@ -435,3 +435,58 @@ async fn a_migration_waiting_for_a_lock_gives_up_and_retries_mysql() {
         lock_waits(db).await;
     }
 }
+
+db_test!(a_dry_run_refuses_exactly_as_the_real_run, |db| async move {
+    // Each refusal of `up` and `down`, made on purpose; the dry run must exit with the same
+    // code and change nothing (the real run is tried last, and refuses too).
+    let m = numbered(3);
+    tm(&db, &m, &["up", "--to", "2"]).ok();
+    let same = |what: &str, args: &[&str]| {
+        let dry: Vec<&str> = args.iter().copied().chain(["--dry-run"]).collect();
+        let d = tm(&db, &m, &dry);
+        let r = tm(&db, &m, args);
+        assert_eq!(
+            d.code, r.code,
+            "{what}: dry run {} vs real run {}\n{}\n{}",
+            d.code, r.code, d.stderr, r.stderr
+        );
+        assert_ne!(r.code, 0, "{what}: the real run did not refuse");
+    };
+    // Drifted: a table nobody migrated.
+    db.exec("CREATE TABLE sneaky (id INTEGER)").await;
+    same("drift", &["up"]);
+    same("drift (down)", &["down", "--steps", "1"]);
+    db.exec("DROP TABLE sneaky").await;
+    // Modified: an applied file changed.
+    let f = m.path().join("002_create_t2.up.sql");
+    let orig = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, format!("{orig}-- edited\nSELECT 1;\n")).unwrap();
+    same("modified", &["up"]);
+    std::fs::write(&f, &orig).unwrap();
+    // Missing: an applied file gone.
+    let down = m.path().join("002_create_t2.down.sql");
+    let down_text = std::fs::read_to_string(&down).unwrap();
+    std::fs::remove_file(&f).unwrap();
+    std::fs::remove_file(&down).unwrap();
+    same("missing", &["up"]);
+    std::fs::write(&f, &orig).unwrap();
+    std::fs::write(&down, &down_text).unwrap();
+    // Unknown: no fingerprint, and no shadow database to establish it.
+    db.exec("UPDATE tidemark_history SET schema_fingerprint = NULL")
+        .await;
+    if db.dialect() != tidemark::Dialect::Sqlite {
+        let bad = match db.dialect() {
+            tidemark::Dialect::MySql => "mysql://root@127.0.0.1:1/x",
+            _ => "postgres://postgres@127.0.0.1:1/x",
+        };
+        same("unknown", &["up", "--shadow-url", bad]);
+    }
+    // Failed: a migration recorded as failed half way.
+    db.exec("UPDATE tidemark_history SET state = 'failed' WHERE version = 2")
+        .await;
+    same("failed", &["up"]);
+    same("failed (down)", &["down", "--steps", "1"]);
+    // Nothing of all that changed anything.
+    assert!(!db.has_table("t3").await);
+    assert!(db.has_table("t2").await);
+});
