@@ -74,6 +74,17 @@ pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
 
+/// Loopback or a Unix socket directory: a connection that never leaves the machine.
+pub fn is_local_host(host: &str) -> bool {
+    host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Where a driver connects: a TCP port, or a Unix socket (nothing to probe).
 pub struct Endpoint<'a> {
     pub host: &'a str,

@@ -31,6 +31,18 @@ pub(crate) fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions> {
             url.scrub(&e.to_string())
         ))
     })?;
+    // On loopback and Unix sockets TLS protects nothing and costs a handshake and encryption
+    // of every row read: skipped there unless the URL asks for a mode.
+    let asks = raw.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|kv| kv.starts_with("ssl-mode=") || kv.starts_with("sslmode="))
+    });
+    let local = opts.get_socket().is_some() || tidemark_core::probe::is_local_host(opts.get_host());
+    let opts = if !asks && local {
+        opts.ssl_mode(sqlx::mysql::MySqlSslMode::Disabled)
+    } else {
+        opts
+    };
     // Run migrations in the session the server gives, as the mysql client would: sqlx would
     // otherwise add PIPES_AS_CONCAT to sql_mode (changing what `||` means) and force the time
     // zone to UTC (changing what NOW() writes).

@@ -490,3 +490,23 @@ db_test!(a_dry_run_refuses_exactly_as_the_real_run, |db| async move {
     assert!(!db.has_table("t3").await);
     assert!(db.has_table("t2").await);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tls_handshake_on_loopback_unless_asked() {
+    let Some(db) =
+        tidemark_test::TestDb::postgres("hardening::no_tls_handshake_on_loopback_unless_asked").await
+    else {
+        return;
+    };
+    // The test server is on loopback: nothing to protect, a handshake and encryption to pay.
+    let mut d = db.connect().await;
+    let rows = d
+        .query(
+            "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows[0][0].as_i64(), Some(0), "TLS on a loopback connection");
+    d.close().await;
+}
