@@ -23,8 +23,17 @@ pub struct Failure {
     pub body: Option<String>,
 }
 
-/// GET a URL (http only) within `timeout`: status and body (cut to [`BODY_LIMIT`]).
-pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
+/// One answer to a GET.
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    /// Cut to [`BODY_LIMIT`].
+    pub body: String,
+}
+
+/// GET a URL (http only) within `timeout`, on a connection of its own that is closed after
+/// (a switch behind nginx must be seen by a new connection, not one kept alive).
+pub async fn get(url: &str, timeout: Duration) -> Result<Answer, String> {
     let u = url::Url::parse(url).map_err(|e| format!("bad URL `{url}`: {e}"))?;
     let host = u
         .host_str()
@@ -49,6 +58,7 @@ pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), Str
         let req = hyper::Request::get(path)
             .header(hyper::header::HOST, format!("{host}:{port}"))
             .header(hyper::header::USER_AGENT, "tidemark-deploy")
+            .header(hyper::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         let res = sender
@@ -56,6 +66,7 @@ pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), Str
             .await
             .map_err(|e| format!("no answer: {e}"))?;
         let status = res.status().as_u16();
+        let headers = res.headers().clone();
         let body = res
             .into_body()
             .collect()
@@ -64,7 +75,11 @@ pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), Str
             .unwrap_or_default();
         driver.abort();
         let cut = &body[..body.len().min(BODY_LIMIT)];
-        Ok((status, String::from_utf8_lossy(cut).into_owned()))
+        Ok(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(cut).into_owned(),
+        })
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
@@ -73,6 +88,11 @@ pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), Str
             humantime::format_duration(timeout)
         )),
     }
+}
+
+/// GET a URL (http only) within `timeout`: status and body (cut to [`BODY_LIMIT`]).
+pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
+    get(url, timeout).await.map(|a| (a.status, a.body))
 }
 
 /// Does one answer satisfy the check?

@@ -17,9 +17,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 
 use crate::config::NginxConfig;
 use crate::strategy::{Action, ReleaseStrategy, Shell, Target};
@@ -558,42 +555,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
 
 /// GET `url` with a fresh connection: the response headers.
 pub async fn get_headers(url: &str, timeout: Duration) -> Result<hyper::HeaderMap, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("bad URL `{url}`: {e}"))?;
-    let host = u.host_str().unwrap_or("127.0.0.1").to_string();
-    let port = u.port_or_known_default().unwrap_or(80);
-    let path = match u.query() {
-        Some(q) => format!("{}?{q}", u.path()),
-        None => u.path().to_string(),
-    };
-    let work = async move {
-        let h = host.trim_start_matches('[').trim_end_matches(']');
-        let stream = tokio::net::TcpStream::connect((h, port))
-            .await
-            .map_err(|e| format!("no answer: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("no answer: {e}"))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .header(hyper::header::USER_AGENT, "tidemark-deploy")
-            .header(hyper::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let res = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("no answer: {e}"))?;
-        let headers = res.headers().clone();
-        let _ = res.into_body().collect().await;
-        driver.abort();
-        Ok(headers)
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .unwrap_or_else(|_| Err("no answer in time".into()))
+    crate::check::get(url, timeout).await.map(|a| a.headers)
 }
 
 /// Reads tidemark's access log from where a step began: upstream answers per address.
