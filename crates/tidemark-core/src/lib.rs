@@ -22,6 +22,7 @@ pub mod plan;
 pub mod probe;
 pub mod repair;
 pub mod replay;
+pub mod scratch;
 pub mod split;
 pub mod status;
 pub mod url;

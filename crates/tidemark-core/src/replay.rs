@@ -19,12 +19,9 @@ pub struct Shadow {
     owner: Option<(Box<dyn Driver>, String)>,
 }
 
+/// `tm_shadow_HOST_PID_EPOCH`: the next run can tell an orphan ([`crate::scratch`]).
 fn scratch_name() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("tm_shadow_{}_{:08x}", std::process::id(), nanos)
+    crate::scratch::name("shadow", None)
 }
 
 impl Shadow {
@@ -54,6 +51,9 @@ impl Shadow {
             None => live.connect_other(live.url()).await?,
         };
         let name = scratch_name();
+        // Registered before it exists: a signal between CREATE and the registration would
+        // otherwise leave it (dropping a database that is not there is harmless).
+        crate::scratch::register_database(owner.url(), &name);
         let url = owner.create_database(&name).await.map_err(|e| {
             Error::Usage(format!(
                 "could not create a shadow database to replay the migrations on ({e}); \
@@ -67,6 +67,7 @@ impl Shadow {
             }),
             Err(e) => {
                 let _ = owner.drop_database(&name).await;
+                crate::scratch::unregister_database(&name);
                 Err(e)
             }
         }
@@ -76,8 +77,9 @@ impl Shadow {
     pub async fn close(self) {
         self.driver.close().await;
         if let Some((mut owner, name)) = self.owner {
-            if let Err(e) = owner.drop_database(&name).await {
-                tracing::warn!("could not drop the shadow database {name}: {e}");
+            match owner.drop_database(&name).await {
+                Ok(()) => crate::scratch::unregister_database(&name),
+                Err(e) => tracing::warn!("could not drop the shadow database {name}: {e}"),
             }
             owner.close().await;
         }
