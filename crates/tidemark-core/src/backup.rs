@@ -805,6 +805,9 @@ pub fn side_names(live: &DatabaseUrl) -> Result<(String, String)> {
 fn register_side(live: &DatabaseUrl, name: &str) {
     if live.dialect() == Dialect::Sqlite {
         crate::scratch::register_path(Path::new(name));
+        for suffix in ["-journal", "-wal", "-shm"] {
+            crate::scratch::register_path(Path::new(&format!("{name}{suffix}")));
+        }
     } else {
         crate::scratch::register_database(live, name);
     }
@@ -813,6 +816,9 @@ fn register_side(live: &DatabaseUrl, name: &str) {
 fn unregister_side(live: &DatabaseUrl, name: &str) {
     if live.dialect() == Dialect::Sqlite {
         crate::scratch::unregister_path(Path::new(name));
+        for suffix in ["-journal", "-wal", "-shm"] {
+            crate::scratch::unregister_path(Path::new(&format!("{name}{suffix}")));
+        }
     } else {
         crate::scratch::unregister_database(name);
     }

@@ -209,6 +209,9 @@ pub async fn sweep(live: &mut dyn crate::driver::Driver) -> crate::error::Result
             && let Ok(lock) = live.lock(std::time::Duration::ZERO, &mut ()).await
         {
             let _ = lock.release().await;
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{side}{suffix}"));
+            }
             if std::fs::remove_file(&side).is_ok() {
                 out.push(format!(
                     "a restore of this database was interrupted before the swap: the database is as it was before it; removed the partly restored copy {side}"

@@ -59,8 +59,8 @@ impl Dumper for SqliteDumper {
     }
 
     async fn create_side(&self, side: &str) -> Result<DatabaseUrl> {
-        let p = PathBuf::from(side);
-        remove_if_there(&p)?;
+        // A journal left beside an earlier side copy would be "rolled back" into this one.
+        self.drop_side(side).await?;
         DatabaseUrl::parse(&format!("sqlite://{side}"))
     }
 
@@ -81,17 +81,43 @@ impl Dumper for SqliteDumper {
         std::fs::File::open(&staged)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(&staged, e))?;
+        // The restored copy must be complete in its own file: nothing of it in a journal or
+        // log that the rename would leave behind.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let p = PathBuf::from(format!("{side}{suffix}"));
+            if p.exists() {
+                return Err(Error::Tool(format!(
+                    "the restored copy {side} still has {}; refusing to swap it in (the database was not touched)",
+                    p.display()
+                )));
+            }
+        }
+        // Opening the live database rolls back a hot journal and the checkpoint folds a
+        // write-ahead log into the file, so its sidecars hold nothing the old file needs...
         let mut d = connect(&self.url).await?;
         let r = d
-            .run("PRAGMA wal_checkpoint(TRUNCATE)")
+            .query("PRAGMA wal_checkpoint(TRUNCATE)", &[])
             .await
             .map_err(|e| Error::db("could not checkpoint the write-ahead log", e));
         Box::new(d).close().await;
-        r?;
-        std::fs::rename(&staged, &db).map_err(|e| Error::io(&db, e))?;
+        if r?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(tidemark_core::driver::Value::as_i64)
+            .unwrap_or(0)
+            != 0
+        {
+            return Err(Error::Tool(format!(
+                "{} is in use (its write-ahead log could not be checkpointed): stop the application first ([backup] stop_writers); the database was not touched",
+                db.display()
+            )));
+        }
+        // ...and they go before the rename: left beside the restored file, a journal or log of
+        // the old one would be replayed into it.
         for suffix in ["-wal", "-shm", "-journal"] {
             remove_if_there(&PathBuf::from(format!("{}{suffix}", db.display())))?;
         }
+        std::fs::rename(&staged, &db).map_err(|e| Error::io(&db, e))?;
         lock.release().await
     }
 

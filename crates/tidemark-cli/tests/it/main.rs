@@ -13,6 +13,7 @@ mod inputs;
 mod inspect_mysql;
 mod inspect_postgres;
 mod inspect_sqlite;
+mod interrupts;
 mod lint;
 mod lint_replay;
 mod recovery;

@@ -1,0 +1,409 @@
+//! Interrupted or faulty operations leave nothing broken behind (issue 18): a restore stopped by
+//! any signal at any moment leaves the old database or the restored one, never less; signals
+//! leave no scratch database, unfinished dump or secret behind; a dump of another kind is
+//! refused with the database untouched.
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use tidemark::Dialect;
+use tidemark_test::{Migrations, TestDb, db_test};
+
+use crate::common::*;
+
+fn signal(child: &Child, sig: &str) {
+    if sig == "KILL" {
+        // `Child::kill` is SIGKILL; `kill(1)` for the others (no unsafe code in the tests).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+    } else {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+/// Wait for the child to exit (at most 60 s) and return its outcome.
+fn finish(mut child: Child) -> Run {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap().into();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("tidemark did not exit within 60 s of the signal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Scratch databases on the server made by process `pid` (`tm_KIND_HOST_PID_…`).
+async fn scratch_of(db: &TestDb, pid: u32) -> Vec<String> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => "SELECT datname FROM pg_database WHERE datname LIKE 'tm\\_%'",
+        Dialect::MySql => {
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tm\\_%'"
+        }
+        Dialect::Sqlite => return Vec::new(),
+    };
+    db.rows(sql)
+        .await
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .filter(|n| tidemark::scratch::parse(n).is_some_and(|s| s.pid == pid && !s.kind.is_empty()))
+        .collect()
+}
+
+/// Processes whose command line mentions `needle` (a dump tool left running).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && !cmd.contains("cargo") {
+                out.push(cmd);
+            }
+        }
+    }
+    out
+}
+
+async fn count(db: &TestDb, table: &str) -> i64 {
+    db.scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// "old": the state the restore replaces; "restored": the backup's. Anything else is a broken
+/// database.
+async fn state(db: &TestDb) -> &'static str {
+    let h = versions(&history(db).await);
+    let rows = count(db, "t1").await;
+    let t3 = db.has_table("t3").await;
+    let max: i64 = db
+        .scalar("SELECT MAX(id) FROM t1")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    match (h.as_slice(), rows, max, t3) {
+        ([1, 2], 300, 300, false) => "restored",
+        ([1, 2, 3], 500, 500, true) => "old",
+        other => panic!("the database is neither the old one nor the restored one: {other:?}"),
+    }
+}
+
+/// Make the current state "old" (from "restored", or from the backup's state).
+async fn make_old(db: &TestDb, m: &Migrations) {
+    tm(db, m, &["up", "--no-backup"]).ok();
+    db.exec("INSERT INTO t1 (id, name) SELECT id + 300, name FROM t1 WHERE id <= 200")
+        .await;
+    assert_eq!(state(db).await, "old");
+}
+
+db_test!(
+    restore_interrupted_by_any_signal_leaves_the_old_or_the_restored_database,
+    |db| async move {
+        let m = numbered(2);
+        tm(&db, &m, &["up", "--no-backup"]).ok();
+        let mut values = Vec::new();
+        for i in 1..=300 {
+            values.push(format!("({i}, 'row {i}')"));
+        }
+        db.exec(&format!(
+            "INSERT INTO t1 (id, name) VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+        let r = tm(&db, &m, &["backup", "create", "--format", "json"]);
+        r.ok();
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        add_table_migration(&m, 3);
+        make_old(&db, &m).await;
+
+        // How long an undisturbed restore takes, to spread the signals over it.
+        let started = Instant::now();
+        tm(&db, &m, &["backup", "restore", &id, "--yes", "--no-backup"]).ok();
+        let full = started.elapsed();
+        assert_eq!(state(&db).await, "restored");
+
+        let mut seen = std::collections::BTreeSet::new();
+        let trials = [
+            ("INT", 0.15),
+            ("TERM", 0.35),
+            ("KILL", 0.5),
+            ("TERM", 0.65),
+            ("INT", 0.8),
+            ("KILL", 0.9),
+            ("KILL", 0.97),
+        ];
+        for (sig, at) in trials {
+            if state(&db).await == "restored" {
+                make_old(&db, &m).await;
+            }
+            let child = spawn(&db, &m, &["backup", "restore", &id, "--yes", "--no-backup"]);
+            let pid = child.id();
+            std::thread::sleep(full.mul_f64(at));
+            signal(&child, sig);
+            let run = finish(child);
+            let now = state(&db).await;
+            seen.insert(now);
+            if sig != "KILL" && run.code != 0 {
+                assert!(
+                    run.code == 130 || run.code == 143,
+                    "SIGINT/SIGTERM exit 130/143: {run:?}"
+                );
+                assert!(
+                    scratch_of(&db, pid).await.is_empty(),
+                    "the handler dropped the side copy: {:?} {run:?}",
+                    scratch_of(&db, pid).await
+                );
+            }
+            // The next command says what happened and sweeps what a SIGKILL left.
+            let st = tm(&db, &m, &["status"]);
+            assert!(
+                st.code == 0 || st.code == 10,
+                "status works after the interrupted restore: {st:?}"
+            );
+            assert!(
+                scratch_of(&db, pid).await.is_empty(),
+                "swept after SIGKILL: {:?} {st:?}",
+                scratch_of(&db, pid).await
+            );
+            if let Some(p) = db.sqlite_path() {
+                assert!(
+                    !Path::new(&format!("{}.tidemark-restore", p.display())).exists(),
+                    "the side file is gone"
+                );
+            }
+        }
+        // A restore still works afterwards.
+        make_old(&db, &m).await;
+        tm(&db, &m, &["backup", "restore", &id, "--yes"]).ok();
+        assert_eq!(state(&db).await, "restored");
+        eprintln!("states seen after a signal: {seen:?}");
+    }
+);
+
+db_test!(
+    a_dump_of_another_kind_is_refused_with_the_database_untouched,
+    |db| async move {
+        let m = numbered(1);
+        tm(&db, &m, &["up"]).ok();
+        db.exec("INSERT INTO t1 (id, name) VALUES (1, 'a')").await;
+        let r = tm(&db, &m, &["backup", "create", "--format", "json"]);
+        r.ok();
+        let b = r.json();
+        let id = b["id"].as_str().unwrap().to_string();
+        db.exec("INSERT INTO t1 (id, name) VALUES (2, 'b')").await;
+        // Another database kind's dump under this backup's manifest (as if `latest` had picked
+        // it, or the file were replaced): the checksum is made to match, so only the kind tells.
+        let path = std::path::PathBuf::from(b["path"].as_str().unwrap());
+        let foreign: &[u8] = match db.dialect() {
+            Dialect::Postgres => {
+                b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\nCREATE TABLE x (id INT);\n"
+            }
+            Dialect::MySql => b"PGDMP\x01\x0e\x00\x04\x08\x01\x01\x01\x00\x00\x00\x00",
+            Dialect::Sqlite => b"PGDMP\x01\x0e\x00\x04\x08\x01\x01\x01\x00\x00\x00\x00",
+        };
+        std::fs::write(&path, foreign).unwrap();
+        let manifest = path.parent().unwrap().join("manifest.json");
+        let mut j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        j["sha256"] = tidemark::backup::sha256_file(&path).unwrap().into();
+        std::fs::write(&manifest, serde_json::to_string_pretty(&j).unwrap()).unwrap();
+        let r = tm(&db, &m, &["backup", "restore", &id, "--yes"]);
+        r.code(20);
+        assert!(
+            r.stderr.contains("not a") && r.stderr.contains("not touched"),
+            "{r:?}"
+        );
+        assert_eq!(count(&db, "t1").await, 2, "the database is untouched");
+        assert_eq!(versions(&history(&db).await), vec![1]);
+
+        // A manifest of another dialect is refused just as early.
+        j["dialect"] = if db.dialect() == Dialect::Postgres {
+            "mysql"
+        } else {
+            "postgres"
+        }
+        .into();
+        std::fs::write(&manifest, serde_json::to_string_pretty(&j).unwrap()).unwrap();
+        let r = tm(&db, &m, &["backup", "restore", &id, "--yes"]);
+        r.code(2);
+        assert_eq!(count(&db, "t1").await, 2, "the database is untouched");
+    }
+);
+
+db_test!(
+    restore_waits_for_a_running_migration_instead_of_killing_it,
+    |db| async move {
+        let m = numbered(1);
+        tm(&db, &m, &["up"]).ok();
+        let r = tm(&db, &m, &["backup", "create", "--format", "json"]);
+        r.ok();
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let slow = match db.dialect() {
+            Dialect::Postgres => "SELECT pg_sleep(3)",
+            Dialect::MySql => "SELECT SLEEP(3)",
+            Dialect::Sqlite => {
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) FROM c"
+            }
+        };
+        m.write("002_slow.up.sql", &format!("{slow};\n"));
+        let migrating = spawn(&db, &m, &["up", "--no-backup"]);
+        wait_for_lock_held(&db).await;
+        let r = tm(
+            &db,
+            &m,
+            &["backup", "restore", &id, "--yes", "--lock-timeout", "0s"],
+        );
+        r.code(1);
+        assert!(r.stderr.contains("lock"), "{r:?}");
+        let up = finish(migrating);
+        up.ok();
+        assert_eq!(
+            versions(&history(&db).await),
+            vec![1, 2],
+            "the migration finished"
+        );
+        tm(&db, &m, &["backup", "restore", &id, "--yes"]).ok();
+        assert_eq!(versions(&history(&db).await), vec![1]);
+    }
+);
+
+/// A migration that sleeps only on a shadow database (so the live `up` is quick and `drift`
+/// sits in the replay long enough to be interrupted).
+fn sleeps_on_the_shadow(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => {
+            "SELECT CASE WHEN current_database() LIKE 'tm\\_shadow%' THEN pg_sleep(60) END;\n"
+        }
+        _ => "SELECT IF(DATABASE() LIKE 'tm\\\\_shadow%', SLEEP(60), 0);\n",
+    }
+}
+
+db_test!(signals_leave_no_shadow_database_behind, |db| async move {
+    if db.dialect() == Dialect::Sqlite {
+        return; // SQLite replays in memory: there is nothing to leave.
+    }
+    let m = numbered(1);
+    m.write(
+        "002_slow_on_shadow.up.sql",
+        sleeps_on_the_shadow(db.dialect()),
+    );
+    tm(&db, &m, &["up", "--no-backup"]).ok();
+    for sig in ["TERM", "INT", "KILL"] {
+        let child = spawn(&db, &m, &["drift"]);
+        let pid = child.id();
+        let started = Instant::now();
+        while scratch_of(&db, pid).await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no shadow");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Inside the replay's sleep.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal(&child, sig);
+        let run = finish(child);
+        if sig == "KILL" {
+            assert_eq!(
+                scratch_of(&db, pid).await.len(),
+                1,
+                "SIGKILL runs no handler"
+            );
+            let st = tm(&db, &m, &["status"]);
+            assert!(
+                st.stderr.contains("removed the shadow database"),
+                "the next run says what it swept: {st:?}"
+            );
+        } else {
+            assert_eq!(run.code, if sig == "TERM" { 143 } else { 130 }, "{run:?}");
+            assert!(run.stderr.contains("tm_shadow_"), "{run:?}");
+        }
+        assert!(
+            scratch_of(&db, pid).await.is_empty(),
+            "{:?}",
+            scratch_of(&db, pid).await
+        );
+    }
+});
+
+db_test!(
+    signals_during_a_backup_leave_no_dump_process_directory_or_secret,
+    |db| async move {
+        if db.dialect() == Dialect::Sqlite {
+            return; // VACUUM INTO runs in-process: no tool, no option file.
+        }
+        let m = numbered(1);
+        tm(&db, &m, &["up", "--no-backup"]).ok();
+        // Enough rows that the dump tool is still running when the signal comes.
+        db.exec("INSERT INTO t1 (id, name) VALUES (1, 'a')").await;
+        for _ in 0..17 {
+            db.exec("INSERT INTO t1 (id, name) SELECT id + (SELECT MAX(id) FROM t1), name FROM t1")
+                .await;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let backups = m.path().join(".backups");
+        for sig in ["TERM", "INT"] {
+            let child = tm_cmd(&db, &m, &["backup", "create"])
+                .env("TMPDIR", tmp.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let needle = backups.display().to_string();
+            let started = Instant::now();
+            while processes_mentioning(&needle)
+                .iter()
+                .all(|c| !c.contains("dump"))
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the dump tool never started"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            signal(&child, sig);
+            let run = finish(child);
+            assert_eq!(run.code, if sig == "TERM" { 143 } else { 130 }, "{run:?}");
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                processes_mentioning(&needle).is_empty(),
+                "no dump tool outlives tidemark: {:?}",
+                processes_mentioning(&needle)
+            );
+            let unfinished: Vec<_> = walk(&backups)
+                .into_iter()
+                .filter(|d| d.is_dir() && d.parent() != Some(backups.as_path()))
+                .filter(|d| !d.join("manifest.json").exists())
+                .collect();
+            assert!(unfinished.is_empty(), "{unfinished:?}");
+            let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+            assert!(
+                left.is_empty(),
+                "nothing in TMPDIR (no option file): {left:?}"
+            );
+        }
+    }
+);
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+                out.push(p);
+            }
+        }
+    }
+    out
+}
