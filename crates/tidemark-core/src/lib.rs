@@ -17,6 +17,7 @@ pub mod gate;
 pub mod history;
 pub mod identity;
 pub mod import;
+pub mod input;
 pub mod migration;
 pub mod plan;
 pub mod probe;

@@ -412,3 +412,85 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Run tidemark with a deadline: input must never make it hang.
+fn within(mut cmd: std::process::Command, secs: u64) -> Run {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut child = child;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap().into();
+        }
+        if started.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("tidemark hung on its input for {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+db_test!(
+    input_that_could_hang_or_half_apply_is_refused_by_name,
+    |db| async move {
+        let cases: Vec<(&str, Box<dyn Fn(&Path)>, &[&str])> = vec![
+            (
+                "a NUL byte",
+                Box::new(|p: &Path| {
+                    std::fs::write(p, b"CREATE TABLE a (id INT);\nSELECT 'x\0y';\n").unwrap()
+                }),
+                &["2_b.up.sql:2", "NUL"],
+            ),
+            (
+                "an escape character",
+                Box::new(|p: &Path| std::fs::write(p, b"SELECT '\x1b[31m';\n").unwrap()),
+                &["2_b.up.sql:1", "U+001B"],
+            ),
+            (
+                "a symlink to a FIFO",
+                Box::new(|p: &Path| {
+                    let fifo = p.with_extension("fifo");
+                    assert!(
+                        std::process::Command::new("mkfifo")
+                            .arg(&fifo)
+                            .status()
+                            .unwrap()
+                            .success()
+                    );
+                    std::os::unix::fs::symlink(&fifo, p).unwrap();
+                }),
+                &["2_b.up.sql", "FIFO"],
+            ),
+            (
+                "a symlink to /dev/zero",
+                Box::new(|p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+                &["2_b.up.sql", "character device"],
+            ),
+            (
+                "a file over the size limit",
+                Box::new(|p: &Path| std::fs::write(p, "SELECT 1;\n".repeat(200)).unwrap()),
+                &["2_b.up.sql", "over the limit", "TIDEMARK_MAX_FILE_SIZE"],
+            ),
+        ];
+        for (what, make, expect) in cases {
+            let m = numbered(1);
+            tm(&db, &m, &["up", "--no-backup"]).ok();
+            make(&m.path().join("2_b.up.sql"));
+            for args in [&["up"][..], &["status"][..], &["lint"][..]] {
+                let mut c = tm_cmd(&db, &m, args);
+                c.env("TIDEMARK_MAX_FILE_SIZE", "1K");
+                let r = within(c, 20);
+                assert_eq!(r.code, 2, "{what} {args:?}: {r:?}");
+                for e in expect {
+                    assert!(r.stderr.contains(e), "{what} {args:?}: {e:?} in {r:?}");
+                }
+            }
+            assert!(!db.has_table("a").await, "{what}: nothing applied");
+            assert_eq!(versions(&history(&db).await), vec![1], "{what}");
+        }
+    }
+);
