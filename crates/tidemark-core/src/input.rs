@@ -179,7 +179,10 @@ mod tests {
         assert!(check_text(p, "SELECT 1;\r\n\tSELECT '\u{c}';\n").is_ok());
         let e = check_text(p, "SELECT 1;\nSELECT 'a\0b';\n").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains(":2") && msg.contains("NUL") && msg.contains("column 10"), "{msg}");
+        assert!(
+            msg.contains(":2") && msg.contains("NUL") && msg.contains("column 10"),
+            "{msg}"
+        );
         assert!(matches!(e, Error::BadInput { .. }));
         let e = check_text(p, "SELECT '\u{1b}[31m';").unwrap_err();
         assert!(e.to_string().contains("U+001B"), "{e}");
@@ -191,10 +194,17 @@ mod tests {
         let f = dir.path().join("1_a.up.sql");
         std::fs::write(&f, "SELECT 1;\n").unwrap();
         assert_eq!(read_migration(&f).unwrap(), "SELECT 1;\n");
-        assert!(open_regular(&f, 4).unwrap_err().to_string().contains("over the limit"));
+        assert!(
+            open_regular(&f, 4)
+                .unwrap_err()
+                .to_string()
+                .contains("over the limit")
+        );
         let e = open_regular(dir.path(), 1 << 20).unwrap_err().to_string();
         assert!(e.contains("a directory"), "{e}");
-        let e = open_regular(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string();
+        let e = open_regular(Path::new("/dev/zero"), 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("character device"), "{e}");
     }
 }

@@ -494,3 +494,29 @@ db_test!(
         }
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_over_max_allowed_packet_is_named_as_such() {
+    let Some(db) = TestDb::mysql("a_statement_over_max_allowed_packet_is_named_as_such").await
+    else {
+        return;
+    };
+    let max: usize = db
+        .scalar("SELECT @@max_allowed_packet")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let m = numbered(1);
+    m.write(
+        "002_big.up.sql",
+        &format!(
+            "INSERT INTO t1 (id, name) VALUES (1, '{}');\n",
+            "x".repeat(max + 1024)
+        ),
+    );
+    let r = tm(&db, &m, &["up", "--no-backup"]);
+    r.code(1);
+    assert!(r.stderr.contains("max_allowed_packet"), "{r:?}");
+    assert_eq!(versions(&history(&db).await), vec![1]);
+}
