@@ -315,11 +315,11 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         w.statements_applied.into(),
         w.lint_class.map(MigrationClass::as_str).into(),
     ];
-    driver
+    let n = driver
         .execute(&sql, &params)
         .await
         .map_err(db_err("could not write the history row"))?;
-    Ok(())
+    rows_written(n, 1, "write the history row of migration", Some(w.version))
 }
 
 /// Update a row's state, progress and error (statement-by-statement migrations).
@@ -346,11 +346,11 @@ pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         w.lint_class.map(MigrationClass::as_str).into(),
         w.version.into(),
     ];
-    driver
+    let n = driver
         .execute(&sql, &params)
         .await
         .map_err(db_err("could not update the history row"))?;
-    Ok(())
+    row_still_there(driver, n, w.version).await
 }
 
 /// Change a row's state and error only (its time and checksum stay as recorded).
@@ -367,11 +367,11 @@ pub async fn set_state(
         ph(d, 2),
         ph(d, 3)
     );
-    driver
+    let n = driver
         .execute(&sql, &[state.as_str().into(), error.into(), version.into()])
         .await
         .map_err(db_err("could not update the history row"))?;
-    Ok(())
+    row_still_there(driver, n, version).await
 }
 
 pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
@@ -379,11 +379,59 @@ pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
         "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
         ph(driver.dialect(), 1)
     );
-    driver
+    let n = driver
         .execute(&sql, &[version.into()])
         .await
         .map_err(db_err("could not delete the history row"))?;
-    Ok(())
+    rows_written(n, 1, "delete the history row of migration", Some(version))
+}
+
+/// A history or journal write must touch exactly the rows it means to: otherwise something
+/// else changed the table under the lock (or the lock was lost), and reporting success would
+/// be a lie. Stops with exit 1; what is recorded stays true.
+fn rows_written(n: u64, want: u64, what: &str, version: Option<i64>) -> Result<()> {
+    if n == want {
+        return Ok(());
+    }
+    let v = version.map(|v| format!(" {v}")).unwrap_or_default();
+    Err(Error::db(
+        format!("could not {what}{v}"),
+        crate::driver::DbError {
+            message: format!(
+                "the database reports {n} row(s) changed where {want} was expected: another process changed tidemark's tables (was the migration lock lost?); stopping, `tidemark status` shows what is recorded"
+            ),
+            ..Default::default()
+        },
+    ))
+}
+
+/// An UPDATE of a history row that reports no row: MySQL counts rows whose values did not
+/// change as unaffected, so it fails only if the row is really gone.
+async fn row_still_there(driver: &mut dyn Driver, n: u64, version: i64) -> Result<()> {
+    if n > 0 {
+        return Ok(());
+    }
+    let rows = driver
+        .query(
+            &format!(
+                "SELECT COUNT(*) FROM {HISTORY_TABLE} WHERE version = {}",
+                ph(driver.dialect(), 1)
+            ),
+            &[version.into()],
+        )
+        .await
+        .map_err(db_err("could not read the history row back"))?;
+    let there = rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    rows_written(
+        there.min(1) as u64,
+        1,
+        "update the history row of migration",
+        Some(version),
+    )
 }
 
 /// Record a fingerprint on a row only if the row still holds `previous` (compare and set), and
@@ -479,27 +527,27 @@ pub async fn change_with_journal(
         RowChange::Delete(v) => (
             // A data-modifying CTE runs to completion whether or not the main query reads it.
             format!(
-                "WITH h AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1) \
-                 INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) VALUES ({now}, $2, $3, $4, $5, $6)"
+                "WITH h AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1 RETURNING version) \
+                 INSERT INTO {JOURNAL_TABLE} (at, run_id, action, version, detail, actor) SELECT {now}, $2, $3, h.version, $4, $5 FROM h"
             ),
             vec![(*v).into()],
         ),
     };
-    let version = match &op {
-        RowChange::Insert(_) => None,
-        RowChange::Delete(v) => Some(Value::from(*v)),
-    };
+    // Both statements take the version from the history row they changed (`h`).
     params.push(j.run_id.into());
     params.push(j.action.into());
-    if let Some(v) = version {
-        params.push(v);
-    }
     params.push(j.detail.clone().into());
     params.push(j.actor.into());
-    driver.execute(&sql, &params).await.map_err(db_err(
+    // One journal row per history row: none when the history row was not there to change.
+    let n = driver.execute(&sql, &params).await.map_err(db_err(
         "could not write the history row and its journal line",
     ))?;
-    Ok(())
+    rows_written(
+        n,
+        1,
+        "write the history row and journal line of a migration",
+        None,
+    )
 }
 
 /// One journal line.
@@ -531,11 +579,11 @@ pub async fn journal(driver: &mut dyn Driver, j: &JournalWrite<'_>) -> Result<()
         j.detail.clone().into(),
         j.actor.into(),
     ];
-    driver
+    let n = driver
         .execute(&sql, &params)
         .await
         .map_err(db_err("could not append to the journal"))?;
-    Ok(())
+    rows_written(n, 1, "append to the journal", None)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -520,3 +520,82 @@ async fn a_statement_over_max_allowed_packet_is_named_as_such() {
     assert!(r.stderr.contains("max_allowed_packet"), "{r:?}");
     assert_eq!(versions(&history(&db).await), vec![1]);
 }
+
+/// MariaDB drops `keep1` and then fails on the missing table: something of the migration
+/// remains, so it must not be reported as rolled back nor forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_multi_table_drop_is_not_called_rolled_back() {
+    let Some(db) = TestDb::mysql("a_failed_multi_table_drop_is_not_called_rolled_back").await
+    else {
+        return;
+    };
+    let m = Migrations::new(&[(
+        "001_keep.up.sql",
+        "CREATE TABLE keep1 (id INT PRIMARY KEY);\n",
+    )]);
+    tm(&db, &m, &["up", "--no-backup"]).ok();
+    m.write("002_drop.up.sql", "DROP TABLE keep1, no_such_table;\n");
+    let r = tm(&db, &m, &["up", "--no-backup"]);
+    r.code(1);
+    assert!(!db.has_table("keep1").await, "MariaDB dropped keep1");
+    assert!(
+        !r.stderr.contains("nothing of migration 2 remains"),
+        "{r:?}"
+    );
+    assert_eq!(
+        history(&db).await,
+        vec![(1, "applied".to_string()), (2, "failed".to_string())],
+        "recorded as half applied: {r:?}"
+    );
+    // A list of objects none of which exists: the schema is compared and unchanged, so the
+    // claim that nothing remains is true (and made).
+    let m2 = Migrations::new(&[(
+        "001_keep.up.sql",
+        "CREATE TABLE keep2 (id INT PRIMARY KEY);\n",
+    )]);
+    let db2 = TestDb::mysql("a_failed_multi_table_drop_is_not_called_rolled_back_2")
+        .await
+        .unwrap();
+    tm(&db2, &m2, &["up", "--no-backup"]).ok();
+    m2.write("002_drop.up.sql", "DROP TABLE no_such_1, no_such_2;\n");
+    let r = tm(&db2, &m2, &["up", "--no-backup"]);
+    r.code(1);
+    assert!(db2.has_table("keep2").await);
+    assert!(r.stderr.contains("nothing of migration 2 remains"), "{r:?}");
+    assert_eq!(versions(&history(&db2).await), vec![1]);
+}
+
+#[test]
+fn new_refuses_to_overflow_the_version() {
+    let m = Migrations::new(&[("9223372036854775807_last.up.sql", "SELECT 1;\n")]);
+    let r: Run = command(m.path().parent().unwrap())
+        .args(["--dir"])
+        .arg(m.path())
+        .args(["new", "next"])
+        .output()
+        .unwrap()
+        .into();
+    r.code(2);
+    assert!(r.stderr.contains("9223372036854775807"), "{r:?}");
+    let files: Vec<_> = std::fs::read_dir(m.path()).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "nothing written: {files:?}");
+}
+
+db_test!(
+    a_history_write_that_changes_no_row_stops_the_run,
+    |db| async move {
+        // The down script removes its own history row behind tidemark's back (as another
+        // process could once the lock is lost): the revert's own delete then finds nothing.
+        let m = numbered(1);
+        m.write("002_b.up.sql", "CREATE TABLE t2 (id INT PRIMARY KEY);\n");
+        m.write(
+            "002_b.down.sql",
+            "DELETE FROM tidemark_history WHERE version = 2;\nDROP TABLE t2;\n",
+        );
+        tm(&db, &m, &["up", "--no-backup"]).ok();
+        let r = tm(&db, &m, &["down", "--steps", "1", "--no-backup"]);
+        r.code(1);
+        assert!(r.stderr.contains("row(s) changed"), "{r:?}");
+        assert!(!r.all().contains("✓ reverted"), "{r:?}");
+    }
+);
