@@ -148,6 +148,16 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The version after `v`, or bad input when there is none (the largest version is
+/// 9223372036854775807; wrapping around would write a negative one).
+fn next_version(v: i64) -> Result<i64> {
+    v.checked_add(1).ok_or_else(|| {
+        Error::Usage(format!(
+            "the newest migration has version {v}, the largest there is: no version comes after it (renumber the migrations, or name the next file by hand with a version between existing ones)"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -158,14 +168,4 @@ mod tests {
         );
         assert!(super::slug("---").is_err());
     }
-}
-
-/// The version after `v`, or bad input when there is none (the largest version is
-/// 9223372036854775807; wrapping around would write a negative one).
-fn next_version(v: i64) -> Result<i64> {
-    v.checked_add(1).ok_or_else(|| {
-        Error::Usage(format!(
-            "the newest migration has version {v}, the largest there is: no version comes after it (renumber the migrations, or name the next file by hand with a version between existing ones)"
-        ))
-    })
 }

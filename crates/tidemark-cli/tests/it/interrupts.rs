@@ -437,7 +437,8 @@ fn within(mut cmd: std::process::Command, secs: u64) -> Run {
 db_test!(
     input_that_could_hang_or_half_apply_is_refused_by_name,
     |db| async move {
-        let cases: Vec<(&str, Box<dyn Fn(&Path)>, &[&str])> = vec![
+        type Make = Box<dyn Fn(&Path)>;
+        let cases: Vec<(&str, Make, &[&str])> = vec![
             (
                 "a NUL byte",
                 Box::new(|p: &Path| {
