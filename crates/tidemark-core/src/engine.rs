@@ -987,7 +987,7 @@ async fn apply_stepwise(
                     .is_ok_and(|s| s.fingerprint() == *before);
             }
             let undo = match (nothing_done, step.direction) {
-                (true, Direction::Up) => history::delete(driver, step.version).await,
+                (true, Direction::Up) => history::delete_recorded(driver, step.version).await,
                 (true, Direction::Down) => {
                     history::set_state(driver, step.version, HistoryState::Applied, None).await
                 }
@@ -1041,7 +1041,7 @@ async fn apply_stepwise(
             row.execution_ms = ms;
             history::update(driver, &row).await?;
         }
-        Direction::Down => history::delete(driver, step.version).await?,
+        Direction::Down => history::delete_recorded(driver, step.version).await?,
     }
     journal_step(driver, step, ms, settings).await?;
     Ok(ms)

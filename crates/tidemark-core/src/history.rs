@@ -374,7 +374,21 @@ pub async fn set_state(
     row_still_there(driver, n, version).await
 }
 
+/// Delete a row if there is one (repair replaces rows this way).
 pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
+    let sql = format!(
+        "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
+        ph(driver.dialect(), 1)
+    );
+    driver
+        .execute(&sql, &[version.into()])
+        .await
+        .map_err(db_err("could not delete the history row"))?;
+    Ok(())
+}
+
+/// Delete the row of a migration this run recorded or reverts: it must be there.
+pub async fn delete_recorded(driver: &mut dyn Driver, version: i64) -> Result<()> {
     let sql = format!(
         "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
         ph(driver.dialect(), 1)
@@ -500,7 +514,7 @@ pub async fn change_with_journal(
     if driver.dialect() != Dialect::Postgres {
         match &op {
             RowChange::Insert(w) => insert(driver, w).await?,
-            RowChange::Delete(v) => delete(driver, *v).await?,
+            RowChange::Delete(v) => delete_recorded(driver, *v).await?,
         }
         return journal(driver, j).await;
     }
