@@ -143,8 +143,19 @@ impl RepairPlan {
 /// The replayed states (index k = after the k-th migration of the set; 0 = empty) and the live
 /// schema.
 pub struct Evidence {
-    pub states: Vec<State>,
+    /// Fingerprints and footprints of the replayed states (not their schemas).
+    pub trail: replay::Trail,
     pub live: Schema,
+}
+
+impl Evidence {
+    /// From states already in memory (tests).
+    pub fn from_states(live: Schema, states: &[State]) -> Evidence {
+        Evidence {
+            trail: replay::Trail::of(states),
+            live,
+        }
+    }
 }
 
 /// Replay every migration on a shadow database and inspect the live one.
@@ -156,12 +167,12 @@ pub async fn gather(
 ) -> Result<Evidence> {
     set.validate(live.dialect())?;
     let mut shadow = Shadow::open(live, shadow_url).await?;
-    let states = replay::replay_all(&mut shadow, set, &settings.inspect).await;
+    let trail = replay::replay_all(&mut shadow, set, &settings.inspect).await;
     shadow.close().await;
-    let states = states?;
+    let trail = trail?;
     let live_schema = live.inspect(&settings.inspect).await?;
     Ok(Evidence {
-        states,
+        trail,
         live: live_schema,
     })
 }
@@ -249,12 +260,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     let st = Status::compute(set, history);
     let live = replay::objects(&ev.live);
     let live_fp = ev.live.fingerprint();
-    let objs: Vec<BTreeMap<String, Object>> = ev
-        .states
-        .iter()
-        .map(|s| replay::objects(&s.schema))
-        .collect();
-    let fps: Vec<String> = ev.states.iter().map(|s| s.schema.fingerprint().0).collect();
+    let fps = &ev.trail.fingerprints;
     let n = set.migrations.len();
     let mut notes = Vec::new();
 
@@ -307,9 +313,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     };
 
     // Footprints and, per object, the timeline of its states.
-    let footprints: Vec<Footprint> = (1..=n)
-        .map(|k| Footprint::between(&objs[k - 1], &objs[k]))
-        .collect();
+    let footprints: &[Footprint] = &ev.trail.footprints;
     let mut timelines: BTreeMap<String, Timeline> = BTreeMap::new();
     for (i, f) in footprints.iter().enumerate() {
         for (p, (_, after)) in &f.objects {
@@ -458,7 +462,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     }
 
     // Live objects that no state of the replay has.
-    let known: BTreeSet<&String> = objs.iter().flat_map(|o| o.keys()).collect();
+    let known: BTreeSet<&String> = ev.trail.known_paths();
     let unexplained: Vec<String> = live
         .keys()
         .filter(|p| !known.contains(p))
@@ -761,7 +765,7 @@ pub async fn record_fingerprint_if_consistent(
     let Some(head) = st.current_version else {
         return Ok(false);
     };
-    if !is_prefix || ev.states[applied].schema.fingerprint() != ev.live.fingerprint() {
+    if !is_prefix || ev.trail.fingerprints.get(applied) != Some(&ev.live.fingerprint().0) {
         return Ok(false);
     }
     history::set_fingerprint(driver, head, ev.live.fingerprint().as_str()).await?;
@@ -863,10 +867,7 @@ mod tests {
         // S0 in small: recorded 1–3, applied 1–6, files 1–8.
         let (_d, set) = files(8);
         let st = states(8, &[]);
-        let ev = Evidence {
-            live: st[6].schema.clone(),
-            states: st,
-        };
+        let ev = Evidence::from_states(st[6].schema.clone(), &st);
         let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
         assert_eq!(p.matches_state_after, Some(6));
         assert_eq!(
@@ -910,7 +911,7 @@ mod tests {
         }
         let mut live = st[6].schema.clone();
         live.tables.get_mut("t1").unwrap().indexes.remove("b");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence::from_states(live, &st);
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(p.matches_state_after, None);
         assert_eq!(
@@ -938,7 +939,7 @@ mod tests {
         let mut live = st[4].schema.clone();
         live.tables.remove("t4");
         table(&mut live, "t4");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence::from_states(live, &st);
         let p = plan(&set, &recorded(&set, &[1, 2, 3, 4, 5]), &ev);
         assert_eq!(
             p.matches_state_after,
@@ -955,10 +956,7 @@ mod tests {
         // never "pending" by default (running it again may damage data).
         let (_d, set) = files(3);
         let st = states(3, &[3]);
-        let ev = Evidence {
-            live: st[2].schema.clone(),
-            states: st,
-        };
+        let ev = Evidence::from_states(st[2].schema.clone(), &st);
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
         assert_eq!(actions(&p), vec![(2, "adopt"), (3, "undetermined")]);
@@ -1008,7 +1006,7 @@ mod tests {
         // Make the exact match impossible so the footprint path is used: an extra live table.
         let mut live = live;
         table(&mut live, "extra");
-        let ev = Evidence { live, states: st };
+        let ev = Evidence::from_states(live, &st);
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(actions(&p), vec![(1, "adopt"), (2, "adopt"), (3, "replay")]);
         assert_eq!(p.unexplained.len(), 2, "{:?}", p.unexplained);
@@ -1020,10 +1018,7 @@ mod tests {
         let st = states(2, &[]);
         let mut h = recorded(&set, &[1, 2]);
         h.entries[1].checksum = "old".into();
-        let ev = Evidence {
-            live: st[2].schema.clone(),
-            states: st,
-        };
+        let ev = Evidence::from_states(st[2].schema.clone(), &st);
         let p = plan(&set, &h, &ev);
         assert_eq!(actions(&p), vec![(2, "refresh_checksum")]);
     }
