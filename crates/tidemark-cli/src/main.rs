@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     });
     let code = match (result, interrupted) {
         (_, Some(((name, code), removed))) => {
-            report_interruption(&out, name, &removed);
+            report_interruption(&out, name, code, &removed);
             code
         }
         (Ok(code), None) => code,
@@ -149,7 +149,7 @@ async fn clean_up() -> Vec<(String, bool)> {
     out
 }
 
-fn report_interruption(out: &Out, signal: &str, removed: &[(String, bool)]) {
+fn report_interruption(out: &Out, signal: &str, code: i32, removed: &[(String, bool)]) {
     let left: Vec<&str> = removed
         .iter()
         .filter(|(_, ok)| !ok)
@@ -172,7 +172,7 @@ fn report_interruption(out: &Out, signal: &str, removed: &[(String, bool)]) {
     }
     if out.format == Format::Json {
         out.json(&serde_json::json!({
-            "error": { "code": "interrupted", "message": message, "signal": signal }
+            "error": { "code": "interrupted", "exit_code": code, "message": message, "signal": signal }
         }));
     } else {
         anstream::eprintln!("{} {message}", paint(RED.bold(), "error:"));
