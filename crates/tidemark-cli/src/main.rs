@@ -120,12 +120,19 @@ async fn clean_up() -> Vec<(String, bool)> {
     for l in tidemark::scratch::take_registered() {
         match l {
             Leftover::Database { server, name } => {
-                let dropped = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                let dropped = tokio::time::timeout(std::time::Duration::from_secs(15), async {
                     let mut d = tidemark::connect(&server).await?;
                     let mut r = d.drop_database(&name).await;
-                    // A CREATE DATABASE sent just before the signal is still carried out by the
-                    // server after its client went away, possibly after the first DROP.
-                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    // A statement sent just before the signal (CREATE DATABASE, a RENAME) is
+                    // still carried out by the server after its client went away, possibly
+                    // after the first DROP: wait until no session is running one that names
+                    // the database, then drop again.
+                    for _ in 0..40 {
+                        if !busy_with(d.as_mut(), &name).await {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
                     if r.is_ok() {
                         r = d.drop_database(&name).await;
                     }
@@ -147,6 +154,24 @@ async fn clean_up() -> Vec<(String, bool)> {
         }
     }
     out
+}
+
+/// Is another session running a statement that names database `name`?
+async fn busy_with(d: &mut dyn tidemark::Driver, name: &str) -> bool {
+    let sql = match d.dialect() {
+        tidemark::Dialect::Postgres => {
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND position($1 in query) > 0"
+        }
+        tidemark::Dialect::MySql => {
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND LOCATE(?, COALESCE(INFO, '')) > 0"
+        }
+        tidemark::Dialect::Sqlite => return false,
+    };
+    d.query(sql, &[name.into()])
+        .await
+        .ok()
+        .and_then(|r| r.first().and_then(|r| r.first()).and_then(|v| v.as_i64()))
+        .is_some_and(|n| n > 0)
 }
 
 fn report_interruption(out: &Out, signal: &str, code: i32, removed: &[(String, bool)]) {

@@ -892,28 +892,33 @@ pub async fn restore(
         }
         return Err(e);
     }
-    // From here a signal must not drop the side database: the swap hands it over. The old
-    // content is what the handler (or the next run) may drop once the swap is done.
+    // A signal during the swap may drop both names: before the swap the side copy is spare
+    // and the old name empty or absent; after it the side name is gone (PostgreSQL, SQLite) or
+    // empty (MariaDB) and the old one holds what was replaced.
     if !old.is_empty() {
         crate::scratch::register_database(&url, &old);
     }
     let swapped = dumper.swap(&side, &old, lock).await;
-    unregister_side(&url, &side);
     if let Err(e) = swapped {
+        // The side copy is spare either way (not swapped in, or emptied by the move).
+        if dumper.drop_side(&side).await.is_ok() {
+            unregister_side(&url, &side);
+        }
         return Err(Error::Tool(format!(
             "{e}\nthe restored copy was not put in place; `tidemark status` says what the database is now"
         )));
     }
     if !old.is_empty() {
         // MariaDB leaves the side database empty and the old one holding the replaced tables;
-        // PostgreSQL renamed both.
+        // PostgreSQL renamed both. Each stays registered until it is gone.
         for n in [&old, &side] {
-            if let Err(e) = dumper.drop_side(n).await {
-                tracing::warn!("could not drop {n} after the restore: {e}");
+            match dumper.drop_side(n).await {
+                Ok(()) => crate::scratch::unregister_database(n),
+                Err(e) => tracing::warn!("could not drop {n} after the restore: {e}"),
             }
         }
-        crate::scratch::unregister_database(&old);
     }
+    unregister_side(&url, &side);
     Ok(())
 }
 
