@@ -279,9 +279,15 @@ pub async fn sweep(live: &mut dyn crate::driver::Driver) -> crate::error::Result
             }
             _ => continue,
         };
+        let swapped = s.kind == "replaced" || (s.kind == "restore" && what.contains("just after"));
         match live.drop_database(&name).await {
             Ok(()) => out.push(what),
             Err(e) => out.push(format!("could not remove {name}: {e}")),
+        }
+        // The restored copy was given the database's identity where it was made (beside the
+        // live one); the interrupted restore did not get to record where it lives now.
+        if swapped && let Ok(Some(id)) = crate::identity::read(live).await {
+            let _ = crate::identity::assign(live, &id).await;
         }
     }
     Ok(out)
