@@ -398,6 +398,35 @@ db_test!(
                 "nothing in TMPDIR (no option file): {left:?}"
             );
         }
+        // SIGKILL runs no handler: the unfinished dump directory stays until the next backup
+        // sweeps it (its process is gone) and says so.
+        let child = spawn(&db, &m, &["backup", "create"]);
+        let needle = backups.display().to_string();
+        let started = Instant::now();
+        while processes_mentioning(&needle)
+            .iter()
+            .all(|c| !c.contains("dump"))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no dump tool");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal(&child, "KILL");
+        finish(child);
+        let unfinished = || -> Vec<std::path::PathBuf> {
+            walk(&backups)
+                .into_iter()
+                .filter(|d| {
+                    d.parent()
+                        .is_some_and(|p| p.parent() == Some(backups.as_path()))
+                })
+                .filter(|d| !d.join("manifest.json").exists())
+                .collect()
+        };
+        assert_eq!(unfinished().len(), 1, "SIGKILL leaves the unfinished dump");
+        let r = tm(&db, &m, &["backup", "create"]);
+        r.ok();
+        assert!(r.stderr.contains("unfinished backup"), "{r:?}");
+        assert!(unfinished().is_empty(), "{:?}", unfinished());
     }
 );
 
