@@ -257,6 +257,10 @@ pub enum BackupCommand {
         /// shows); without it only this database's own backups are restored
         #[arg(long, value_name = "DATABASE_ID")]
         from_database: Option<String>,
+        /// How long to wait for the migration lock (a running migration is waited for, never
+        /// stopped) [default: 60s, or lock_timeout in tidemark.toml]
+        #[arg(long, value_name = "DURATION")]
+        lock_timeout: Option<String>,
     },
     /// Delete old backups: keep the newest N and/or those younger than N days; never the newest
     Prune {

@@ -229,8 +229,19 @@ impl Context {
         })
     }
 
+    /// Connect, and sweep what interrupted runs left on the server (a SIGKILL runs no
+    /// handler), saying what each leftover meant and that it is gone.
     pub async fn connect(&self) -> Result<Box<dyn Driver>> {
         let url = self.database_url()?;
-        tidemark::connect(&url).await
+        let mut d = tidemark::connect(&url).await?;
+        match tidemark::scratch::sweep(d.as_mut()).await {
+            Ok(swept) => {
+                for s in swept {
+                    self.out.warn(&s);
+                }
+            }
+            Err(e) => tracing::debug!("no sweep of leftovers: {e}"),
+        }
+        Ok(d)
     }
 }

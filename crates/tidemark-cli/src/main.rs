@@ -49,13 +49,33 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async move {
-        let ctx = Context::new(cli.global.clone(), out)?;
-        commands::dispatch(cli.command, ctx).await
+    // `health` serves until Ctrl-C and stops gracefully by itself.
+    let handle_signals = !matches!(cli.command, cli::Command::Health(_));
+    let (result, interrupted) = runtime.block_on(async move {
+        let ctx = match Context::new(cli.global.clone(), out) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), None),
+        };
+        let mut work = Box::pin(commands::dispatch(cli.command, ctx));
+        if !handle_signals {
+            return (work.await, None);
+        }
+        let signal = tokio::select! {
+            r = &mut work => return (r, None),
+            s = interruption() => s,
+        };
+        // Dropping the command stops its child processes (spawned with kill_on_drop) and
+        // removes its temporary files; what lives on a server is removed next.
+        drop(work);
+        (Ok(0), Some((signal, clean_up().await)))
     });
-    let code = match result {
-        Ok(code) => code,
-        Err(e) => {
+    let code = match (result, interrupted) {
+        (_, Some(((name, code), removed))) => {
+            report_interruption(&out, name, code, &removed);
+            code
+        }
+        (Ok(code), None) => code,
+        (Err(e), None) => {
             report(&out, &e);
             e.class().code()
         }
@@ -72,6 +92,115 @@ fn main() -> ExitCode {
             ExitCode::from(if code == 0 { 1 } else { code as u8 })
         }
         _ => ExitCode::from(code as u8),
+    }
+}
+
+/// The first SIGINT or SIGTERM: (its name, the exit code a shell gives it).
+async fn interruption() -> (&'static str, i32) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (termination) applies; nothing to wait for.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => ("SIGINT", 130),
+        _ = term.recv() => ("SIGTERM", 143),
+    }
+}
+
+/// Remove what the interrupted command registered ([`tidemark::scratch`]): scratch databases
+/// (shadows, verification copies, a restore's side copy) and unfinished files. Each gets a few
+/// seconds; what cannot be removed now is swept by the next run and named here.
+async fn clean_up() -> Vec<(String, bool)> {
+    use tidemark::scratch::Leftover;
+    let mut out = Vec::new();
+    for l in tidemark::scratch::take_registered() {
+        match l {
+            Leftover::Database { server, name } => {
+                let dropped = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+                    let mut d = tidemark::connect(&server).await?;
+                    let mut r = d.drop_database(&name).await;
+                    // A statement sent just before the signal (CREATE DATABASE, a RENAME) is
+                    // still carried out by the server after its client went away, possibly
+                    // after the first DROP: wait until no session is running one that names
+                    // the database, then drop again.
+                    for _ in 0..40 {
+                        if !busy_with(d.as_mut(), &name).await {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    if r.is_ok() {
+                        r = d.drop_database(&name).await;
+                    }
+                    d.close().await;
+                    r
+                })
+                .await;
+                out.push((format!("database {name}"), matches!(dropped, Ok(Ok(())))));
+            }
+            Leftover::Path(p) => {
+                let r = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                let gone = r.is_ok() || !p.exists();
+                out.push((p.display().to_string(), gone));
+            }
+        }
+    }
+    out
+}
+
+/// Is another session running a statement that names database `name`?
+async fn busy_with(d: &mut dyn tidemark::Driver, name: &str) -> bool {
+    let sql = match d.dialect() {
+        tidemark::Dialect::Postgres => {
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND position($1 in query) > 0"
+        }
+        tidemark::Dialect::MySql => {
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND LOCATE(?, COALESCE(INFO, '')) > 0"
+        }
+        tidemark::Dialect::Sqlite => return false,
+    };
+    d.query(sql, &[name.into()])
+        .await
+        .ok()
+        .and_then(|r| r.first().and_then(|r| r.first()).and_then(|v| v.as_i64()))
+        .is_some_and(|n| n > 0)
+}
+
+fn report_interruption(out: &Out, signal: &str, code: i32, removed: &[(String, bool)]) {
+    let left: Vec<&str> = removed
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(w, _)| w.as_str())
+        .collect();
+    let gone: Vec<&str> = removed
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(w, _)| w.as_str())
+        .collect();
+    let mut message = format!("interrupted by {signal}; child processes stopped");
+    if !gone.is_empty() {
+        message.push_str(&format!("; removed {}", gone.join(", ")));
+    }
+    if !left.is_empty() {
+        message.push_str(&format!(
+            "; could not remove {} now (the next run sweeps it)",
+            left.join(", ")
+        ));
+    }
+    if out.format == Format::Json {
+        out.json(&serde_json::json!({
+            "error": { "code": "interrupted", "exit_code": code, "message": message, "signal": signal }
+        }));
+    } else {
+        anstream::eprintln!("{} {message}", paint(RED.bold(), "error:"));
     }
 }
 

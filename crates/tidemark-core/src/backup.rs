@@ -223,6 +223,29 @@ impl Store {
         Ok(())
     }
 
+    /// Remove the directories of backups that were never finished (no manifest) and whose
+    /// process is gone ([`crate::scratch::dir_orphaned`]); returns their names.
+    pub fn sweep_unfinished(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if !self.dir.is_dir() {
+            return Ok(out);
+        }
+        for e in fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
+            let e = e.map_err(|e| Error::io(&self.dir, e))?;
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir()
+                && !name.starts_with('.')
+                && !p.join(MANIFEST).exists()
+                && crate::scratch::dir_orphaned(&p)
+            {
+                fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
     /// Apply retention: keep the newest `keep` and those younger than `keep_days`; the newest
     /// backup is never deleted. With neither set nothing is deleted. Returns the deleted ids.
     pub fn prune(
@@ -521,7 +544,11 @@ pub async fn create(
             }
         }
     };
+    // Until the manifest is written the directory is unfinished: removed by the signal
+    // handler, or by the next run once its owner is gone ([`sweep_unfinished`]).
+    crate::scratch::register_path(&dir);
     restrict_dir(&dir)?;
+    let _ = crate::scratch::write_owner(&dir);
     let file = format!("data.{}", dumper.extension());
     let path = dir.join(&file);
     let database = driver.url().redacted();
@@ -560,7 +587,10 @@ pub async fn create(
     }
     if result.is_err() {
         let _ = fs::remove_dir_all(&dir);
+    } else {
+        let _ = fs::remove_file(dir.join(crate::scratch::OWNER_FILE));
     }
+    crate::scratch::unregister_path(&dir);
     result
 }
 
@@ -602,18 +632,18 @@ pub async fn verify(
         return Ok(report);
     }
     report.checksum_ok = true;
-    let name = format!(
-        "tm_verify_{}_{}",
-        std::process::id(),
-        m.id.replace('-', "_").to_ascii_lowercase()
-    );
+    // `tm_verify_HOST_PID_EPOCH`, registered so that an interrupted verify drops it and the
+    // next run can tell an orphan ([`crate::scratch`]).
+    let name = crate::scratch::name("verify", None);
     let (url, sqlite_file) = if live.dialect() == Dialect::Sqlite {
         let p = store.dir.join(format!(".{name}.sqlite"));
+        crate::scratch::register_path(&p);
         (
             DatabaseUrl::parse(&format!("sqlite://{}", p.display()))?,
             Some(p),
         )
     } else {
+        crate::scratch::register_database(live.url(), &name);
         (live.create_database(&name).await?, None)
     };
     let outcome = async {
@@ -632,12 +662,12 @@ pub async fn verify(
     match &sqlite_file {
         Some(p) => {
             let _ = fs::remove_file(p);
+            crate::scratch::unregister_path(p);
         }
-        None => {
-            if let Err(e) = live.drop_database(&name).await {
-                tracing::warn!("could not drop the verification database {name}: {e}");
-            }
-        }
+        None => match live.drop_database(&name).await {
+            Ok(()) => crate::scratch::unregister_database(&name),
+            Err(e) => tracing::warn!("could not drop the verification database {name}: {e}"),
+        },
     }
     let (fp, counts) = outcome?;
     report.fingerprint_ok = fp == m.schema_fingerprint;
@@ -679,11 +709,218 @@ pub fn stop_writers(command: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replace the database with a backup, after checking the dump against its manifest.
-pub async fn restore(dumper: &dyn Dumper, store: &Store, m: &Manifest) -> Result<()> {
+/// Is the dump the kind of file this database's tool writes? (A PostgreSQL dump fed to
+/// MariaDB, or a manifest edited by hand, is refused before anything is touched.)
+pub fn check_dump_kind(dialect: Dialect, path: &Path) -> Result<()> {
+    let mut head = [0u8; 1024];
+    let n = {
+        let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut n = 0;
+        while n < head.len() {
+            let k = f.read(&mut head[n..]).map_err(|e| Error::io(path, e))?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    };
+    let head = &head[..n];
+    let text = String::from_utf8_lossy(head);
+    let ok = match dialect {
+        Dialect::Postgres => head.starts_with(b"PGDMP"),
+        Dialect::Sqlite => head.starts_with(b"SQLite format 3\0"),
+        Dialect::MySql => {
+            !head.starts_with(b"PGDMP")
+                && !head.starts_with(b"SQLite format 3")
+                && (text.contains("MariaDB dump") || text.contains("MySQL dump"))
+        }
+    };
+    if ok {
+        return Ok(());
+    }
+    let what = if head.starts_with(b"PGDMP") {
+        "a PostgreSQL custom-format dump"
+    } else if head.starts_with(b"SQLite format 3") {
+        "a SQLite database file"
+    } else if text.contains("MariaDB dump") || text.contains("MySQL dump") {
+        "a MariaDB/MySQL dump"
+    } else {
+        "not a dump tidemark knows"
+    };
+    Err(Error::Inconsistent(format!(
+        "{} is {what}, not a {} backup; refusing to restore it (the database was not touched)",
+        path.display(),
+        dialect.name()
+    )))
+}
+
+/// Everything that can be checked before the database is touched: the manifest's dialect, the
+/// dump's checksum and kind, the tools, and that the tool can read the dump.
+pub async fn check_restorable(
+    dialect: Dialect,
+    dumper: &dyn Dumper,
+    store: &Store,
+    m: &Manifest,
+) -> Result<()> {
+    if m.dialect != dialect.name() {
+        return Err(Error::Usage(format!(
+            "backup {} is a {} backup; it cannot be restored into a {} database (the database was not touched)",
+            m.id,
+            m.dialect,
+            dialect.name()
+        )));
+    }
     store.check(m)?;
+    let path = store.data_path(m);
+    check_dump_kind(dialect, &path)?;
     dumper.check_tools().await?;
-    dumper.restore_replace(&store.data_path(m)).await
+    dumper.check_dump(&path).await
+}
+
+/// What the restored copy is given before it replaces the live database.
+pub struct RestoreInto<'a> {
+    /// The live database's identity: it stays the same database (the dump brought its
+    /// source's id).
+    pub database_id: &'a str,
+    pub inspect: &'a InspectOptions,
+    /// Appended to the restored copy's journal (when it has one) before the swap.
+    pub journal: Option<crate::history::JournalWrite<'a>>,
+}
+
+/// The side and old names of a restore of `live` ([`crate::scratch`]); for SQLite the side is
+/// a file beside the database and there is no old one (the rename replaces it).
+pub fn side_names(live: &DatabaseUrl) -> Result<(String, String)> {
+    let db = live
+        .database()
+        .ok_or_else(|| Error::Usage(format!("the URL {live} names no database")))?;
+    if live.dialect() == Dialect::Sqlite {
+        return Ok((format!("{db}.tidemark-restore"), String::new()));
+    }
+    Ok((
+        crate::scratch::name("restore", Some(&db)),
+        crate::scratch::name("replaced", Some(&db)),
+    ))
+}
+
+fn register_side(live: &DatabaseUrl, name: &str) {
+    if live.dialect() == Dialect::Sqlite {
+        crate::scratch::register_path(Path::new(name));
+        for suffix in ["-journal", "-wal", "-shm"] {
+            crate::scratch::register_path(Path::new(&format!("{name}{suffix}")));
+        }
+    } else {
+        crate::scratch::register_database(live, name);
+    }
+}
+
+fn unregister_side(live: &DatabaseUrl, name: &str) {
+    if live.dialect() == Dialect::Sqlite {
+        crate::scratch::unregister_path(Path::new(name));
+        for suffix in ["-journal", "-wal", "-shm"] {
+            crate::scratch::unregister_path(Path::new(&format!("{name}{suffix}")));
+        }
+    } else {
+        crate::scratch::unregister_database(name);
+    }
+}
+
+/// Replace the database with a backup without ever leaving less than it found: the dump is
+/// loaded into a new database beside the live one, checked there against the manifest (schema
+/// fingerprint, row counts), given the live database's identity and journal entry, and only
+/// then swapped in, in one step ([`Dumper::swap`]); the old content is dropped after the swap.
+/// Interrupted before the swap, the live database is untouched (the side copy is dropped by
+/// the signal handler, or swept by the next run); after it, the database is the restored one.
+/// `lock` is the migration lock, held by the caller since before the checks.
+pub async fn restore(
+    live: &mut dyn Driver,
+    dumper: &dyn Dumper,
+    store: &Store,
+    m: &Manifest,
+    lock: Box<dyn crate::driver::LockGuard>,
+    into: RestoreInto<'_>,
+) -> Result<()> {
+    let url = live.url().clone();
+    let (side, old) = side_names(&url)?;
+    register_side(&url, &side);
+    let staged = async {
+        let side_url = dumper.create_side(&side).await?;
+        dumper.restore_full(&store.data_path(m), &side_url).await?;
+        let mut copy = live.connect_other(&side_url).await?;
+        let r = async {
+            let schema = copy.inspect(into.inspect).await?;
+            let fp = schema.fingerprint().0;
+            if fp != m.schema_fingerprint {
+                return Err(Error::Inconsistent(format!(
+                    "the restored copy of backup {} has schema fingerprint {} but the manifest says {}; the database was not touched",
+                    m.id,
+                    &fp[..12],
+                    &m.schema_fingerprint[..12.min(m.schema_fingerprint.len())]
+                )));
+            }
+            let counts = row_counts(copy.as_mut(), &schema).await?;
+            if counts != m.row_counts {
+                let diff: Vec<String> = m
+                    .row_counts
+                    .iter()
+                    .filter(|(t, n)| counts.get(*t) != Some(n))
+                    .map(|(t, n)| format!("{t}: {n} in the manifest, {:?} restored", counts.get(t)))
+                    .collect();
+                return Err(Error::Inconsistent(format!(
+                    "the restored copy of backup {} does not hold the rows its manifest counts ({}); the database was not touched",
+                    m.id,
+                    diff.join(", ")
+                )));
+            }
+            crate::identity::assign(copy.as_mut(), into.database_id).await?;
+            if let Some(j) = &into.journal
+                && crate::history::exists(copy.as_mut()).await.unwrap_or(false)
+            {
+                crate::history::journal(copy.as_mut(), j).await?;
+            }
+            Ok(())
+        }
+        .await;
+        copy.close().await;
+        r
+    }
+    .await;
+    if let Err(e) = staged {
+        if let Err(d) = dumper.drop_side(&side).await {
+            tracing::warn!("could not drop the side copy {side}: {d}");
+        } else {
+            unregister_side(&url, &side);
+        }
+        return Err(e);
+    }
+    // A signal during the swap may drop both names: before the swap the side copy is spare
+    // and the old name empty or absent; after it the side name is gone (PostgreSQL, SQLite) or
+    // empty (MariaDB) and the old one holds what was replaced.
+    if !old.is_empty() {
+        crate::scratch::register_database(&url, &old);
+    }
+    let swapped = dumper.swap(&side, &old, lock).await;
+    if let Err(e) = swapped {
+        // The side copy is spare either way (not swapped in, or emptied by the move).
+        if dumper.drop_side(&side).await.is_ok() {
+            unregister_side(&url, &side);
+        }
+        return Err(Error::Tool(format!(
+            "{e}\nthe restored copy was not put in place; `tidemark status` says what the database is now"
+        )));
+    }
+    if !old.is_empty() {
+        // MariaDB leaves the side database empty and the old one holding the replaced tables;
+        // PostgreSQL renamed both. Each stays registered until it is gone.
+        for n in [&old, &side] {
+            match dumper.drop_side(n).await {
+                Ok(()) => crate::scratch::unregister_database(n),
+                Err(e) => tracing::warn!("could not drop {n} after the restore: {e}"),
+            }
+        }
+    }
+    unregister_side(&url, &side);
+    Ok(())
 }
 
 /// Where backups go when nothing is configured: the user's data directory (never /tmp), a
@@ -746,6 +983,13 @@ pub async fn take(
     };
     let r = async {
         let store = vault.open(&id)?;
+        // Dumps a killed run never finished (no manifest, their process gone).
+        for gone in store.sweep_unfinished()? {
+            tracing::warn!(
+                "removed {}, an unfinished backup left by an interrupted run",
+                store.dir().join(gone).display()
+            );
+        }
         let m = create(
             driver,
             dumper,

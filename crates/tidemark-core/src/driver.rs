@@ -211,8 +211,24 @@ pub trait Dumper: Send + Sync {
     /// Write a consistent dump of the whole database to `path`; with `snapshot` (from
     /// [`Driver::export_snapshot`]) exactly the data that snapshot sees.
     async fn dump(&self, path: &std::path::Path, snapshot: Option<&str>) -> Result<()>;
-    /// Replace the database with the dump: everything now in it is dropped first.
-    async fn restore_replace(&self, path: &std::path::Path) -> Result<()>;
+    /// Check that the dump tool can read the dump (before anything is changed).
+    async fn check_dump(&self, _path: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
+    /// Create the empty database (or file) `name` beside the live one, with the live one's
+    /// encoding, for a restore to load into; returns its URL.
+    async fn create_side(&self, name: &str) -> Result<DatabaseUrl>;
+    /// Drop what [`Dumper::create_side`] made (if it exists).
+    async fn drop_side(&self, name: &str) -> Result<()>;
+    /// Load the dump into `target` as it was (owners and privileges too where the tool keeps
+    /// them).
+    async fn restore_full(&self, path: &std::path::Path, target: &DatabaseUrl) -> Result<()> {
+        self.restore_into(path, target).await
+    }
+    /// Put the side database `side` in the live one's place in one step, the live one's
+    /// content going to `old` (dropped by the caller once this returned). `lock` is the
+    /// migration lock, held until the swap (PostgreSQL must let go of it to rename).
+    async fn swap(&self, side: &str, old: &str, lock: Box<dyn LockGuard>) -> Result<()>;
     /// Load the dump into another, empty database of the same kind (for `verify`).
     async fn restore_into(&self, path: &std::path::Path, target: &DatabaseUrl) -> Result<()>;
     /// File name extension of the dump, e.g. `dump`, `sql`, `sqlite`.

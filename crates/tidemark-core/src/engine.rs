@@ -1222,7 +1222,15 @@ async fn apply_stepwise(
     // Where DDL is transactional, a file runs statement by statement only because it asked to
     // (`CREATE INDEX CONCURRENTLY` and the like), and such a statement can fail and still leave
     // something behind (an invalid index). Remember the schema before, to tell afterwards.
-    let before = if driver.caps().transactional_ddl {
+    // Without transactional DDL a single statement is atomic, except one naming several
+    // objects: MariaDB's `DROP TABLE keep1, no_such_table` drops keep1 and then fails. Before
+    // claiming that nothing remains of such a first statement, compare the schema too.
+    let before = if driver.caps().transactional_ddl
+        || step
+            .statements
+            .first()
+            .is_some_and(|s| may_half_apply(&s.text))
+    {
         driver.inspect(inspect).await.ok().map(|s| s.fingerprint())
     } else {
         None
@@ -1344,7 +1352,7 @@ async fn stepwise(
                     .is_ok_and(|s| s.fingerprint() == *before);
             }
             let undo = match (nothing_done, step.direction) {
-                (true, Direction::Up) => history::delete(driver, step.version).await.map(drop),
+                (true, Direction::Up) => history::delete_recorded(driver, step.version).await,
                 (true, Direction::Down) => {
                     history::set_state(driver, step.version, HistoryState::Applied, None).await
                 }
@@ -1403,7 +1411,7 @@ async fn stepwise(
             history::update(driver, &row).await?;
         }
         Direction::Down => {
-            history::delete(driver, step.version).await?;
+            history::delete_recorded(driver, step.version).await?;
         }
     }
     sync_step(driver, cx, step, ms, settings).await?;
@@ -1440,6 +1448,18 @@ async fn ensure_held(driver: &mut dyn Driver, held: Option<&str>, version: i64) 
         }),
         _ => Ok(()),
     }
+}
+
+/// Can this statement fail after doing part of its work on a database without transactional
+/// DDL? A `DROP` of a list of objects (`DROP TABLE a, b`, `DROP VIEW a, b`) can.
+fn may_half_apply(sql: &str) -> bool {
+    let code: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let t = code.trim_start().to_ascii_uppercase();
+    t.starts_with("DROP") && t.contains(',')
 }
 
 async fn run_statements(

@@ -13,6 +13,8 @@ pub const LOCK_KEEPALIVE: &str = "TIDEMARK_LOCK_KEEPALIVE";
 /// Who is acting, for the history and the journal (default: the OS user and host, or the CI's
 /// own variables).
 pub const ACTOR: &str = "TIDEMARK_ACTOR";
+/// The largest migration file tidemark reads (bytes, or with K, M, G; default 256M).
+pub const MAX_FILE_SIZE: &str = "TIDEMARK_MAX_FILE_SIZE";
 /// Disables colour, as everywhere (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Test servers (tests only).

@@ -462,7 +462,7 @@ pub struct HistoryWrite<'a> {
 }
 
 /// Write a history row; returns the rows written (1).
-pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<u64> {
+pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()> {
     let d = driver.dialect();
     let sql = format!(
         "INSERT INTO {HISTORY_TABLE} (version, name, checksum, state, applied_at, execution_ms, applied_by, error, statements_applied, lint_class) \
@@ -489,10 +489,11 @@ pub async fn insert(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<u64
         w.statements_applied.into(),
         w.lint_class.map(MigrationClass::as_str).into(),
     ];
-    driver
+    let n = driver
         .execute(&sql, &params)
         .await
-        .map_err(db_err("could not write the history row"))
+        .map_err(db_err("could not write the history row"))?;
+    rows_written(n, 1, "write the history row of migration", Some(w.version))
 }
 
 /// Mark a row as taken over from another tool, with the facts that tool recorded: when it
@@ -572,11 +573,11 @@ pub async fn update(driver: &mut dyn Driver, w: &HistoryWrite<'_>) -> Result<()>
         w.lint_class.map(MigrationClass::as_str).into(),
         w.version.into(),
     ];
-    driver
+    let n = driver
         .execute(&sql, &params)
         .await
         .map_err(db_err("could not update the history row"))?;
-    Ok(())
+    row_still_there(driver, n, w.version).await
 }
 
 /// Change a row's state and error only (its time and checksum stay as recorded).
@@ -593,15 +594,15 @@ pub async fn set_state(
         ph(d, 2),
         ph(d, 3)
     );
-    driver
+    let n = driver
         .execute(&sql, &[state.as_str().into(), error.into(), version.into()])
         .await
         .map_err(db_err("could not update the history row"))?;
-    Ok(())
+    row_still_there(driver, n, version).await
 }
 
-/// Delete a history row; returns the rows deleted.
-pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<u64> {
+/// Delete a row if there is one (repair replaces rows this way).
+pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<()> {
     let sql = format!(
         "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
         ph(driver.dialect(), 1)
@@ -609,7 +610,8 @@ pub async fn delete(driver: &mut dyn Driver, version: i64) -> Result<u64> {
     driver
         .execute(&sql, &[version.into()])
         .await
-        .map_err(db_err("could not delete the history row"))
+        .map_err(db_err("could not delete the history row"))?;
+    Ok(())
 }
 
 /// Is the migration lock still held? `held` is [`crate::driver::LockGuard::held_condition`].
@@ -619,6 +621,67 @@ pub async fn lock_held(driver: &mut dyn Driver, held: &str) -> Result<bool> {
         .await
         .map_err(db_err("could not check the migration lock"))?;
     Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_i64) == Some(1))
+}
+
+/// Delete the row of a migration this run recorded or reverts: it must be there.
+pub async fn delete_recorded(driver: &mut dyn Driver, version: i64) -> Result<()> {
+    let sql = format!(
+        "DELETE FROM {HISTORY_TABLE} WHERE version = {}",
+        ph(driver.dialect(), 1)
+    );
+    let n = driver
+        .execute(&sql, &[version.into()])
+        .await
+        .map_err(db_err("could not delete the history row"))?;
+    rows_written(n, 1, "delete the history row of migration", Some(version))
+}
+
+/// A history or journal write must touch exactly the rows it means to: otherwise something
+/// else changed the table under the lock (or the lock was lost), and reporting success would
+/// be a lie. Stops with exit 1; what is recorded stays true.
+fn rows_written(n: u64, want: u64, what: &str, version: Option<i64>) -> Result<()> {
+    if n == want {
+        return Ok(());
+    }
+    let v = version.map(|v| format!(" {v}")).unwrap_or_default();
+    Err(Error::db(
+        format!("could not {what}{v}"),
+        crate::driver::DbError {
+            message: format!(
+                "the database reports {n} row(s) changed where {want} was expected: another process changed tidemark's tables (was the migration lock lost?); stopping, `tidemark status` shows what is recorded"
+            ),
+            ..Default::default()
+        },
+    ))
+}
+
+/// An UPDATE of a history row that reports no row: MySQL counts rows whose values did not
+/// change as unaffected, so it fails only if the row is really gone.
+async fn row_still_there(driver: &mut dyn Driver, n: u64, version: i64) -> Result<()> {
+    if n > 0 {
+        return Ok(());
+    }
+    let rows = driver
+        .query(
+            &format!(
+                "SELECT COUNT(*) FROM {HISTORY_TABLE} WHERE version = {}",
+                ph(driver.dialect(), 1)
+            ),
+            &[version.into()],
+        )
+        .await
+        .map_err(db_err("could not read the history row back"))?;
+    let there = rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    rows_written(
+        there.min(1) as u64,
+        1,
+        "update the history row of migration",
+        Some(version),
+    )
 }
 
 /// Record a fingerprint on a row only if the row still holds `previous` (compare and set), and
@@ -703,14 +766,9 @@ pub async fn change_with_journal(
         {
             return Err(lost());
         }
-        let n = match &op {
+        match &op {
             RowChange::Insert(w) => insert(driver, w).await?,
-            RowChange::Delete(v) => delete(driver, *v).await?,
-        };
-        if n != 1 {
-            return Err(Error::Inconsistent(format!(
-                "the history row of migration {version} was not where it should be ({n} row(s) written); another process changed the history during the run"
-            )));
+            RowChange::Delete(v) => delete_recorded(driver, *v).await?,
         }
         return journal(driver, j).await;
     }
@@ -743,6 +801,7 @@ pub async fn change_with_journal(
             vec![(*v).into()],
         ),
     };
+    // Both statements take the version from the history row they changed (`h`).
     params.push(j.run_id.into());
     params.push(j.action.into());
     params.push(j.detail.clone().into());
@@ -793,11 +852,11 @@ pub async fn journal(driver: &mut dyn Driver, j: &JournalWrite<'_>) -> Result<()
         j.detail.clone().into(),
         j.actor.into(),
     ];
-    driver
+    let n = driver
         .execute(&sql, &params)
         .await
         .map_err(db_err("could not append to the journal"))?;
-    Ok(())
+    rows_written(n, 1, "append to the journal", None)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -470,7 +470,7 @@ fn detect_layout(entries: &[Entry]) -> Result<Layout> {
         return Ok(Layout::Flyway);
     }
     for e in entries.iter().filter(|e| !e.is_dir && is_sql(&e.name)) {
-        if let Ok(text) = std::fs::read_to_string(&e.path)
+        if let Ok(text) = crate::input::read_migration(&e.path)
             && text
                 .lines()
                 .any(|l| is_dbmate_marker(l, "up") || is_dbmate_marker(l, "down"))
@@ -491,24 +491,10 @@ fn is_dbmate_marker(line: &str, section: &str) -> bool {
         .is_some_and(|r| r.split_whitespace().next() == Some(section))
 }
 
-/// Read a file as UTF-8 with CRLF normalised and a byte-order mark removed.
+/// Read a file as UTF-8 with CRLF normalised and a byte-order mark removed; a FIFO, a device,
+/// an oversized file or control characters are bad input ([`crate::input`]).
 fn read_sql(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..valid]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            return Err(Error::bad_input(
-                Location::line(path, line),
-                "the file is not valid UTF-8 (save it as UTF-8)",
-            ));
-        }
-    };
+    let text = crate::input::read_migration(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text.replace("\r\n", "\n"))
 }

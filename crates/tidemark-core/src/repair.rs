@@ -143,7 +143,8 @@ impl RepairPlan {
 /// The replayed states (index k = after the k-th migration of the set; 0 = empty) and the live
 /// schema.
 pub struct Evidence {
-    pub states: Vec<State>,
+    /// Fingerprints and footprints of the replayed states (not their schemas).
+    pub trail: replay::Trail,
     pub live: Schema,
     /// What each migration's `-- tidemark:verify` query said on the live database: its effect
     /// is in place (true) or not (false). Absent when it has none, or the query failed.
@@ -151,6 +152,18 @@ pub struct Evidence {
     /// The fingerprint of the live schema as it is, when `live` leaves out what repeatable
     /// migrations created (the fingerprint recorded after a repair must be of the real schema).
     pub live_fingerprint: Option<String>,
+}
+
+impl Evidence {
+    /// From states already in memory (tests).
+    pub fn from_states(live: Schema, states: &[State]) -> Evidence {
+        Evidence {
+            trail: replay::Trail::of(states),
+            live,
+            verified: Default::default(),
+            live_fingerprint: None,
+        }
+    }
 }
 
 /// Replay every migration on a shadow database and inspect the live one.
@@ -162,17 +175,15 @@ pub async fn gather(
 ) -> Result<Evidence> {
     set.validate(live.dialect())?;
     let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
-    let states = replay::replay_all(&mut shadow, set, &settings.inspect).await;
+    let trail = replay::replay_all(&mut shadow, set, &settings.inspect).await;
     // Repeatable migrations run after all versioned ones: what they create says nothing
     // about which versioned migrations ran, so it is left out of the live schema.
-    let created = match (&states, set.repeatables.is_empty()) {
-        (Ok(states), false) => {
-            repeatables_footprint(&mut shadow, set, states, &settings.inspect).await
-        }
+    let created = match (&trail, set.repeatables.is_empty()) {
+        (Ok(_), false) => repeatables_footprint(&mut shadow, set, &settings.inspect).await,
         _ => Ok(Default::default()),
     };
     shadow.close().await;
-    let states = states?;
+    let trail = trail?;
     let created = created?;
     let live_schema = live.inspect(&settings.inspect).await?;
     let live_fingerprint = Some(live_schema.fingerprint().0);
@@ -183,7 +194,7 @@ pub async fn gather(
     };
     let verified = verify_queries(live, set).await;
     Ok(Evidence {
-        states,
+        trail,
         live: live_schema,
         verified,
         live_fingerprint,
@@ -218,17 +229,14 @@ async fn verify_queries(live: &mut dyn Driver, set: &MigrationSet) -> BTreeMap<i
 async fn repeatables_footprint(
     shadow: &mut Shadow,
     set: &MigrationSet,
-    states: &[State],
     opts: &crate::driver::InspectOptions,
 ) -> Result<std::collections::BTreeSet<String>> {
+    // The shadow is at the state after the last versioned migration.
+    let before = replay::objects(&shadow.inspect(opts).await?);
     for r in &set.repeatables {
         shadow.apply(&r.migration).await?;
     }
     let after = replay::objects(&shadow.inspect(opts).await?);
-    let before = states
-        .last()
-        .map(|s| replay::objects(&s.schema))
-        .unwrap_or_default();
     Ok(after
         .into_keys()
         .filter(|p| !before.contains_key(p))
@@ -318,12 +326,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     let st = Status::compute(set, history);
     let live = replay::objects(&ev.live);
     let live_fp = ev.live.fingerprint();
-    let objs: Vec<BTreeMap<String, Object>> = ev
-        .states
-        .iter()
-        .map(|s| replay::objects(&s.schema))
-        .collect();
-    let fps: Vec<String> = ev.states.iter().map(|s| s.schema.fingerprint().0).collect();
+    let fps = &ev.trail.fingerprints;
     let n = set.migrations.len();
     let mut notes = Vec::new();
 
@@ -376,9 +379,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     };
 
     // Footprints and, per object, the timeline of its states.
-    let footprints: Vec<Footprint> = (1..=n)
-        .map(|k| Footprint::between(&objs[k - 1], &objs[k]))
-        .collect();
+    let footprints: &[Footprint] = &ev.trail.footprints;
     let mut timelines: BTreeMap<String, Timeline> = BTreeMap::new();
     for (i, f) in footprints.iter().enumerate() {
         for (p, (_, after)) in &f.objects {
@@ -543,7 +544,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
     }
 
     // Live objects that no state of the replay has.
-    let known: BTreeSet<&String> = objs.iter().flat_map(|o| o.keys()).collect();
+    let known: BTreeSet<&String> = ev.trail.known_paths();
     let unexplained: Vec<String> = live
         .keys()
         .filter(|p| !known.contains(p))
@@ -952,7 +953,7 @@ pub async fn record_fingerprint_if_consistent(
     let Some(head) = st.current_version else {
         return Ok(false);
     };
-    if !is_prefix || ev.states[applied].schema.fingerprint() != ev.live.fingerprint() {
+    if !is_prefix || ev.trail.fingerprints.get(applied) != Some(&ev.live.fingerprint().0) {
         return Ok(false);
     }
     let fp = ev
@@ -1060,12 +1061,7 @@ mod tests {
         // S0 in small: recorded 1–3, applied 1–6, files 1–8.
         let (_d, set) = files(8);
         let st = states(8, &[]);
-        let ev = Evidence {
-            live: st[6].schema.clone(),
-            states: st,
-            verified: Default::default(),
-            live_fingerprint: None,
-        };
+        let ev = Evidence::from_states(st[6].schema.clone(), &st);
         let p = plan(&set, &recorded(&set, &[1, 2, 3]), &ev);
         assert_eq!(p.matches_state_after, Some(6));
         assert_eq!(
@@ -1109,12 +1105,7 @@ mod tests {
         }
         let mut live = st[6].schema.clone();
         live.tables.get_mut("t1").unwrap().indexes.remove("b");
-        let ev = Evidence {
-            live,
-            states: st,
-            verified: Default::default(),
-            live_fingerprint: None,
-        };
+        let ev = Evidence::from_states(live, &st);
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(p.matches_state_after, None);
         assert_eq!(
@@ -1142,12 +1133,7 @@ mod tests {
         let mut live = st[4].schema.clone();
         live.tables.remove("t4");
         table(&mut live, "t4");
-        let ev = Evidence {
-            live,
-            states: st,
-            verified: Default::default(),
-            live_fingerprint: None,
-        };
+        let ev = Evidence::from_states(live, &st);
         let p = plan(&set, &recorded(&set, &[1, 2, 3, 4, 5]), &ev);
         assert_eq!(
             p.matches_state_after,
@@ -1164,12 +1150,7 @@ mod tests {
         // never "pending" by default (running it again may damage data).
         let (_d, set) = files(3);
         let st = states(3, &[3]);
-        let ev = Evidence {
-            live: st[2].schema.clone(),
-            states: st,
-            verified: Default::default(),
-            live_fingerprint: None,
-        };
+        let ev = Evidence::from_states(st[2].schema.clone(), &st);
         let p = plan(&set, &recorded(&set, &[1]), &ev);
         assert_eq!(p.matches_state_after, Some(2));
         assert_eq!(actions(&p), vec![(2, "adopt"), (3, "undetermined")]);
@@ -1219,12 +1200,7 @@ mod tests {
         // Make the exact match impossible so the footprint path is used: an extra live table.
         let mut live = live;
         table(&mut live, "extra");
-        let ev = Evidence {
-            live,
-            states: st,
-            verified: Default::default(),
-            live_fingerprint: None,
-        };
+        let ev = Evidence::from_states(live, &st);
         let p = plan(&set, &History::default(), &ev);
         assert_eq!(actions(&p), vec![(1, "adopt"), (2, "adopt"), (3, "replay")]);
         assert_eq!(p.unexplained.len(), 2, "{:?}", p.unexplained);
@@ -1236,12 +1212,7 @@ mod tests {
         let st = states(2, &[]);
         let mut h = recorded(&set, &[1, 2]);
         h.entries[1].checksum = "old".into();
-        let ev = Evidence {
-            live: st[2].schema.clone(),
-            states: st,
-            verified: Default::default(),
-            live_fingerprint: None,
-        };
+        let ev = Evidence::from_states(st[2].schema.clone(), &st);
         let p = plan(&set, &h, &ev);
         assert_eq!(actions(&p), vec![(2, "refresh_checksum")]);
     }

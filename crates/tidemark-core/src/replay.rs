@@ -22,12 +22,9 @@ pub struct Shadow {
     seed: Option<crate::migration::Script>,
 }
 
+/// `tm_shadow_HOST_PID_EPOCH`: the next run can tell an orphan ([`crate::scratch`]).
 fn scratch_name() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("tm_shadow_{}_{:08x}", std::process::id(), nanos)
+    crate::scratch::name("shadow", None)
 }
 
 impl Shadow {
@@ -58,6 +55,9 @@ impl Shadow {
             None => live.connect_other(live.url()).await?,
         };
         let name = scratch_name();
+        // Registered before it exists: a signal between CREATE and the registration would
+        // otherwise leave it (dropping a database that is not there is harmless).
+        crate::scratch::register_database(owner.url(), &name);
         let url = owner.create_database(&name).await.map_err(|e| {
             Error::Usage(format!(
                 "could not create a shadow database to replay the migrations on ({e}); \
@@ -72,6 +72,7 @@ impl Shadow {
             }),
             Err(e) => {
                 let _ = owner.drop_database(&name).await;
+                crate::scratch::unregister_database(&name);
                 Err(e)
             }
         }
@@ -128,8 +129,9 @@ impl Shadow {
     pub async fn close(self) {
         self.driver.close().await;
         if let Some((mut owner, name)) = self.owner {
-            if let Err(e) = owner.drop_database(&name).await {
-                tracing::warn!("could not drop the shadow database {name}: {e}");
+            match owner.drop_database(&name).await {
+                Ok(()) => crate::scratch::unregister_database(&name),
+                Err(e) => tracing::warn!("could not drop the shadow database {name}: {e}"),
             }
             owner.close().await;
         }
@@ -499,12 +501,68 @@ pub fn without(schema: &Schema, paths: &std::collections::BTreeSet<String>) -> S
     s
 }
 
-/// Replay every migration of the set (in order) and return the states, for evidence.
+/// What a replay leaves as evidence: the fingerprint of every state (index k = after the k-th
+/// migration; 0 = empty) and each migration's footprint. Never every state's whole schema: that
+/// grows with the square of the number of migrations (5,000 migrations took 23 GB).
+#[derive(Debug, Clone, Default)]
+pub struct Trail {
+    pub fingerprints: Vec<String>,
+    /// `footprints[k]` is migration k+1's.
+    pub footprints: Vec<Footprint>,
+    /// The objects of the starting state (an empty shadow may have some, e.g. PostgreSQL's
+    /// extensions from the template).
+    pub start: Vec<String>,
+}
+
+impl Trail {
+    /// Every object some state of the replay has.
+    pub fn known_paths(&self) -> std::collections::BTreeSet<&String> {
+        self.start
+            .iter()
+            .chain(self.footprints.iter().flat_map(|f| f.objects.keys()))
+            .collect()
+    }
+}
+
+impl Trail {
+    /// From states already in memory (tests, small replays).
+    pub fn of(states: &[State]) -> Trail {
+        let mut t = Trail::default();
+        let mut prev: Option<BTreeMap<String, Object>> = None;
+        for s in states {
+            t.fingerprints.push(s.schema.fingerprint().0);
+            let cur = objects(&s.schema);
+            match &prev {
+                Some(p) => t.footprints.push(Footprint::between(p, &cur)),
+                None => t.start = cur.keys().cloned().collect(),
+            }
+            prev = Some(cur);
+        }
+        t
+    }
+}
+
+/// Replay every migration of the set (in order), keeping for evidence only the fingerprints
+/// and footprints ([`Trail`]): one schema at a time is held.
 pub async fn replay_all(
     shadow: &mut Shadow,
     set: &MigrationSet,
     opts: &InspectOptions,
-) -> Result<Vec<State>> {
-    let all: Vec<&Migration> = set.migrations.iter().collect();
-    states(shadow, &all, opts).await
+) -> Result<Trail> {
+    let mut t = Trail::default();
+    let start = shadow.inspect(opts).await?;
+    t.fingerprints.push(start.fingerprint().0);
+    let mut prev = objects(&start);
+    t.start = prev.keys().cloned().collect();
+    drop(start);
+    for m in &set.migrations {
+        shadow.apply(m).await?;
+        let s = shadow.inspect(opts).await?;
+        t.fingerprints.push(s.fingerprint().0);
+        let cur = objects(&s);
+        drop(s);
+        t.footprints.push(Footprint::between(&prev, &cur));
+        prev = cur;
+    }
+    Ok(t)
 }

@@ -1680,7 +1680,33 @@ async fn apply_db_move(
                 let store = store.ok_or_else(|| Error::Usage("backups are off".into()))?;
                 let m = store.get(id)?;
                 let dumper = tidemark::dumper(&inputs.url)?;
-                backup::restore(dumper.as_ref(), store, &m).await
+                // As `backup restore` does: under the migration lock, into a side database,
+                // checked there, swapped in one step; the database keeps its own identity.
+                let own_id =
+                    tidemark::identity::ensure_locked(db.as_mut(), inputs.settings.lock_timeout)
+                        .await?;
+                let lock = db.lock(inputs.settings.lock_timeout, &mut ()).await?;
+                let detail = serde_json::json!({ "backup_id": m.id, "by": "deploy rollback" });
+                backup::restore(
+                    db.as_mut(),
+                    dumper.as_ref(),
+                    store,
+                    &m,
+                    lock,
+                    backup::RestoreInto {
+                        database_id: &own_id,
+                        inspect: &inputs.settings.inspect,
+                        journal: Some(tidemark::history::JournalWrite {
+                            run_id: &inputs.settings.run_id,
+                            action: "restore",
+                            version: None,
+                            detail: Some(detail.to_string()),
+                            actor: &inputs.settings.actor,
+                        }),
+                    },
+                )
+                .await
+                .map(drop)
             }
             .await;
             match tidemark::connect(&inputs.url).await {

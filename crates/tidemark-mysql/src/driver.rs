@@ -16,6 +16,8 @@ pub struct MySqlDriver {
     url: DatabaseUrl,
     caps: Capabilities,
     database: String,
+    /// The server's `max_allowed_packet`, read the first time a large statement is sent.
+    max_packet: Option<u64>,
 }
 
 pub(crate) fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions> {
@@ -99,6 +101,7 @@ pub async fn connect(url: &DatabaseUrl) -> Result<MySqlDriver> {
         "MySQL"
     };
     Ok(MySqlDriver {
+        max_packet: None,
         conn,
         options,
         url: url.clone(),
@@ -205,6 +208,30 @@ impl Driver for MySqlDriver {
     }
 
     async fn run(&mut self, sql: &str) -> Result<(), DbError> {
+        // A statement over max_allowed_packet makes the server drop the connection ("Connection
+        // reset by peer"); say which setting it is before sending it. Statements under 1 MiB
+        // (every server's packet limit is at least that) are not checked.
+        if sql.len() as u64 > 1 << 20 {
+            if self.max_packet.is_none() {
+                self.max_packet = sqlx::query_scalar::<_, u64>("SELECT @@max_allowed_packet")
+                    .fetch_one(&mut self.conn)
+                    .await
+                    .ok();
+            }
+            if let Some(max) = self.max_packet
+                && sql.len() as u64 + 64 > max
+            {
+                return Err(DbError {
+                    message: format!(
+                        "the statement is {} bytes, over the server's max_allowed_packet of {max} bytes: raise max_allowed_packet (SET GLOBAL max_allowed_packet = {}; or in the server's configuration) or split the statement",
+                        sql.len(),
+                        (sql.len() as u64 + (1 << 20)).next_power_of_two()
+                    ),
+                    code: Some("max_allowed_packet".into()),
+                    ..Default::default()
+                });
+            }
+        }
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut self.conn)
             .await

@@ -1,12 +1,11 @@
 //! Backups through mariadb-dump/mysqldump and the mariadb/mysql client. Credentials go in a
 //! private option file (`--defaults-extra-file`), never on the command line.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use tidemark_core::driver::{Driver, Dumper};
+use tidemark_core::driver::{Driver, Dumper, LockGuard, Value};
 use tidemark_core::{DatabaseUrl, Error, Result};
 
 use crate::driver::{connect, quote_ident};
@@ -29,8 +28,14 @@ fn tools(mariadb: bool) -> ([&'static str; 2], [&'static str; 2]) {
     }
 }
 
-/// A `[client]` option file (mode 0600, removed when dropped) with the URL's credentials.
-fn option_file(url: &DatabaseUrl) -> Result<(tempfile::NamedTempFile, String)> {
+/// The connection as client arguments, and the password apart. The password travels in the
+/// child's environment (`MYSQL_PWD`), never on the command line (`ps` shows it) nor in a file:
+/// an option file (`--defaults-extra-file`) is left behind with the password in it when
+/// tidemark is killed, and the tools cannot be told to read one from an inherited descriptor
+/// without unsafe code. A process's environment is readable only by its user and root (as a
+/// 0600 file would be) and dies with it. MySQL 8 calls `MYSQL_PWD` deprecated but still honours
+/// it; MariaDB supports it.
+fn client_args(url: &DatabaseUrl) -> Result<(Vec<String>, Option<String>, String)> {
     let raw = url.expose_secret().replacen("mariadb://", "mysql://", 1);
     let u =
         url::Url::parse(&raw).map_err(|e| Error::Usage(format!("invalid MySQL URL {url}: {e}")))?;
@@ -42,49 +47,45 @@ fn option_file(url: &DatabaseUrl) -> Result<(tempfile::NamedTempFile, String)> {
     let db = url
         .database()
         .ok_or_else(|| Error::Usage(format!("the URL {url} names no database")))?;
-    let mut text = String::from("[client]\n");
+    let mut args = Vec::new();
     if !u.username().is_empty() {
-        text.push_str(&format!("user={}\n", dec(u.username())));
+        args.push(format!("--user={}", dec(u.username())));
     }
-    if let Some(p) = u.password() {
-        text.push_str(&format!(
-            "password=\"{}\"\n",
-            dec(p).replace('\\', "\\\\").replace('"', "\\\"")
-        ));
-    }
+    let password = u.password().map(dec);
     if let Some(h) = u.host_str() {
-        text.push_str(&format!("host={h}\nprotocol=tcp\n"));
+        args.push(format!("--host={h}"));
+        args.push("--protocol=tcp".into());
     }
     if let Some(p) = u.port() {
-        text.push_str(&format!("port={p}\n"));
+        args.push(format!("--port={p}"));
     }
     for (k, v) in u.query_pairs() {
         match k.as_ref() {
-            "socket" => text.push_str(&format!("socket={v}\n")),
+            "socket" => args.push(format!("--socket={v}")),
             "ssl-mode" | "sslmode" if v.eq_ignore_ascii_case("disabled") => {
-                text.push_str("skip-ssl\n")
+                args.push("--skip-ssl".into())
             }
             _ => {}
         }
     }
-    let mut f = tempfile::Builder::new()
-        .prefix(".tidemark-my-")
-        .tempfile()
-        .map_err(|e| Error::Tool(format!("could not write an option file: {e}")))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| Error::Tool(format!("could not write an option file: {e}")))?;
-    Ok((f, db))
+    Ok((args, password, db))
 }
 
 async fn run(
     candidates: &[&str],
     args: &[String],
+    password: Option<&str>,
     stdin_file: Option<&Path>,
 ) -> Result<(String, String)> {
     let mut last_err = None;
     for tool in candidates {
         let mut cmd = tokio::process::Command::new(tool);
+        // Interrupted (SIGINT/SIGTERM drops the future), the tool is killed with it.
+        cmd.kill_on_drop(true);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(p) = password {
+            cmd.env("MYSQL_PWD", p);
+        }
         match stdin_file {
             Some(p) => {
                 let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
@@ -102,10 +103,15 @@ async fn run(
                 ));
             }
             Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stderr).into_owned();
+                let text = match password {
+                    Some(p) if !p.is_empty() => text.replace(p, "***"),
+                    _ => text,
+                };
                 return Err(Error::Tool(format!(
                     "{tool} failed ({}): {}",
                     out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    text.trim()
                 )));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => last_err = Some(tool.to_string()),
@@ -153,7 +159,7 @@ impl Dumper for MySqlDumper {
     async fn check_tools(&self) -> Result<String> {
         let (server_major, server_mariadb) = self.server().await?;
         let (dump, client) = tools(server_mariadb);
-        let (tool, out) = run(&dump, &["--version".to_string()], None).await?;
+        let (tool, out) = run(&dump, &["--version".to_string()], None, None).await?;
         let (major, mariadb) = tool_version(&out).ok_or_else(|| {
             Error::Tool(format!(
                 "cannot read the version of {tool} from `{}`",
@@ -172,15 +178,14 @@ impl Dumper for MySqlDumper {
                 "{tool} {major} is older than the {server_name} {server_major} server: install client tools of version {server_major} or later; nothing was changed"
             )));
         }
-        let (ctool, _) = run(&client, &["--version".to_string()], None).await?;
+        let (ctool, _) = run(&client, &["--version".to_string()], None, None).await?;
         Ok(format!("{tool} {major}, {ctool}"))
     }
 
     async fn dump(&self, path: &Path, _snapshot: Option<&str>) -> Result<()> {
-        let (opts, db) = option_file(&self.url)?;
+        let (mut args, password, db) = client_args(&self.url)?;
         let (_, server_mariadb) = self.server().await?;
-        let args = vec![
-            format!("--defaults-extra-file={}", opts.path().display()),
+        args.extend([
             "--single-transaction".into(),
             "--routines".into(),
             "--triggers".into(),
@@ -190,60 +195,58 @@ impl Dumper for MySqlDumper {
             "--skip-dump-date".into(),
             format!("--result-file={}", path.display()),
             db,
-        ];
-        run(&tools(server_mariadb).0, &args, None).await.map(|_| ())
-    }
-
-    async fn restore_into(&self, path: &Path, target: &DatabaseUrl) -> Result<()> {
-        let (opts, db) = option_file(target)?;
-        let (_, server_mariadb) = self.server().await?;
-        let args = vec![
-            format!("--defaults-extra-file={}", opts.path().display()),
-            db,
-        ];
-        run(&tools(server_mariadb).1, &args, Some(path))
+        ]);
+        run(&tools(server_mariadb).0, &args, password.as_deref(), None)
             .await
             .map(|_| ())
     }
 
-    /// Drop the database and create it again with the same character set and collation, then
-    /// load the dump, so that objects made after the backup do not survive.
-    async fn restore_replace(&self, path: &Path) -> Result<()> {
+    async fn restore_into(&self, path: &Path, target: &DatabaseUrl) -> Result<()> {
+        let (mut args, password, db) = client_args(target)?;
+        let (_, server_mariadb) = self.server().await?;
+        args.push(db);
+        run(
+            &tools(server_mariadb).1,
+            &args,
+            password.as_deref(),
+            Some(path),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn create_side(&self, side: &str) -> Result<DatabaseUrl> {
+        // The driver creates it with the live database's character set and collation.
+        let mut admin: Box<dyn Driver> = Box::new(connect(&self.url).await?);
+        let r = admin.create_database(side).await;
+        admin.close().await;
+        r
+    }
+
+    async fn drop_side(&self, side: &str) -> Result<()> {
+        let mut admin: Box<dyn Driver> = Box::new(connect(&self.url).await?);
+        let r = admin.drop_database(side).await;
+        admin.close().await;
+        r
+    }
+
+    /// Every base table of the live database goes to `old` and every one of `side` comes in,
+    /// in one `RENAME TABLE` statement (atomic on MariaDB and MySQL, under the migration lock,
+    /// which is a server-wide named lock and stays held). Views, triggers and routines cannot
+    /// move between databases: the restored ones are created again right after, from their
+    /// definitions in `side` (triggers are taken off the tables for the move).
+    async fn swap(&self, side: &str, old: &str, lock: Box<dyn LockGuard>) -> Result<()> {
         let name = self
             .url
             .database()
             .ok_or_else(|| Error::Usage(format!("the URL {} names no database", self.url)))?;
-        let mut admin: Box<dyn Driver> = Box::new(connect(&self.url).await?);
-        let rows = admin
-            .query("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()", &[])
-            .await
-            .map_err(|e| Error::db("could not read the database's character set", e))?;
-        let row: Vec<String> = rows
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.into_text().unwrap_or_default())
-            .collect();
-        let (cs, co) = (
-            row.first().cloned().unwrap_or_else(|| "utf8mb4".into()),
-            row.get(1).cloned().unwrap_or_default(),
-        );
-        admin.drop_database(&name).await?;
-        let collate = if co.is_empty() {
-            String::new()
-        } else {
-            format!(" COLLATE {co}")
-        };
-        admin
-            .run(&format!(
-                "CREATE DATABASE {} CHARACTER SET {cs}{collate}",
-                quote_ident(&name)
-            ))
-            .await
-            .map_err(|e| Error::db(format!("could not create database {name} again"), e))?;
-        admin.close().await;
-        self.restore_into(path, &self.url).await
+        let mut live: Box<dyn Driver> = Box::new(connect(&self.url).await?);
+        let mut from: Box<dyn Driver> = Box::new(connect(&self.url.with_database(side)).await?);
+        let r = swap_tables(live.as_mut(), from.as_mut(), &name, side, old).await;
+        from.close().await;
+        live.close().await;
+        let released = lock.release().await;
+        r.and(released)
     }
 
     fn extension(&self) -> &'static str {
@@ -253,6 +256,171 @@ impl Dumper for MySqlDumper {
     fn format(&self) -> &'static str {
         "mysqldump SQL"
     }
+}
+
+async fn texts(d: &mut dyn Driver, sql: &str, params: &[Value]) -> Result<Vec<Vec<String>>> {
+    let rows = d
+        .query(sql, params)
+        .await
+        .map_err(|e| Error::db("could not list the objects to swap", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.into_text().unwrap_or_default())
+                .collect()
+        })
+        .collect())
+}
+
+/// The restored views, triggers and routines, as statements that create them in the live
+/// database (read on a connection whose default database is the side one, so that SHOW CREATE
+/// leaves the database name out).
+async fn definitions(from: &mut dyn Driver, side: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let q = quote_ident;
+    let mut views = Vec::new();
+    for r in texts(
+        from,
+        "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+        &[side.into()],
+    )
+    .await?
+    {
+        let def = texts(from, &format!("SHOW CREATE VIEW {}", q(&r[0])), &[]).await?;
+        if let Some(sql) = def.first().and_then(|d| d.get(1)) {
+            views.push(sql.clone());
+        }
+    }
+    let mut others = Vec::new();
+    for r in texts(
+        from,
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY ACTION_ORDER",
+        &[side.into()],
+    )
+    .await?
+    {
+        let def = texts(from, &format!("SHOW CREATE TRIGGER {}", q(&r[0])), &[]).await?;
+        if let Some(sql) = def.first().and_then(|d| d.get(2)) {
+            others.push(sql.clone());
+        }
+    }
+    for r in texts(
+        from,
+        "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_NAME",
+        &[side.into()],
+    )
+    .await?
+    {
+        let def = texts(from, &format!("SHOW CREATE {} {}", r[1], q(&r[0])), &[]).await?;
+        if let Some(sql) = def.first().and_then(|d| d.get(2)) {
+            others.push(sql.clone());
+        }
+    }
+    Ok((views, others))
+}
+
+async fn drop_triggers(d: &mut dyn Driver, schema: &str) -> Result<()> {
+    for r in texts(
+        d,
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+        &[schema.into()],
+    )
+    .await?
+    {
+        d.run(&format!(
+            "DROP TRIGGER {}.{}",
+            quote_ident(schema),
+            quote_ident(&r[0])
+        ))
+        .await
+        .map_err(|e| Error::db("could not take a trigger off for the swap", e))?;
+    }
+    Ok(())
+}
+
+async fn swap_tables(
+    live: &mut dyn Driver,
+    from: &mut dyn Driver,
+    name: &str,
+    side: &str,
+    old: &str,
+) -> Result<()> {
+    let q = quote_ident;
+    let tables = |schema: &str| {
+        format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}' AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            schema.replace('\'', "''")
+        )
+    };
+    let (views, others) = definitions(from, side).await?;
+    let side_tables = texts(from, &tables(side), &[]).await?;
+    let live_tables = texts(live, &tables(name), &[]).await?;
+    // Triggers stop a table from moving to another database ("Trigger in wrong schema").
+    drop_triggers(from, side).await?;
+    drop_triggers(live, name).await?;
+    live.create_database(old).await?;
+    let mut moves: Vec<String> = live_tables
+        .iter()
+        .map(|r| format!("{}.{} TO {}.{}", q(name), q(&r[0]), q(old), q(&r[0])))
+        .collect();
+    moves.extend(
+        side_tables
+            .iter()
+            .map(|r| format!("{}.{} TO {}.{}", q(side), q(&r[0]), q(name), q(&r[0]))),
+    );
+    if !moves.is_empty() {
+        live.run(&format!("RENAME TABLE {}", moves.join(", ")))
+            .await
+            .map_err(|e| Error::db(format!("could not swap the restored tables into {name}"), e))?;
+    }
+    // The live database's own views and routines go; the restored ones come.
+    for r in texts(
+        live,
+        "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
+        &[],
+    )
+    .await?
+    {
+        live.run(&format!("DROP VIEW IF EXISTS {}", q(&r[0])))
+            .await
+            .map_err(|e| Error::db("could not drop a replaced view", e))?;
+    }
+    for r in texts(
+        live,
+        "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()",
+        &[],
+    )
+    .await?
+    {
+        live.run(&format!("DROP {} IF EXISTS {}", r[1], q(&r[0])))
+            .await
+            .map_err(|e| Error::db("could not drop a replaced routine", e))?;
+    }
+    // Views may use views: create them in passes until none is left or no pass gets further.
+    let mut pending = views;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut failed = Vec::new();
+        let mut last = None;
+        for v in pending {
+            if let Err(e) = live.run(&v).await {
+                last = Some(e);
+                failed.push(v);
+            }
+        }
+        if let Some(e) = last
+            && failed.len() == before
+        {
+            return Err(Error::db("could not create a restored view", e));
+        }
+        pending = failed;
+    }
+    for sql in others {
+        live.run(&sql)
+            .await
+            .map_err(|e| Error::db("could not create a restored trigger or routine", e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -280,22 +448,12 @@ mod tests {
     }
 
     #[test]
-    fn option_file_keeps_the_password_off_the_command_line() {
+    fn the_password_stays_off_the_command_line() {
         let u = DatabaseUrl::parse("mysql://app:s%22e%40cret@db:3307/shop").unwrap();
-        let (f, db) = option_file(&u).unwrap();
+        let (args, password, db) = client_args(&u).unwrap();
         assert_eq!(db, "shop");
-        let text = std::fs::read_to_string(f.path()).unwrap();
-        assert!(
-            text.contains("password=\"s\\\"e@cret\"") && text.contains("port=3307"),
-            "{text}"
-        );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(f.path()).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
+        assert_eq!(password.as_deref(), Some("s\"e@cret"));
+        assert!(args.iter().all(|a| !a.contains("cret")), "{args:?}");
+        assert!(args.contains(&"--port=3307".to_string()), "{args:?}");
     }
 }

@@ -5,10 +5,11 @@ use std::path::Path;
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use tidemark_core::driver::{Driver, Dumper};
+use tidemark_core::driver::{Driver, Dumper, LockGuard, Value};
 use tidemark_core::{DatabaseUrl, Error, Result};
 
 use crate::driver::{connect, quote_ident};
+use crate::lock::LOCK_KEY;
 
 pub struct PgDumper {
     url: DatabaseUrl,
@@ -54,6 +55,9 @@ async fn run(
     url: &DatabaseUrl,
 ) -> Result<String> {
     let mut cmd = tokio::process::Command::new(tool);
+    // Interrupted (SIGINT/SIGTERM drops the future), the tool is killed with it rather than
+    // left writing a dump nobody will list.
+    cmd.kill_on_drop(true);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -163,53 +167,71 @@ impl Dumper for PgDumper {
             .map(|_| ())
     }
 
-    /// Drop the database and create it again with the same encoding and locale, then restore
-    /// into it, so that objects made after the backup do not survive.
-    async fn restore_replace(&self, path: &Path) -> Result<()> {
-        let name = self
-            .url
-            .database()
-            .ok_or_else(|| Error::Usage(format!("the URL {} names no database", self.url)))?;
-        let maintenance = connect_maintenance(&self.url).await?;
-        let mut admin: Box<dyn Driver> = Box::new(maintenance);
-        let rows = admin
-            .query(
-                "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
-                &[name.as_str().into()],
-            )
-            .await
-            .map_err(|e| Error::db("could not read the database's encoding", e))?;
-        let Some(row) = rows.into_iter().next() else {
-            return Err(Error::Usage(format!("database {name} does not exist")));
-        };
-        let text: Vec<String> = row
-            .into_iter()
-            .map(|v| v.into_text().unwrap_or_default())
-            .collect();
-        let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        let create = format!(
-            "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
-            quote_ident(&name),
-            q(&text[0]),
-            q(&text[1]),
-            q(&text[2])
-        );
-        admin.drop_database(&name).await?;
-        admin
-            .run(&create)
-            .await
-            .map_err(|e| Error::db(format!("could not create database {name} again"), e))?;
+    async fn check_dump(&self, path: &Path) -> Result<()> {
+        // `--list` reads the whole table of contents: a truncated or foreign file fails here.
+        run(
+            "pg_restore",
+            &["--list".to_string(), path.display().to_string()],
+            None,
+            &self.url,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Inconsistent(format!(
+                "pg_restore cannot read the dump {}: {e}; nothing was changed",
+                path.display()
+            ))
+        })
+    }
+
+    async fn create_side(&self, side: &str) -> Result<DatabaseUrl> {
+        let name = self.name()?;
+        let mut admin: Box<dyn Driver> = Box::new(connect_maintenance(&self.url).await?);
+        let r = async {
+            let create = create_like(admin.as_mut(), &name, side).await?;
+            admin
+                .run(&create)
+                .await
+                .map_err(|e| Error::db(format!("could not create database {side}"), e))
+        }
+        .await;
         admin.close().await;
-        let (conn, password) = split_password(&self.url)?;
+        r.map(|_| self.url.with_database(side))
+    }
+
+    async fn drop_side(&self, side: &str) -> Result<()> {
+        let mut admin: Box<dyn Driver> = Box::new(connect_maintenance(&self.url).await?);
+        let r = admin.drop_database(side).await;
+        admin.close().await;
+        r
+    }
+
+    async fn restore_full(&self, path: &Path, target: &DatabaseUrl) -> Result<()> {
+        let (conn, password) = split_password(target)?;
         let args = vec![
             "--exit-on-error".to_string(),
             "--no-password".to_string(),
             format!("--dbname={conn}"),
             path.display().to_string(),
         ];
-        run("pg_restore", &args, password.as_deref(), &self.url)
+        run("pg_restore", &args, password.as_deref(), target)
             .await
             .map(|_| ())
+    }
+
+    /// Rename the live database to `old` and the side database to the live name in one
+    /// transaction (`ALTER DATABASE … RENAME` is transactional). A database being renamed must
+    /// have no sessions: the lock's own connection goes first, then every other session is
+    /// stopped, except one holding the migration lock (a migration that started in that
+    /// instant is waited for, never killed).
+    async fn swap(&self, side: &str, old: &str, lock: Box<dyn LockGuard>) -> Result<()> {
+        let name = self.name()?;
+        let mut admin: Box<dyn Driver> = Box::new(connect_maintenance(&self.url).await?);
+        lock.release().await?;
+        let r = swap_renames(admin.as_mut(), &name, side, old).await;
+        admin.close().await;
+        r
     }
 
     fn extension(&self) -> &'static str {
@@ -218,6 +240,112 @@ impl Dumper for PgDumper {
 
     fn format(&self) -> &'static str {
         "pg_dump custom format"
+    }
+}
+
+impl PgDumper {
+    fn name(&self) -> Result<String> {
+        self.url
+            .database()
+            .ok_or_else(|| Error::Usage(format!("the URL {} names no database", self.url)))
+    }
+}
+
+/// `CREATE DATABASE new` with the encoding and locale of `like`.
+async fn create_like(admin: &mut dyn Driver, like: &str, new: &str) -> Result<String> {
+    let rows = admin
+        .query(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
+            &[like.into()],
+        )
+        .await
+        .map_err(|e| Error::db("could not read the database's encoding", e))?;
+    let Some(row) = rows.into_iter().next() else {
+        return Err(Error::Usage(format!("database {like} does not exist")));
+    };
+    let text: Vec<String> = row
+        .into_iter()
+        .map(|v| v.into_text().unwrap_or_default())
+        .collect();
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    Ok(format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        quote_ident(new),
+        q(&text[0]),
+        q(&text[1]),
+        q(&text[2])
+    ))
+}
+
+async fn swap_renames(admin: &mut dyn Driver, name: &str, side: &str, old: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let holders = format!(
+        "SELECT COUNT(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = $1) \
+         AND l.classid = ({LOCK_KEY}::int8 >> 32)::oid AND l.objid = ({LOCK_KEY}::int8 & 4294967295)::oid AND l.objsubid = 1"
+    );
+    let renames = [
+        format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(name),
+            quote_ident(old)
+        ),
+        format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(side),
+            quote_ident(name)
+        ),
+    ];
+    loop {
+        let held = admin
+            .query(&holders, &[name.into()])
+            .await
+            .map_err(|e| Error::db("could not look for the migration lock", e))?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if held == 0 {
+            admin
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[name.into()],
+                )
+                .await
+                .map_err(|e| Error::db(format!("could not stop the sessions of {name}"), e))?;
+            admin
+                .begin()
+                .await
+                .map_err(|e| Error::db("could not begin the swap", e))?;
+            let mut renamed = Ok(());
+            for r in &renames {
+                renamed = admin.run(r).await;
+                if renamed.is_err() {
+                    break;
+                }
+            }
+            match renamed {
+                Ok(()) => {
+                    return admin
+                        .commit()
+                        .await
+                        .map_err(|e| Error::db("could not commit the swap", e));
+                }
+                Err(e) => {
+                    let _ = admin.rollback().await;
+                    // 55006: a session (re)connected in between; stop it again.
+                    if e.code.as_deref() != Some("55006") {
+                        return Err(Error::db(format!("could not swap {side} in as {name}"), e));
+                    }
+                }
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Tool(format!(
+                "could not put the restored copy in place: {name} kept getting sessions (or a migration held its lock) for 60 s"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -564,7 +564,9 @@ pub async fn run(ctx: &Context, cmd: BackupCommand) -> Result<i32> {
             id,
             no_backup,
             from_database,
+            lock_timeout,
         } => {
+            let settings = ctx.settings(lock_timeout.as_deref())?;
             restore(
                 ctx,
                 &url,
@@ -680,15 +682,37 @@ async fn restore(
             "restoring {what}; pass --yes to go ahead"
         )));
     }
+    // Everything that can be checked is checked before anything changes: a wrong dialect, a
+    // corrupted or foreign dump leaves the database as it is.
+    if let Err(e) = backup::check_restorable(url.dialect(), dumper.as_ref(), &store, &m).await {
+        db.close().await;
+        return Err(e);
+    }
+    ctx.out.line(format!("restoring {what}"));
+    struct Waiting<'a>(&'a Context);
+    impl tidemark::driver::LockWait for Waiting<'_> {
+        fn waiting(&mut self, holder: &str) {
+            self.0.out.line(format!(
+                "  waiting for the migration lock (held by {holder}); a running migration is never stopped"
+            ));
+        }
+    }
+    // The migration lock, from before the safety backup until the swap: a migration running
+    // now finishes first (or the restore gives up after --lock-timeout), and none starts while
+    // the database is replaced.
+    let lock = match db.lock(settings.lock_timeout, &mut Waiting(ctx)).await {
+        Ok(l) => l,
+        Err(e) => {
+            db.close().await;
+            return Err(e);
+        }
+    };
     let prepared = async {
-        store.check(&m)?;
-        dumper.check_tools().await?;
-        ctx.out.line(format!("restoring {what}"));
-        // The target keeps its own identity through the restore (it is written back
-        // afterwards), so it needs one now: its safety backup is filed under it.
+        // The target keeps its own identity through the restore (the restored copy is given
+        // it before the swap), so it needs one now: its safety backup is filed under it.
         let own_id = match &own {
             Some(id) => id.clone(),
-            None => identity::ensure_locked(db.as_mut(), settings.lock_timeout).await?,
+            None => identity::ensure(db.as_mut()).await?,
         };
         // A way back from the restore itself.
         let safety = if no_backup {
@@ -698,7 +722,7 @@ async fn restore(
                 db.as_mut(),
                 vault,
                 dumper.as_ref(),
-                Some(settings.lock_timeout),
+                None,
                 None,
                 format!("before restoring {} of {}", m.id, source_of(&m)),
                 Some(&settings.run_id),
@@ -712,60 +736,71 @@ async fn restore(
             ));
             Some(safety.id)
         };
+        if let Some(cmd) = &s.stop_writers {
+            ctx.out.line(format!("  stopping writers: {cmd}"));
+            backup::stop_writers(cmd)?;
+        }
         Ok::<_, Error>((own_id, safety))
     }
     .await;
-    db.close().await;
-    let (own_id, safety) = prepared?;
-    if let Some(cmd) = &s.stop_writers {
-        ctx.out.line(format!("  stopping writers: {cmd}"));
-        backup::stop_writers(cmd)?;
-    }
+    let (own_id, safety) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            drop(lock);
+            db.close().await;
+            return Err(e);
+        }
+    };
     let started = std::time::Instant::now();
-    let sp = spinner(&ctx.out, format!("restoring {}", m.id));
-    let r = backup::restore(dumper.as_ref(), &store, &m).await;
+    let sp = spinner(
+        &ctx.out,
+        format!("restoring {} into a new database beside the live one", m.id),
+    );
+    let detail = serde_json::json!({
+        "backup_id": m.id, "safety_backup": safety,
+        "source_database": m.database, "source_database_id": m.database_id,
+    });
+    let r = backup::restore(
+        db.as_mut(),
+        dumper.as_ref(),
+        &store,
+        &m,
+        lock,
+        backup::RestoreInto {
+            database_id: &own_id,
+            inspect: &settings.inspect,
+            journal: Some(history::JournalWrite {
+                run_id: &settings.run_id,
+                action: "restore",
+                version: None,
+                detail: Some(detail.to_string()),
+                actor: &settings.actor,
+            }),
+        },
+    )
+    .await;
     drop(sp);
+    db.close().await;
     if let Err(e) = r {
         let hint = safety
             .map(|s| format!("\nthe state before the restore is in backup {s}"))
             .unwrap_or_default();
         return Err(match e {
             Error::Tool(msg) => Error::Tool(format!("{msg}{hint}")),
+            Error::Inconsistent(msg) => Error::Inconsistent(format!("{msg}{hint}")),
             other => Error::Tool(format!("{other}{hint}")),
         });
     }
     let ms = started.elapsed().as_millis();
     let mut db = ctx.connect().await?;
-    // The dump brought the identity of the database it was taken of (or none, from before
-    // identities); the restored database is still the target, with the target's id.
+    // The restored copy was given the target's id before the swap; assigning it again records
+    // where the database lives now (PostgreSQL: the side database's oid).
     let reidentified = identity::assign(db.as_mut(), &own_id).await;
     // Afterwards the schema must be what the restored history says.
     let schema = db.inspect(&settings.inspect).await;
     let h = history::read(db.as_mut()).await;
-    let journal = async {
-        if history::exists(db.as_mut()).await.unwrap_or(false) {
-            let detail = serde_json::json!({
-                "backup_id": m.id, "safety_backup": safety,
-                "source_database": m.database, "source_database_id": m.database_id,
-            });
-            history::journal(
-                db.as_mut(),
-                &history::JournalWrite {
-                    run_id: &settings.run_id,
-                    action: "restore",
-                    version: None,
-                    detail: Some(detail.to_string()),
-                    actor: &settings.actor,
-                },
-            )
-            .await?;
-        }
-        Ok::<_, Error>(())
-    }
-    .await;
     db.close().await;
     reidentified?;
-    journal?;
     let schema = schema?;
     let fp = schema.fingerprint();
     let matches = fp.as_str() == m.schema_fingerprint;

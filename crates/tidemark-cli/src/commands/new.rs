@@ -68,12 +68,12 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
             Some(m)
                 if set.layout != Layout::Diesel && m.version >= v.parse::<i64>().unwrap_or(0) =>
             {
-                (m.version + 1).to_string()
+                next_version(m.version)?.to_string()
             }
             _ => v,
         }
     } else {
-        let next = set.migrations.iter().map(|m| m.version).max().unwrap_or(0) + 1;
+        let next = next_version(set.migrations.iter().map(|m| m.version).max().unwrap_or(0))?;
         let width = set
             .migrations
             .last()
@@ -146,6 +146,16 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<i32> {
             .line(format!("{} created {}", paint(GREEN, "✓"), p.display()));
     }
     Ok(0)
+}
+
+/// The version after `v`, or bad input when there is none (the largest version is
+/// 9223372036854775807; wrapping around would write a negative one).
+fn next_version(v: i64) -> Result<i64> {
+    v.checked_add(1).ok_or_else(|| {
+        Error::Usage(format!(
+            "the newest migration has version {v}, the largest there is: no version comes after it (renumber the migrations, or name the next file by hand with a version between existing ones)"
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -494,7 +494,8 @@ db_test!(a_dry_run_refuses_exactly_as_the_real_run, |db| async move {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_tls_handshake_on_loopback_unless_asked() {
     let Some(db) =
-        tidemark_test::TestDb::postgres("hardening::no_tls_handshake_on_loopback_unless_asked").await
+        tidemark_test::TestDb::postgres("hardening::no_tls_handshake_on_loopback_unless_asked")
+            .await
     else {
         return;
     };

@@ -16,6 +16,7 @@ mod inputs;
 mod inspect_mysql;
 mod inspect_postgres;
 mod inspect_sqlite;
+mod interrupts;
 mod kubernetes;
 mod lint;
 mod lint_replay;
