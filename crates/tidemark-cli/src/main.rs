@@ -49,8 +49,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // `health` serves until Ctrl-C and stops gracefully by itself.
-    let handle_signals = !matches!(cli.command, cli::Command::Health(_));
+    // `health` serves until Ctrl-C and stops gracefully by itself; `drill` drops its own
+    // scratch databases on a signal and exits as the others do (130/143).
+    let handle_signals = !matches!(
+        cli.command,
+        cli::Command::Health(_) | cli::Command::Drill(_)
+    );
     let (result, interrupted) = runtime.block_on(async move {
         let ctx = match Context::new(cli.global.clone(), out) {
             Ok(c) => c,

@@ -818,9 +818,12 @@ pub async fn change_with_journal(
     {
         return Err(lost());
     }
-    Err(Error::Inconsistent(format!(
-        "the history row of migration {version} was not where it should be (nothing written); another process changed the history during the run"
-    )))
+    rows_written(
+        n,
+        1,
+        "write the history row and journal line of migration",
+        Some(version),
+    )
 }
 
 /// One journal line.

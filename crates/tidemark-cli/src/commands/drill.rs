@@ -177,6 +177,7 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
         set: &set,
         settings: &settings,
     };
+    // The signal's name and the exit code a shell gives it, as for every other command.
     let interrupted = async {
         #[cfg(unix)]
         {
@@ -184,37 +185,46 @@ pub async fn run(ctx: &Context, args: &DrillArgs) -> Result<i32> {
             match signal(SignalKind::terminate()) {
                 Ok(mut term) => {
                     tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => ("SIGINT", 130),
+                        _ = term.recv() => ("SIGTERM", 143),
                     }
                 }
                 Err(_) => {
                     let _ = tokio::signal::ctrl_c().await;
+                    ("SIGINT", 130)
                 }
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            ("SIGINT", 130)
         }
     };
     let outcome = tokio::select! {
-        r = drill::run(&mut subject, &kinds, &opts, &scratch, &journal) => Some(r),
-        _ = interrupted => None,
+        r = drill::run(&mut subject, &kinds, &opts, &scratch, &journal) => Ok(r),
+        s = interrupted => Err(s),
     };
-    let Some(result) = outcome else {
-        let left = scratch.drop_all().await;
-        scratch.close().await;
-        live.close().await;
-        for (n, e) in &left {
-            ctx.out
-                .warn(&format!("could not drop the scratch database {n}: {e}"));
+    let result = match outcome {
+        Ok(r) => r,
+        Err((signal, code)) => {
+            let left = scratch.drop_all().await;
+            scratch.close().await;
+            live.close().await;
+            for (n, e) in &left {
+                ctx.out
+                    .warn(&format!("could not drop the scratch database {n}: {e}"));
+            }
+            anstream::eprintln!(
+                "error: drill interrupted by {signal}; {}",
+                if left.is_empty() {
+                    "its scratch databases were dropped"
+                } else {
+                    "some scratch databases could not be dropped (the next drill sweeps them)"
+                }
+            );
+            return Ok(code);
         }
-        return Err(Error::Tool(if left.is_empty() {
-            "drill interrupted; its scratch databases were dropped".into()
-        } else {
-            "drill interrupted; some scratch databases could not be dropped (the next drill sweeps them)".into()
-        }));
     };
     // Whatever happened, nothing made for the drill stays behind.
     let left = scratch.drop_all().await;

@@ -371,8 +371,13 @@ db_test!(
             .status()
             .unwrap();
         let out: Run = child.wait_with_output().unwrap().into();
-        out.code(1);
-        assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+        // As every command: 128 + SIGINT.
+        out.code(130);
+        assert!(
+            out.stderr.contains("interrupted by SIGINT"),
+            "{}",
+            out.stderr
+        );
         assert!(
             !scratches(&db, &m).await.contains(&name),
             "dropped on Ctrl-C"
