@@ -250,7 +250,11 @@ pub async fn sweep(live: &mut dyn crate::driver::Driver) -> crate::error::Result
             ),
             "restore" | "replaced" if ours => {
                 if lock_free.is_none() {
-                    lock_free = Some(match live.lock(std::time::Duration::ZERO, &mut ()).await {
+                    // The killed process's lock session ends when the server notices its
+                    // connection closed, which can lag the process's death by a moment on a
+                    // busy server: wait briefly instead of leaving the copy for the next run.
+                    let wait = std::time::Duration::from_secs(2);
+                    lock_free = Some(match live.lock(wait, &mut ()).await {
                         Ok(l) => {
                             let _ = l.release().await;
                             true

@@ -59,6 +59,30 @@ async fn scratch_of(db: &TestDb, pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Wait until the server has finished the statements a killed process had sent about its
+/// scratch databases: a `CREATE DATABASE` in flight when the client died still completes (the
+/// server only notices the closed connection afterwards), so its database can appear after the
+/// next command's sweep has looked. Sweeping is only promised for what exists by then.
+async fn server_finished_statements_of(db: &TestDb, pid: u32) {
+    let sql = match db.dialect() {
+        Dialect::Postgres => format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid() AND query LIKE '%\\_{pid}\\_%'"
+        ),
+        Dialect::MySql => format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE '%\\_{pid}\\_%'"
+        ),
+        Dialect::Sqlite => return,
+    };
+    let started = Instant::now();
+    while db.scalar(&sql).await.as_deref() != Some("0") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server still runs a statement of the killed process {pid} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Processes whose command line mentions `needle` (a dump tool left running).
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -169,6 +193,7 @@ db_test!(
                 );
             }
             // The next command says what happened and sweeps what a SIGKILL left.
+            server_finished_statements_of(&db, pid).await;
             let st = tm(&db, &m, &["status"]);
             assert!(
                 st.code == 0 || st.code == 10,
