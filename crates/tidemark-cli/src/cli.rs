@@ -312,6 +312,10 @@ pub struct RepairArgs {
     /// Remove the history row of a migration whose file is gone
     #[arg(long, value_name = "VERSION")]
     pub forget: Vec<i64>,
+    /// Finish a migration that failed part way outside a transaction, after you fixed its
+    /// file: runs the statements from the one that failed on, then records it as applied
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["adopt", "pending", "forget"])]
+    pub resume: Option<i64>,
     #[command(flatten)]
     pub shadow: ShadowArgs,
     /// How long to wait for the migration lock

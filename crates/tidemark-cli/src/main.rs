@@ -286,9 +286,12 @@ fn report(out: &Out, e: &Error) {
             anstream::eprintln!(
                 "  migration {} ran outside a transaction and is recorded as failed: what its statements before {} did\n  \
                  stays, and a failed statement can leave something too (an invalid index). `tidemark up` refuses until\n  \
-                 it is resolved; `tidemark repair` shows which of its objects exist.",
+                 it is resolved; `tidemark repair` shows which of its objects exist. Or fix statement {} in the file\n  \
+                 and `tidemark repair --resume {} --yes` runs the rest (not the statements before it).",
                 failure.version,
-                failure.index
+                failure.index,
+                failure.index,
+                failure.version
             );
         } else {
             anstream::eprintln!(

@@ -257,10 +257,15 @@ pub fn check_consistent(st: &Status, allow: Allow) -> Result<()> {
         match e.state {
             MigrationState::Failed => {
                 let progress = e.statements_applied.map(|n| format!(" after {n} statement(s) succeeded")).unwrap_or_default();
+                let resume = if e.statements_applied.is_some() {
+                    format!("; or fix the failing statement in its file and run `tidemark repair --resume {}` to run the rest", e.version)
+                } else {
+                    String::new()
+                };
                 let why = e.error.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
                 problems.push(format!(
                     "migration {} ({}) is recorded as failed{progress}{why}\n  \
-                     its effects may be partly in place; run `tidemark repair` to see which objects exist and decide",
+                     its effects may be partly in place; run `tidemark repair` to see which objects exist and decide{resume}",
                     e.version, e.name
                 ));
             }

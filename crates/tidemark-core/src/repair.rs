@@ -628,6 +628,134 @@ pub async fn repair(
     })
 }
 
+/// What `repair --resume` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resumed {
+    pub version: i64,
+    /// 1-based: the first statement run now (the ones before it had run when it failed).
+    pub from_statement: usize,
+    pub statements: usize,
+    /// The checksum recorded before (of the file that failed) and now (of the fixed file).
+    pub checksum_before: String,
+    pub checksum_after: String,
+}
+
+/// Finish a migration that failed part way outside a transaction, after its file was fixed
+/// (without `carry_out`, only check that it can be and say what would run):
+/// the statements from the one that failed on run under the lock, and the migration is then
+/// recorded as applied with the fixed file's checksum (journaled as `repair:resume`). The
+/// statements that had run are not run again: the history row counts them. A statement that
+/// fails again leaves the row failed at its new position.
+pub async fn resume(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    version: i64,
+    carry_out: bool,
+    obs: &mut dyn crate::engine::Observer,
+) -> Result<Resumed> {
+    set.validate(driver.dialect())?;
+    let guard = crate::engine::acquire(driver, settings, obs).await?;
+    let r = resume_locked(driver, set, settings, version, carry_out).await;
+    guard.release().await?;
+    r
+}
+
+async fn resume_locked(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    settings: &Settings,
+    version: i64,
+    carry_out: bool,
+) -> Result<Resumed> {
+    let h = history::read(driver).await?;
+    let row = h.get(version).filter(|r| r.state == HistoryState::Failed);
+    let Some((row, done)) = row.and_then(|r| r.statements_applied.map(|k| (r, k as usize))) else {
+        return Err(Error::Usage(format!(
+            "--resume {version}: migration {version} is not recorded as failed part way through (only a migration run statement by statement can be resumed; `tidemark status` shows its state)"
+        )));
+    };
+    let m = set.get(version).ok_or_else(|| {
+        Error::Usage(format!(
+            "--resume {version}: there is no migration file with version {version}"
+        ))
+    })?;
+    let stmts = m.up.statements(driver.dialect())?;
+    if done > stmts.len() {
+        return Err(Error::Usage(format!(
+            "--resume {version}: {} statement(s) had run, but {} now has {}: it cannot be resumed where it stopped",
+            done,
+            m.up.path.display(),
+            stmts.len()
+        )));
+    }
+    let resumed = Resumed {
+        version,
+        from_statement: done + 1,
+        statements: stmts.len(),
+        checksum_before: row.checksum.clone(),
+        checksum_after: m.checksum.clone(),
+    };
+    if !carry_out {
+        return Ok(resumed);
+    }
+    let started = std::time::Instant::now();
+    let mut w = HistoryWrite {
+        version,
+        name: &m.name,
+        checksum: &row.checksum,
+        state: HistoryState::Failed,
+        execution_ms: row.execution_ms,
+        applied_by: &settings.actor,
+        error: Some("resuming (or its process died)"),
+        statements_applied: Some(done as i64),
+        lint_class: settings.class_of(m, driver.dialect()),
+    };
+    for (i, s) in stmts.iter().enumerate().skip(done) {
+        if let Err(e) = driver.run(&s.text).await {
+            let msg = format!(
+                "statement {} of {} failed again at {}:{}: {}",
+                i + 1,
+                stmts.len(),
+                m.up.path.display(),
+                s.line,
+                e.message
+            );
+            w.error = Some(&msg);
+            w.statements_applied = Some(i as i64);
+            history::update(driver, &w).await?;
+            return Err(Error::db(
+                format!(
+                    "resuming migration {version}: statement {} ({}:{}) failed",
+                    i + 1,
+                    m.up.path.display(),
+                    s.line
+                ),
+                e,
+            ));
+        }
+        w.statements_applied = Some(i as i64 + 1);
+        history::update(driver, &w).await?;
+    }
+    w.state = HistoryState::Applied;
+    w.error = None;
+    w.checksum = &m.checksum;
+    w.execution_ms = row.execution_ms + started.elapsed().as_millis() as i64;
+    history::update(driver, &w).await?;
+    history::journal(
+        driver,
+        &JournalWrite {
+            run_id: &settings.run_id,
+            action: "repair:resume",
+            version: Some(version),
+            detail: Some(serde_json::to_string(&resumed).unwrap_or_default()),
+            actor: &settings.actor,
+        },
+    )
+    .await?;
+    Ok(resumed)
+}
+
 /// Decisions a person gives for half-applied migrations (and files that are gone).
 #[derive(Debug, Clone, Default)]
 pub struct Decisions {

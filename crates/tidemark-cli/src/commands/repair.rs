@@ -17,6 +17,9 @@ pub async fn run(ctx: &Context, args: &RepairArgs) -> Result<i32> {
         forget: args.forget.clone(),
     };
     let carry_out = ctx.global.yes && !args.dry_run;
+    if let Some(version) = args.resume {
+        return resume(ctx, &set, &settings, version, carry_out).await;
+    }
     let mut db = ctx.connect().await?;
     let sp = spinner(
         &ctx.out,
@@ -212,4 +215,67 @@ pub fn render(
     if pending > 0 {
         out.line(paint(DIM, format!("\nreplay: {pending} migration(s) stay pending; `tidemark up` applies them after the repair")));
     }
+}
+
+/// `repair --resume V`: run the rest of a migration that failed part way outside a transaction.
+async fn resume(
+    ctx: &Context,
+    set: &MigrationSet,
+    settings: &tidemark::engine::Settings,
+    version: i64,
+    carry_out: bool,
+) -> Result<i32> {
+    let mut db = ctx.connect().await?;
+    let r = repair::resume(
+        db.as_mut(),
+        set,
+        settings,
+        version,
+        carry_out,
+        &mut Progress::new(ctx.out),
+    )
+    .await;
+    db.close().await;
+    let done = r?;
+    if ctx.out.is_json() {
+        ctx.out.json(&serde_json::json!({
+            "dry_run": !carry_out,
+            "resumed": done,
+        }));
+        return Ok(0);
+    }
+    let range = if done.from_statement > done.statements {
+        "no statement is left to run".to_string()
+    } else if done.from_statement == done.statements {
+        format!("statement {} of {}", done.from_statement, done.statements)
+    } else {
+        format!(
+            "statements {}–{} of {}",
+            done.from_statement, done.statements, done.statements
+        )
+    };
+    let checksum = if done.checksum_before == done.checksum_after {
+        String::new()
+    } else {
+        format!(
+            "; checksum {} → {} (the fixed file)",
+            &done.checksum_before[..done.checksum_before.len().min(12)],
+            &done.checksum_after[..done.checksum_after.len().min(12)]
+        )
+    };
+    if carry_out {
+        ctx.out.line(format!(
+            "{} migration {version} resumed: ran {range}, recorded as applied{checksum} (journaled as repair:resume)",
+            paint(GREEN, "✓")
+        ));
+    } else {
+        ctx.out.line(format!(
+            "migration {version} would be resumed: {range} would run, then it is recorded as applied{checksum}"
+        ));
+        ctx.out.line(paint(
+            DIM,
+            format!("dry run: nothing was changed; `tidemark repair --resume {version} --yes` carries it out"),
+        ));
+    }
+    Ok(0)
 }

@@ -543,3 +543,60 @@ async fn example_migrations_round_trip() {
         tm(&db, &m, &["drift"]).ok();
     }
 }
+
+db_test!(
+    a_migration_that_failed_part_way_is_resumed_after_its_file_is_fixed,
+    |db| async move {
+        // Outside a transaction the first statement stays applied when the second fails; after
+        // the fix, the rest runs and the first is not run again (it would fail: the table exists).
+        let m = Migrations::new(&[
+            (
+                "1_users.sql",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+            ),
+            (
+                "2_three.sql",
+                "-- tidemark:no-transaction\nCREATE TABLE a (id INTEGER);\nINSERT INTO no_such_table VALUES (1);\nCREATE TABLE c (id INTEGER);\n",
+            ),
+        ]);
+        let r = tm(&db, &m, &["up"]);
+        r.code(1);
+        assert!(db.has_table("a").await && !db.has_table("c").await);
+        // Nothing to resume for a migration that did not fail, or one that does not exist.
+        let bad = tm(&db, &m, &["repair", "--resume", "1", "--yes"]);
+        bad.code(2);
+        assert!(bad.stderr.contains("--resume 1"), "{}", bad.stderr);
+        tm(&db, &m, &["repair", "--resume", "7", "--yes"]).code(2);
+        // up names the way out.
+        let up = tm(&db, &m, &["up"]);
+        up.code(20);
+        assert!(up.stderr.contains("repair --resume 2"), "{}", up.stderr);
+
+        m.write(
+            "2_three.sql",
+            "-- tidemark:no-transaction\nCREATE TABLE a (id INTEGER);\nCREATE TABLE b (id INTEGER);\nCREATE TABLE c (id INTEGER);\n",
+        );
+        // Without --yes: the plan, nothing changed.
+        let plan = tm(&db, &m, &["repair", "--resume", "2", "--format", "json"]).json();
+        assert_eq!(plan["dry_run"], true, "{plan}");
+        assert_eq!(plan["resumed"]["from_statement"], 2, "{plan}");
+        assert_eq!(plan["resumed"]["statements"], 3, "{plan}");
+        assert!(!db.has_table("b").await);
+        assert_eq!(history(&db).await[1], (2, "failed".to_string()));
+
+        tm(&db, &m, &["repair", "--resume", "2", "--yes"]).ok();
+        assert!(db.has_table("b").await && db.has_table("c").await);
+        assert_eq!(history(&db).await[1], (2, "applied".to_string()));
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM tidemark_journal WHERE action = 'repair:resume' AND version = 2")
+                .await
+                .as_deref(),
+            Some("1")
+        );
+        // The recorded checksum is the fixed file's: nothing is modified, nothing drifted.
+        tm(&db, &m, &["status", "--exit-code"]).ok();
+        tm(&db, &m, &["up"]).ok();
+        // Resuming again is refused: it is applied.
+        tm(&db, &m, &["repair", "--resume", "2", "--yes"]).code(2);
+    }
+);
