@@ -153,7 +153,10 @@ pub const DEFAULT_STATEMENT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOCK_RETRIES: u32 = 3;
 
 /// Set (or with `None` reset) how long the migration session's statements wait for locks.
-async fn set_statement_lock_timeout(driver: &mut dyn Driver, t: Option<Duration>) -> Result<()> {
+pub(crate) async fn set_statement_lock_timeout(
+    driver: &mut dyn Driver,
+    t: Option<Duration>,
+) -> Result<()> {
     let sql: Vec<String> = match (driver.dialect(), t) {
         (crate::driver::Dialect::Postgres, Some(t)) => {
             vec![format!("SET lock_timeout = '{}ms'", t.as_millis().max(1))]
@@ -1445,7 +1448,11 @@ fn lock_retry_message(
     )
 }
 
-async fn ensure_held(driver: &mut dyn Driver, held: Option<&str>, version: i64) -> Result<()> {
+pub(crate) async fn ensure_held(
+    driver: &mut dyn Driver,
+    held: Option<&str>,
+    version: i64,
+) -> Result<()> {
     match held {
         Some(h) if !history::lock_held(driver, h).await? => Err(Error::LockLost {
             version,

@@ -656,7 +656,18 @@ pub async fn resume(
 ) -> Result<Resumed> {
     set.validate(driver.dialect())?;
     let guard = crate::engine::acquire(driver, settings, obs).await?;
-    let r = resume_locked(driver, set, settings, version, carry_out).await;
+    let held = guard.held_condition();
+    // As `up` runs statements: they give up waiting for a table lock, and none runs once the
+    // migration lock is lost.
+    let r = match crate::engine::set_statement_lock_timeout(driver, settings.statement_lock_timeout)
+        .await
+    {
+        Ok(()) => resume_locked(driver, set, settings, version, carry_out, held.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    if settings.statement_lock_timeout.is_some() {
+        let _ = crate::engine::set_statement_lock_timeout(driver, None).await;
+    }
     guard.release().await?;
     r
 }
@@ -667,6 +678,7 @@ async fn resume_locked(
     settings: &Settings,
     version: i64,
     carry_out: bool,
+    held: Option<&str>,
 ) -> Result<Resumed> {
     let h = history::read(driver).await?;
     let row = h.get(version).filter(|r| r.state == HistoryState::Failed);
@@ -712,6 +724,7 @@ async fn resume_locked(
         lint_class: settings.class_of(m, driver.dialect()),
     };
     for (i, s) in stmts.iter().enumerate().skip(done) {
+        crate::engine::ensure_held(driver, held, version).await?;
         if let Err(e) = driver.run(&s.text).await {
             let msg = format!(
                 "statement {} of {} failed again at {}:{}: {}",

@@ -600,3 +600,42 @@ db_test!(
         tm(&db, &m, &["repair", "--resume", "2", "--yes"]).code(2);
     }
 );
+
+/// Resuming runs statements as `up` does: one that waits for a table lock gives up (after the
+/// statement lock timeout) instead of waiting behind a long transaction for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_statement_gives_up_waiting_for_a_table_lock_postgres() {
+    let Some(db) =
+        TestDb::postgres("a_resumed_statement_gives_up_waiting_for_a_table_lock_postgres").await
+    else {
+        return;
+    };
+    let m = Migrations::new(&[
+        (
+            "1_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+        ),
+        (
+            "2_two.sql",
+            "-- tidemark:no-transaction\nCREATE TABLE a (id INTEGER);\nINSERT INTO no_such_table VALUES (1);\n",
+        ),
+    ]);
+    tm(&db, &m, &["up"]).code(1);
+    m.write(
+        "2_two.sql",
+        "-- tidemark:no-transaction\nCREATE TABLE a (id INTEGER);\nALTER TABLE users ADD COLUMN x INTEGER;\n",
+    );
+    let mut holder = db.connect().await;
+    holder
+        .run("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // The default statement lock timeout (5 s).
+    let r = tm(&db, &m, &["repair", "--resume", "2", "--yes"]);
+    r.code(1);
+    assert!(r.stderr.contains("lock"), "{}", r.stderr);
+    assert_eq!(history(&db).await[1], (2, "failed".to_string()));
+    holder.run("ROLLBACK").await.unwrap();
+    tm(&db, &m, &["repair", "--resume", "2", "--yes"]).ok();
+    assert_eq!(history(&db).await[1], (2, "applied".to_string()));
+}
