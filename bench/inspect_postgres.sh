@@ -18,7 +18,7 @@ TABLES=${TABLES:-1000}
 RUNS=${RUNS:-10}
 DB=tm_bench_inspect_$$
 DB_URL="${ADMIN_URL%/*}/$DB"
-BIN=target/release/tidemark
+BIN=${TM:-target/release/tidemark}
 work=$(mktemp -d)
 
 cleanup() {
@@ -27,8 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building the release binary…" >&2
-cargo build --release -q -p tidemark-cli
+if [ -z "${TM:-}" ]; then
+    echo "building the release binary (cargo's progress below)…" >&2
+    cargo build --release -p tidemark-cli
+fi
 
 echo "creating $DB with $TABLES tables…" >&2
 psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
@@ -58,7 +60,10 @@ psql -q "$DB_URL" -c "ANALYZE" >/dev/null
 
 inspect_cmd="$BIN -d $DB_URL inspect --fingerprint"
 dump_cmd="pg_dump --schema-only -f /dev/null $DB_URL"
-drift_cmd="$BIN -d $DB_URL --dir $work/migrations drift"
+# drift: cold (the replay cache off: a full replay every time) and warm (the replay cache
+# filled by the first run: one inspection and a diff).
+drift_cmd="env TIDEMARK_CACHE_DIR=off $BIN -d $DB_URL --dir $work/migrations drift"
+warm_cmd="env TIDEMARK_CACHE_DIR=$work/cache $BIN -d $DB_URL --dir $work/migrations drift"
 
 # Sanity: both work, and the inspection sees every table.
 $inspect_cmd >/dev/null
@@ -66,13 +71,14 @@ seen=$($BIN -d "$DB_URL" inspect | grep -c '^table ')
 [ "$seen" -eq "$TABLES" ] || { echo "inspect saw $seen tables, expected $TABLES" >&2; exit 1; }
 $dump_cmd
 $drift_cmd >/dev/null
+$warm_cmd >/dev/null
 
 # Wall time: mean ± σ, min, max in milliseconds.
 declare -A mean sd min max
 if command -v hyperfine >/dev/null; then
     hyperfine --style none --warmup 2 --runs "$RUNS" --export-json "$work/times.json" \
-        -n inspect "$inspect_cmd" -n pg_dump "$dump_cmd" -n drift "$drift_cmd" >&2
-    for name in inspect pg_dump drift; do
+        -n inspect "$inspect_cmd" -n pg_dump "$dump_cmd" -n drift "$drift_cmd" -n warm "$warm_cmd" >&2
+    for name in inspect pg_dump drift warm; do
         read -r m s lo hi < <(python3 - "$work/times.json" "$name" <<'PY'
 import json, sys
 r = next(x for x in json.load(open(sys.argv[1]))["results"] if x["command"] == sys.argv[2])
@@ -83,8 +89,8 @@ PY
     done
     timer="hyperfine, $RUNS runs after 2 warm-ups"
 else
-    for name in inspect pg_dump drift; do
-        case $name in inspect) cmd=$inspect_cmd ;; pg_dump) cmd=$dump_cmd ;; *) cmd=$drift_cmd ;; esac
+    for name in inspect pg_dump drift warm; do
+        case $name in inspect) cmd=$inspect_cmd ;; pg_dump) cmd=$dump_cmd ;; drift) cmd=$drift_cmd ;; *) cmd=$warm_cmd ;; esac
         $cmd >/dev/null; $cmd >/dev/null
         ts=()
         for _ in $(seq 1 "$RUNS"); do
@@ -107,6 +113,8 @@ rss_inspect=$(peak $inspect_cmd)
 rss_dump=$(peak $dump_cmd)
 # shellcheck disable=SC2086
 rss_drift=$(peak $drift_cmd)
+# shellcheck disable=SC2086
+rss_warm=$(peak $warm_cmd)
 
 server=$(psql -Atq "$ADMIN_URL" -c "SHOW server_version")
 cat <<EOF
@@ -117,5 +125,6 @@ $TABLES tables × (10 columns, primary key, 2 indexes, 1 foreign key); PostgreSQ
 |---|---|---|---|---|
 | \`tidemark inspect --fingerprint\` | ${mean[inspect]} ± ${sd[inspect]} | ${min[inspect]} | ${max[inspect]} | $rss_inspect |
 | \`pg_dump --schema-only\` | ${mean[pg_dump]} ± ${sd[pg_dump]} | ${min[pg_dump]} | ${max[pg_dump]} | $rss_dump |
-| \`tidemark drift\` (replay on a scratch database + 2 inspections + diff) | ${mean[drift]} ± ${sd[drift]} | ${min[drift]} | ${max[drift]} | $rss_drift |
+| \`tidemark drift\`, replay cache off (replay on a scratch database + 2 inspections + diff) | ${mean[drift]} ± ${sd[drift]} | ${min[drift]} | ${max[drift]} | $rss_drift |
+| \`tidemark drift\`, warm replay cache (1 inspection + diff) | ${mean[warm]} ± ${sd[warm]} | ${min[warm]} | ${max[warm]} | $rss_warm |
 EOF

@@ -9,7 +9,7 @@ use crate::engine::Settings;
 use crate::error::{Error, Result};
 use crate::history::{self, HistoryState, HistoryWrite, JournalWrite};
 use crate::migration::{Migration, MigrationSet};
-use crate::replay::{self, Shadow};
+use crate::replay;
 use crate::url::DatabaseUrl;
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,10 +62,7 @@ async fn baseline_locked(
         ));
     }
     let upto: Vec<&Migration> = set.migrations[..=pos].iter().collect();
-    let mut shadow = Shadow::open_for(driver, settings, shadow_url).await?;
-    let expected = replay::final_schema(&mut shadow, &upto, &settings.inspect).await;
-    shadow.close().await;
-    let expected = expected?;
+    let (expected, _) = replay::final_schema_cached(driver, settings, shadow_url, &upto).await?;
     let live = driver.inspect(&settings.inspect).await?;
     let changes = diff(&expected, &live).changes;
     if !changes.is_empty() && !force {

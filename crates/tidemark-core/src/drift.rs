@@ -9,7 +9,7 @@ use crate::engine::Settings;
 use crate::error::Result;
 use crate::history;
 use crate::migration::{Migration, MigrationSet};
-use crate::replay::{self, Shadow};
+use crate::replay::{self, ReplayStats};
 use crate::status::{MigrationState, Status};
 use crate::url::DatabaseUrl;
 
@@ -24,6 +24,8 @@ pub struct DriftReport {
     pub live_fingerprint: String,
     /// Things that make the comparison less than exact, in words.
     pub notes: Vec<String>,
+    /// Where the expected schema came from: the replay cache, or a replay.
+    pub replay: ReplayStats,
 }
 
 /// The recorded migrations that can be replayed, in order of application, with notes on the
@@ -90,10 +92,8 @@ pub async fn drift(
             _ => {}
         }
     }
-    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
-    let expected = replay::final_schema(&mut shadow, &to_replay, &settings.inspect).await;
-    shadow.close().await;
-    let expected = expected?;
+    let (expected, replay) =
+        replay::final_schema_cached(live, settings, shadow_url, &to_replay).await?;
     let actual = live.inspect(&settings.inspect).await?;
     let d = diff(&expected, &actual);
     Ok(DriftReport {
@@ -103,5 +103,6 @@ pub async fn drift(
         expected_fingerprint: expected.fingerprint().0,
         live_fingerprint: actual.fingerprint().0,
         notes,
+        replay,
     })
 }

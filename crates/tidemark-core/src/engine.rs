@@ -106,6 +106,8 @@ pub struct Settings {
     /// `[sync] tool`: the other tool whose table to keep in step (the last `sync` decision
     /// journaled in the database wins over it).
     pub sync: Option<crate::import::Tool>,
+    /// Where replays' results are kept ([`crate::replay_cache`]); `None`: every replay runs.
+    pub replay_cache: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -145,6 +147,7 @@ impl Default for Settings {
             lock_retries: DEFAULT_LOCK_RETRIES,
             shadow_baseline: None,
             sync: None,
+            replay_cache: crate::replay_cache::default_dir(),
         }
     }
 }

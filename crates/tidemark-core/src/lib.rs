@@ -25,6 +25,7 @@ pub mod plan;
 pub mod probe;
 pub mod repair;
 pub mod replay;
+pub mod replay_cache;
 pub mod scratch;
 pub mod split;
 pub mod status;

@@ -77,6 +77,8 @@ pub struct RepairPlan {
     /// Live objects that no migration creates.
     pub unexplained: Vec<String>,
     pub notes: Vec<String>,
+    /// Where the evidence came from: the replay cache, or a replay.
+    pub replay: replay::ReplayStats,
 }
 
 impl RepairPlan {
@@ -174,17 +176,50 @@ pub async fn gather(
     shadow_url: Option<&DatabaseUrl>,
 ) -> Result<Evidence> {
     set.validate(live.dialect())?;
-    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
-    let trail = replay::replay_all(&mut shadow, set, &settings.inspect).await;
-    // Repeatable migrations run after all versioned ones: what they create says nothing
-    // about which versioned migrations ran, so it is left out of the live schema.
-    let created = match (&trail, set.repeatables.is_empty()) {
-        (Ok(_), false) => repeatables_footprint(&mut shadow, set, &settings.inspect).await,
-        _ => Ok(Default::default()),
+    let ms: Vec<&crate::migration::Migration> = set.migrations.iter().collect();
+    let cache = replay::cache_for(live, settings, shadow_url).await;
+    let keys = cache.as_ref().map(|c| c.keys(&ms));
+    let cached = match (&cache, &keys) {
+        (Some(c), Some(k)) => replay::cached_prefix(c, k, &ms),
+        _ => replay::Trail::default(),
     };
-    shadow.close().await;
-    let trail = trail?;
-    let created = created?;
+    let reps: Vec<&crate::migration::Migration> =
+        set.repeatables.iter().map(|r| &r.migration).collect();
+    let reps_key = keys
+        .as_ref()
+        .and_then(|k| k.last())
+        .map(|k| crate::replay_cache::ReplayCache::with_repeatables(k, &reps));
+    let cached_created = match (&cache, &reps_key) {
+        _ if reps.is_empty() => Some(Default::default()),
+        (Some(c), Some(k)) => c.created(k),
+        _ => None,
+    };
+    let (trail, created) = match cached_created {
+        // Every state (and what the repeatable migrations create) is known: no shadow at all.
+        Some(created) if cached.fingerprints.len() == ms.len() + 1 => (cached, created),
+        cached_created => {
+            let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
+            let cache_keys = cache.as_ref().zip(keys.as_deref());
+            let trail =
+                replay::replay_from(&mut shadow, &ms, &settings.inspect, cache_keys, cached).await;
+            // Repeatable migrations run after all versioned ones: what they create says
+            // nothing about which versioned migrations ran, so it is left out of the live
+            // schema.
+            let created = match (&trail, cached_created) {
+                (Ok(_), Some(c)) => Ok(c),
+                (Ok(_), None) => {
+                    let r = repeatables_footprint(&mut shadow, set, &settings.inspect).await;
+                    if let (Ok(r), Some(c), Some(k)) = (&r, &cache, &reps_key) {
+                        c.store_created(k, r);
+                    }
+                    r
+                }
+                _ => Ok(Default::default()),
+            };
+            shadow.close().await;
+            (trail?, created?)
+        }
+    };
     let live_schema = live.inspect(&settings.inspect).await?;
     let live_fingerprint = Some(live_schema.fingerprint().0);
     let live_schema = if created.is_empty() {
@@ -557,6 +592,7 @@ pub fn plan(set: &MigrationSet, history: &History, ev: &Evidence) -> RepairPlan 
         live_fingerprint: live_fp.0,
         unexplained,
         notes,
+        replay: ev.trail.stats,
     }
 }
 

@@ -10,6 +10,7 @@ use tidemark_schema::{Object, Schema};
 use crate::driver::{Dialect, Driver, InspectOptions};
 use crate::error::{Error, Result};
 use crate::migration::{Migration, MigrationSet};
+use crate::replay_cache::{CachedState, ReplayCache};
 use crate::url::DatabaseUrl;
 
 /// A scratch database to replay migrations on, dropped by [`Shadow::close`].
@@ -512,6 +513,16 @@ pub struct Trail {
     /// The objects of the starting state (an empty shadow may have some, e.g. PostgreSQL's
     /// extensions from the template).
     pub start: Vec<String>,
+    pub stats: ReplayStats,
+}
+
+/// Where a replay's evidence came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayStats {
+    /// Migrations whose state was taken from the replay cache.
+    pub cached: usize,
+    /// Migrations applied on a shadow database.
+    pub replayed: usize,
 }
 
 impl Trail {
@@ -549,20 +560,171 @@ pub async fn replay_all(
     set: &MigrationSet,
     opts: &InspectOptions,
 ) -> Result<Trail> {
+    let ms: Vec<&Migration> = set.migrations.iter().collect();
+    replay_from(shadow, &ms, opts, None, Trail::default()).await
+}
+
+/// The replay cache for replays that would run on `live`'s shadow, when it is on: keyed by the
+/// server the shadow is on (the live one, or `shadow_url`'s), the dialect, the inspection scope
+/// and the baseline schema.
+pub async fn cache_for(
+    live: &mut dyn Driver,
+    settings: &crate::engine::Settings,
+    shadow_url: Option<&DatabaseUrl>,
+) -> Option<ReplayCache> {
+    let dir = settings.replay_cache.clone()?;
+    let version = match shadow_url {
+        None => live.caps().server_version.clone(),
+        Some(u) => {
+            let d = live.connect_other(u).await.ok()?;
+            let v = d.caps().server_version.clone();
+            d.close().await;
+            v
+        }
+    };
+    let seed = match &settings.shadow_baseline {
+        Some(p) => Some(read_seed(p).ok()?.sql),
+        None => None,
+    };
+    Some(ReplayCache::new(
+        dir,
+        live.dialect(),
+        &version,
+        &settings.inspect,
+        seed.as_deref(),
+    ))
+}
+
+/// The longest prefix of the replay of `ms` that the cache holds, as a trail: its
+/// `fingerprints` cover states 0..n (n = `fingerprints.len() - 1` migrations).
+pub fn cached_prefix(cache: &ReplayCache, keys: &[String], ms: &[&Migration]) -> Trail {
     let mut t = Trail::default();
-    let start = shadow.inspect(opts).await?;
-    t.fingerprints.push(start.fingerprint().0);
-    let mut prev = objects(&start);
-    t.start = prev.keys().cloned().collect();
-    drop(start);
-    for m in &set.migrations {
-        shadow.apply(m).await?;
+    for (k, key) in keys.iter().enumerate() {
+        let version = k.checked_sub(1).map(|i| ms[i].version);
+        let Some(mut s) = cache.state(key, version) else {
+            break;
+        };
+        let fingerprint = std::mem::take(&mut s.fingerprint);
+        if k == 0 {
+            t.start = std::mem::take(&mut s.start);
+        } else {
+            let Some(f) = s.footprint() else { break };
+            t.footprints.push(f);
+        }
+        t.fingerprints.push(fingerprint);
+    }
+    t.stats.cached = t.fingerprints.len().saturating_sub(1);
+    t
+}
+
+/// Replay `ms` on the shadow from where `known` (a [`cached_prefix`], or empty) ends: the
+/// shadow is brought to that state without inspecting (its fingerprint is checked against the
+/// cache's once there), then each further migration is applied and inspected. Every state
+/// learnt is stored in the cache, and the last state's whole schema too.
+pub async fn replay_from(
+    shadow: &mut Shadow,
+    ms: &[&Migration],
+    opts: &InspectOptions,
+    cache: Option<(&ReplayCache, &[String])>,
+    known: Trail,
+) -> Result<Trail> {
+    let mut t = known;
+    let mut prev = loop {
+        if t.fingerprints.is_empty() {
+            let start = shadow.inspect(opts).await?;
+            let fingerprint = start.fingerprint().0;
+            let objs = objects(&start);
+            t.start = objs.keys().cloned().collect();
+            if let Some((c, keys)) = cache {
+                let mut st = CachedState::new(None, fingerprint.clone(), &Footprint::default());
+                st.start = t.start.clone();
+                c.store_state(&keys[0], &st);
+            }
+            t.fingerprints.push(fingerprint);
+            break objs;
+        }
+        let k = t.fingerprints.len() - 1;
+        for m in &ms[..k] {
+            shadow.apply(m).await?;
+        }
+        t.stats.replayed += k;
         let s = shadow.inspect(opts).await?;
-        t.fingerprints.push(s.fingerprint().0);
+        if s.fingerprint().0 == t.fingerprints[k] {
+            break objects(&s);
+        }
+        // The cache says otherwise than this server: trust neither the prefix nor its entries
+        // (they are overwritten as the replay goes).
+        tracing::warn!(
+            "the replay cache disagrees with the shadow database after migration {}; replaying from the start",
+            ms[k - 1].version
+        );
+        shadow.rebuild(&[]).await?;
+        t = Trail {
+            stats: ReplayStats {
+                replayed: t.stats.replayed,
+                ..ReplayStats::default()
+            },
+            ..Trail::default()
+        };
+    };
+    let first = t.fingerprints.len() - 1;
+    for (i, m) in ms.iter().enumerate().skip(first) {
+        shadow.apply(m).await?;
+        t.stats.replayed += 1;
+        let s = shadow.inspect(opts).await?;
+        let fingerprint = s.fingerprint().0;
         let cur = objects(&s);
+        let f = Footprint::between(&prev, &cur);
+        if let Some((c, keys)) = cache {
+            c.store_state(
+                &keys[i + 1],
+                &CachedState::new(Some(m.version), fingerprint.clone(), &f),
+            );
+            if i + 1 == ms.len() {
+                c.store_schema(&keys[i + 1], &s);
+            }
+        }
         drop(s);
-        t.footprints.push(Footprint::between(&prev, &cur));
+        t.fingerprints.push(fingerprint);
+        t.footprints.push(f);
         prev = cur;
     }
+    if let Some((c, _)) = cache {
+        c.prune();
+    }
     Ok(t)
+}
+
+/// The schema after `ms`, from the cache when it holds it, else replayed on a shadow of
+/// `live` (and stored).
+pub async fn final_schema_cached(
+    live: &mut dyn Driver,
+    settings: &crate::engine::Settings,
+    shadow_url: Option<&DatabaseUrl>,
+    ms: &[&Migration],
+) -> Result<(Schema, ReplayStats)> {
+    let cache = cache_for(live, settings, shadow_url).await;
+    let key = cache.as_ref().and_then(|c| c.keys(ms).pop());
+    if let (Some(c), Some(key)) = (&cache, &key)
+        && let Some(s) = c.schema(key)
+    {
+        let stats = ReplayStats {
+            cached: ms.len(),
+            replayed: 0,
+        };
+        return Ok((s, stats));
+    }
+    let mut shadow = Shadow::open_for(live, settings, shadow_url).await?;
+    let expected = final_schema(&mut shadow, ms, &settings.inspect).await;
+    shadow.close().await;
+    let expected = expected?;
+    if let (Some(c), Some(key)) = (&cache, &key) {
+        c.store_schema(key, &expected);
+        c.prune();
+    }
+    let stats = ReplayStats {
+        cached: 0,
+        replayed: ms.len(),
+    };
+    Ok((expected, stats))
 }

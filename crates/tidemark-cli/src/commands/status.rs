@@ -74,6 +74,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<i32> {
         if let Some(p) = &evidence {
             doc.drift.matches_state_after = p.matches_state_after;
             doc.drift.repair_needed = Some(p.changes().next().is_some());
+            doc.drift.replay = Some(p.replay);
         }
         ctx.out.json(&doc);
     } else {

@@ -109,6 +109,10 @@ pub struct DriftDoc {
     /// `status` only, when not clean: whether `repair` has history changes to make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair_needed: Option<bool>,
+    /// `status` only, when a replay was needed: how many migrations' states came from the
+    /// replay cache and how many were applied on a shadow database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<tidemark::replay::ReplayStats>,
 }
 
 impl StatusDoc {
@@ -150,6 +154,7 @@ impl StatusDoc {
                 evidence: st.drift.evidence.clone(),
                 matches_state_after: None,
                 repair_needed: None,
+                replay: None,
             },
         }
     }
@@ -253,6 +258,9 @@ pub struct DriftReportDoc {
     pub expected_fingerprint: String,
     pub live_fingerprint: String,
     pub notes: Vec<String>,
+    /// Where the expected schema came from: `cached` migrations from the replay cache (all or
+    /// none), `replayed` applied on a shadow database.
+    pub replay: tidemark::replay::ReplayStats,
 }
 
 #[derive(Serialize)]
@@ -283,6 +291,7 @@ impl DriftReportDoc {
             expected_fingerprint: r.expected_fingerprint.clone(),
             live_fingerprint: r.live_fingerprint.clone(),
             notes: r.notes.clone(),
+            replay: r.replay,
         }
     }
 }
@@ -296,6 +305,8 @@ pub struct RepairDoc {
     pub unexplained: Vec<String>,
     pub notes: Vec<String>,
     pub live_fingerprint: String,
+    /// How many migrations' states came from the replay cache, how many were replayed.
+    pub replay: tidemark::replay::ReplayStats,
     /// What was written (empty for a dry run): version and action
     /// (`adopt`, `forget`, `reset`, `refresh_checksum`, `mark_half_applied`).
     pub applied: Vec<AppliedDoc>,
@@ -342,6 +353,7 @@ impl RepairDoc {
             unexplained: p.unexplained.clone(),
             notes: p.notes.clone(),
             live_fingerprint: p.live_fingerprint.clone(),
+            replay: p.replay,
             applied: applied
                 .iter()
                 .map(|(v, a)| AppliedDoc {
@@ -381,6 +393,7 @@ impl CheckDoc {
                 evidence: r.drift.evidence.clone(),
                 matches_state_after: None,
                 repair_needed: None,
+                replay: None,
             },
             ahead: r.ahead.clone(),
         }
