@@ -17,8 +17,10 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/tidemark /usr/local/bin/tidemark
 USER tidemark
 WORKDIR /work
-# Backups belong on a volume: inside the container they vanish with it.
-ENV TIDEMARK_BACKUP_DIR=/backups
+# Backups belong on a volume: inside the container they vanish with it. The migrations are
+# in /migrations unless --dir says otherwise (an environment default, not a flag in the
+# entrypoint: a command that names --dir again would otherwise be refused).
+ENV TIDEMARK_BACKUP_DIR=/backups TIDEMARK_DIR=/migrations
 VOLUME ["/backups"]
-ENTRYPOINT ["tidemark", "--dir", "/migrations"]
+ENTRYPOINT ["tidemark"]
 CMD ["status"]

@@ -39,7 +39,7 @@ pub struct Global {
     )]
     pub database_url: Option<String>,
     /// Migrations directory [default: migrations, or `dir` in tidemark.toml] (backups: TIDEMARK_BACKUP_DIR or [backup] dir)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "TIDEMARK_DIR")]
     pub dir: Option<PathBuf>,
     /// Migration layout, detected when not given
     #[arg(long, global = true, value_parser = ["native", "diesel", "flyway", "dbmate"])]

@@ -947,6 +947,14 @@ body_contains = "ok"
         let c = parse(&block[start..end]).unwrap();
         assert_eq!(c.strategy.name(), "compose");
         assert_eq!(c.cron.unwrap().entries.len(), 1);
+        // The README's compose example is deploy/compose/deploy.toml, word for word.
+        assert_eq!(
+            &block[start..end],
+            include_str!("../../../deploy/compose/deploy.toml")
+                .split_once("\napp = ")
+                .map(|(_, rest)| format!("app = {rest}"))
+                .unwrap()
+        );
         let example = include_str!("../../../examples/deploy/deploy.toml");
         let c = parse(example).unwrap();
         assert_eq!(c.db_policy, DbPolicy::Down);

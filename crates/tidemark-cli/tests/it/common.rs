@@ -66,8 +66,11 @@ pub fn command(cwd: &Path) -> Command {
     c.current_dir(cwd)
         .env_remove("TIDEMARK_DATABASE_URL")
         .env_remove("DATABASE_URL")
+        .env_remove("TIDEMARK_DIR")
         // Never the user's data directory: backups of a test stay in its own directory.
         .env("TIDEMARK_BACKUP_DIR", cwd.join(".tidemark-test-backups"))
+        // Nor the user's cache: a test's replays start cold unless the test itself warms them.
+        .env("TIDEMARK_CACHE_DIR", cwd.join(".tidemark-test-cache"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     c
@@ -79,6 +82,7 @@ pub fn tm_cmd(db: &TestDb, m: &Migrations, args: &[&str]) -> Command {
     // Backups are on, as for users; they go beside the test's migrations (a dot-directory,
     // which the migration loader skips) and vanish with them.
     c.env("TIDEMARK_BACKUP_DIR", m.path().join(".backups"));
+    c.env("TIDEMARK_CACHE_DIR", m.path().join(".cache"));
     c.arg("-d")
         .arg(db.url_string())
         .arg("--dir")
@@ -170,4 +174,48 @@ pub async fn wait_for_lock_held(db: &TestDb) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A command line of the tidemark image (the repository's `Dockerfile`: its ENTRYPOINT and ENV
+/// before `args`) is accepted by the real `tidemark`: it runs here against a scratch SQLite
+/// file with the image's (absent) /migrations, so it stops at the missing directory without
+/// doing anything, and a usage error (an unknown flag, a flag given twice) shows as one.
+pub fn image_command_line_parses(args: &[String], what: &str) {
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile"))
+            .expect("Dockerfile");
+    let last = |prefix: &str| {
+        dockerfile
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("Dockerfile has no {prefix}"))
+            .trim()
+            .to_string()
+    };
+    let entrypoint: Vec<String> = serde_json::from_str(&last("ENTRYPOINT ")).expect("ENTRYPOINT");
+    assert_eq!(entrypoint[0], "tidemark");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = command(tmp.path());
+    for kv in last("ENV ").split_whitespace() {
+        let (k, v) = kv.split_once('=').expect("ENV K=V");
+        c.env(k, v);
+    }
+    c.env(
+        "TIDEMARK_DATABASE_URL",
+        format!("sqlite://{}/db.sqlite", tmp.path().display()),
+    );
+    let r: Run = c.args(&entrypoint[1..]).args(args).output().unwrap().into();
+    assert!(
+        !r.stderr.contains("Usage:") && !r.stderr.contains("unexpected argument"),
+        "{what}: `tidemark {}` is refused: {}",
+        args.join(" "),
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("/migrations"),
+        "{what}: `tidemark {}` stopped elsewhere than at the missing /migrations: {}",
+        args.join(" "),
+        r.stderr
+    );
 }
