@@ -45,6 +45,25 @@ fn embed(root: &Path, dir: &str) -> Result<Vec<(String, PathBuf)>, String> {
     let abs = root.join(dir);
     let set = tidemark_core::MigrationSet::load(&abs, None)
         .map_err(|e| format!("tidemark::embed_migrations!: {e}"))?;
+    // The database is known only at run time (where `up` checks the files against it again):
+    // here a file must split into statements for at least one dialect, so an unterminated
+    // quote or comment, or BEGIN/COMMIT in a transactional file, does not compile.
+    let checks: Vec<_> = [
+        tidemark_core::Dialect::Postgres,
+        tidemark_core::Dialect::MySql,
+        tidemark_core::Dialect::Sqlite,
+    ]
+    .into_iter()
+    .map(|d| set.validate(d))
+    .collect();
+    if let Some(Err(e)) = checks
+        .iter()
+        .all(|c| c.is_err())
+        .then(|| checks.into_iter().next())
+        .flatten()
+    {
+        return Err(format!("tidemark::embed_migrations!: {e}"));
+    }
     let mut files = Vec::new();
     collect(&abs, &abs, &mut files).map_err(|e| format!("{}: {e}", abs.display()))?;
     if set.migrations.is_empty() {
@@ -117,6 +136,54 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_other_layouts_are_embedded_whole() {
+        // Native (golang-migrate, sqlx): up and down files; a dot-file is not embedded.
+        let d = dir(&[
+            ("001_users.up.sql", "CREATE TABLE u (id int);"),
+            ("001_users.down.sql", "DROP TABLE u;"),
+            (".keep", ""),
+        ]);
+        let names: Vec<String> = embed(d.path(), "migrations")
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(names, ["001_users.down.sql", "001_users.up.sql"]);
+        // Flyway: versioned, undo, repeatable and a per-script .conf.
+        let d = dir(&[
+            ("V1_1__users.sql", "CREATE TABLE u (id int);"),
+            ("U1_1__users.sql", "DROP TABLE u;"),
+            ("V1_1__users.sql.conf", "executeInTransaction=false\n"),
+            (
+                "R__view.sql",
+                "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;",
+            ),
+        ]);
+        let names: Vec<String> = embed(d.path(), "migrations")
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "R__view.sql",
+                "U1_1__users.sql",
+                "V1_1__users.sql",
+                "V1_1__users.sql.conf"
+            ]
+        );
+        // dbmate: one file, two sections.
+        let d = dir(&[(
+            "20240101120000_users.sql",
+            "-- migrate:up\nCREATE TABLE u (id int);\n\n-- migrate:down\nDROP TABLE u;\n",
+        )]);
+        let files = embed(d.path(), "migrations").unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, "20240101120000_users.sql");
+    }
+
     /// What becomes the compile error: the loader's own message, naming the file.
     #[test]
     fn a_bad_file_is_an_error_naming_it() {
@@ -131,5 +198,9 @@ mod tests {
                 .contains("12x_a.up.sql")
         );
         assert!(embed(d.path(), "nowhere").is_err());
+        // An unterminated quote: the file and its line.
+        let d = dir(&[("001_a.up.sql", "SELECT 1;\nINSERT INTO t VALUES ('x);\n")]);
+        let e = embed(d.path(), "migrations").unwrap_err();
+        assert!(e.contains("001_a.up.sql") && e.contains(":2"), "{e}");
     }
 }

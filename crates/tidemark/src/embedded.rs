@@ -21,6 +21,14 @@ use tidemark_core::{Error, MigrationSet, Result};
 /// ```compile_fail
 /// static MIGRATIONS: tidemark::EmbeddedMigrations = tidemark::embed_migrations!("no-such-directory");
 /// ```
+///
+/// Nor does a directory with a bad file (here an unterminated quote in `002_bad.up.sql`; the
+/// compile error is the loader's message naming the file and line):
+///
+/// ```compile_fail
+/// static MIGRATIONS: tidemark::EmbeddedMigrations =
+///     tidemark::embed_migrations!("tests/fixtures/bad-migrations");
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedMigrations {
     dir: &'static str,

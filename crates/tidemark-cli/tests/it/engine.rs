@@ -379,3 +379,46 @@ db_test!(the_migrator_does_what_the_commands_do, |db| async move {
     assert_eq!(e.class(), tidemark::ExitClass::Inconsistent, "{e}");
     assert!(!db.has_table("more_t").await);
 });
+
+db_test!(
+    two_migrators_at_once_apply_each_migration_once,
+    |db| async move {
+        // Each migration inserts a row: run twice, it would insert two.
+        let m = Migrations::new(&[]);
+        m.write(
+            "001_runs.up.sql",
+            "CREATE TABLE runs (migration INTEGER NOT NULL);\nINSERT INTO runs VALUES (1);\n",
+        );
+        for v in 2..=6 {
+            m.write(
+                &format!("{v:03}_step.up.sql"),
+                &format!("INSERT INTO runs VALUES ({v});\n"),
+            );
+        }
+        let url = db.url_string();
+        let one = |dir: std::path::PathBuf| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                tidemark::Migrator::new(&url, &dir)
+                    .unwrap()
+                    .with_backups(None)
+                    .up()
+                    .await
+            })
+        };
+        let (a, b) = (one(m.path().to_path_buf()), one(m.path().to_path_buf()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let a = a.unwrap_or_else(|e| panic!("first migrator: {e}"));
+        let b = b.unwrap_or_else(|e| panic!("second migrator: {e}"));
+        // One applied everything; the other waited for the lock and found nothing to do.
+        let mut applied = [a.done.len(), b.done.len()];
+        applied.sort();
+        assert_eq!(applied, [0, 6], "{a:?} / {b:?}");
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM runs").await.as_deref(),
+            Some("6"),
+            "every migration ran exactly once"
+        );
+        assert_eq!(versions(&history(&db).await), (1..=6).collect::<Vec<_>>());
+    }
+);
