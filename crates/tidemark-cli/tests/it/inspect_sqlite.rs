@@ -486,3 +486,40 @@ async fn tidemark_tables_and_their_objects_never_appear() {
         .await;
     assert_eq!(recorded.as_deref(), Some(s.fingerprint().as_str()));
 }
+
+/// Every table's pragmas are read in one joined query each; a virtual table whose module this
+/// connection lacks makes that query fail, and then the pragmas are read table by table: the
+/// other tables come out exactly as before, the virtual one says it could not be read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_whose_module_is_missing_leaves_the_others_readable() {
+    let Some(db) =
+        TestDb::sqlite("a_table_whose_module_is_missing_leaves_the_others_readable").await
+    else {
+        return;
+    };
+    db.exec(RICH).await;
+    let before = inspect(&db).await;
+    // Written straight into the schema: no connection has a module of that name.
+    db.exec(
+        "PRAGMA writable_schema = ON;
+         INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql)
+             VALUES ('table', 'ghost', 'ghost', 0, 'CREATE VIRTUAL TABLE ghost USING no_such_module(a, b)');
+         PRAGMA writable_schema = OFF;",
+    )
+    .await;
+    let after = inspect(&db).await;
+    let ghost = after
+        .tables
+        .get("ghost")
+        .expect("the virtual table is listed");
+    assert!(
+        ghost
+            .options
+            .get("columns")
+            .is_some_and(|c| c.starts_with("unreadable")),
+        "{ghost:?}"
+    );
+    let mut rest = after.clone();
+    rest.tables.remove("ghost");
+    assert_eq!(rest, before, "the other tables read as before");
+}
