@@ -18,6 +18,10 @@ pub struct Ctx<'a> {
     pub dialect: Dialect,
     /// Results of replaying migrations on a shadow database, when the caller has them.
     pub replay: Option<&'a dyn ReplayEvidence>,
+    /// How long `up` lets each statement wait for a table lock (`[migrate]
+    /// statement_lock_timeout`); `None` when it is turned off and statements wait as long as
+    /// the server's own setting says.
+    pub statement_lock_timeout: Option<std::time::Duration>,
 }
 
 /// One migration, analysed.

@@ -51,6 +51,9 @@ pub struct Linter<'a> {
     pub dialect: Dialect,
     pub levels: Levels,
     pub replay: Option<&'a dyn ReplayEvidence>,
+    /// As `up` will run the migrations: each statement's wait for a table lock is bounded by
+    /// this (`None`: turned off in `[migrate]`).
+    pub statement_lock_timeout: Option<std::time::Duration>,
 }
 
 impl<'a> Linter<'a> {
@@ -59,7 +62,14 @@ impl<'a> Linter<'a> {
             dialect,
             levels,
             replay: None,
+            statement_lock_timeout: Some(tidemark_core::engine::DEFAULT_STATEMENT_LOCK_TIMEOUT),
         }
+    }
+
+    /// The statement lock timeout `up` will use (`None`: off), as `[migrate]` configures it.
+    pub fn with_statement_lock_timeout(mut self, t: Option<std::time::Duration>) -> Linter<'a> {
+        self.statement_lock_timeout = t;
+        self
     }
 
     /// Use shadow-database replay outcomes for the rules that can use them.
@@ -85,6 +95,7 @@ impl<'a> Linter<'a> {
         let cx = Ctx {
             dialect: self.dialect,
             replay: self.replay,
+            statement_lock_timeout: self.statement_lock_timeout,
         };
         let mut out = Vec::new();
         for m in migrations {

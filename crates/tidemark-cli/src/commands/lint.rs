@@ -49,7 +49,10 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
         } else {
             BTreeMap::new()
         };
-        let linter = Linter::new(dialect, levels.clone());
+        // As `up` will run them: each statement's wait for a table lock bounded, unless
+        // `[migrate] statement_lock_timeout` turns it off.
+        let linter = Linter::new(dialect, levels.clone())
+            .with_statement_lock_timeout(ctx.settings(None)?.statement_lock_timeout);
         let linter = if args.replay {
             linter.with_replay(&evidence)
         } else {

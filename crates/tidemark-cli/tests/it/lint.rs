@@ -400,3 +400,34 @@ fn lint_changed_since_a_git_ref() {
     r.code(2);
     assert!(r.stderr.contains("no-such-ref"), "{}", r.stderr);
 }
+
+/// `lock-wait-without-timeout` judges the migrations as `up` will run them: quiet while
+/// `[migrate] statement_lock_timeout` bounds each statement's wait, a finding when it is off.
+#[test]
+fn a_lock_wait_without_timeout_follows_the_migrate_config() {
+    let files = &[
+        (
+            "001_a.up.sql",
+            "ALTER TABLE accounts ADD COLUMN note text;\n",
+        ),
+        ("001_a.down.sql", "ALTER TABLE accounts DROP COLUMN note;\n"),
+    ];
+    let on = project(files, Some("[lint]\ndialect = \"postgres\"\n"));
+    let r = lint(on.path(), &[]);
+    assert!(
+        !r.stdout.contains("lock-wait-without-timeout"),
+        "{}",
+        r.stdout
+    );
+    let off = project(
+        files,
+        Some("[lint]\ndialect = \"postgres\"\n[migrate]\nstatement_lock_timeout = \"0s\"\n"),
+    );
+    let r = lint(off.path(), &[]);
+    assert!(
+        r.stdout.contains("warning[lock-wait-without-timeout]")
+            && r.stdout.contains("statement_lock_timeout` is off"),
+        "{}",
+        r.stdout
+    );
+}

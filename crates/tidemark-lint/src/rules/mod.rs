@@ -20,6 +20,7 @@ mod drop_table;
 mod drop_without_if_exists;
 mod empty_migration;
 mod invalid_lint_ignore;
+mod lock_wait_without_timeout;
 mod missing_down;
 mod multiple_ddl_statements;
 mod rename_column;
@@ -52,6 +53,7 @@ pub static RULES: &[&dyn Rule] = &[
     &set_not_null::SetNotNull,
     &table_rewrite::TableRewrite,
     &vacuum_full_or_cluster::VacuumFullOrCluster,
+    &lock_wait_without_timeout::LockWaitWithoutTimeout,
     // Half-apply risk.
     &multiple_ddl_statements::MultipleDdlStatements,
     &concurrently_in_transaction::ConcurrentlyInTransaction,
