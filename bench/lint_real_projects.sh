@@ -143,7 +143,8 @@ PY
     [ "$status" -le 1 ] || { echo "tidemark lint failed on $name ($status):" >&2; cat "$out/result/$name.tidemark.err" >&2; exit 1; }
     if [ "$squawk" = 1 ] && [ "$dialect" = postgres ]; then
         status=0
-        find "$tree" -name '*.sql' -print0 | sort -z | xargs -0 "$venv/bin/squawk" --reporter json >"$out/result/$name.squawk.json" 2>"$out/result/$name.squawk.err" || status=$?
+        # One run over every file (squawk expands the pattern itself).
+        "$venv/bin/squawk" --reporter json "$tree/**/*.sql" >"$out/result/$name.squawk.json" 2>"$out/result/$name.squawk.err" || status=$?
         [ "$status" -le 1 ] || { echo "squawk failed on $name ($status)" >&2; cat "$out/result/$name.squawk.err" >&2; exit 1; }
     fi
     echo "$name|$repo|$commit|$dialect|$kind|$path" >"$out/result/$name.project"
@@ -191,10 +192,11 @@ for name in names:
     sq = os.path.join(res, name + ".squawk.json")
     if os.path.exists(sq):
         s = json.load(open(sq))
-        errors = [x for x in s if x["rule_name"] in ("syntax-error", "invalid-statement")]
+        errors = [x for x in s if x["rule_name"] == "syntax-error"]
         s_up = [x for x in s if not re.search(r"(^|[./])down\.sql$", x["file"])]
         s_mig = Counter(migration_of(x["file"], tree) for x in s)
         sq_rows.append(dict(name=name, findings=len(s), up_findings=len(s_up), errors=len(errors),
+                            error_files=len({x["file"] for x in errors}),
                             with_findings=len(s_mig), rules=Counter(x["rule_name"] for x in s),
                             error_list=[(os.path.relpath(x["file"], tree), x["line"] + 1, x["message"]) for x in errors]))
 
@@ -211,11 +213,11 @@ by_rule = "\n".join(f"- {r['name']}: {top(r['rules'])}" for r in rows)
 sq_table = ""
 if sq_rows:
     tm = {r["name"]: r for r in rows}
-    sl = ["| project | migrations | squawk: statements it cannot parse | tidemark: unparsable | squawk findings (up scripts) | tidemark findings (up scripts) | squawk: migrations with findings | tidemark |",
+    sl = ["| project | migrations | squawk: syntax errors (files) | tidemark: unparsable | squawk findings (up scripts) | tidemark findings (up scripts) | squawk: migrations with findings | tidemark |",
           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in sq_rows:
         t = tm[s["name"]]
-        sl.append(f"| {s['name']} | {t['migrations']} | {s['errors']} | {t['unparsable']} | {s['findings']} ({s['up_findings']}) | {t['findings']} ({t['up_findings']}) | {s['with_findings']} | {t['with_findings']} |")
+        sl.append(f"| {s['name']} | {t['migrations']} | {s['errors']} ({s['error_files']}) | {t['unparsable']} | {s['findings']} ({s['up_findings']}) | {t['findings']} ({t['up_findings']}) | {s['with_findings']} | {t['with_findings']} |")
     sq_table = "\n".join(sl) + "\n\nsquawk's most frequent rules:\n\n" + "\n".join(f"- {s['name']}: {top(s['rules'])}" for s in sq_rows)
     for s in sq_rows:
         for e in s["error_list"]:
