@@ -4,6 +4,8 @@
 #        -e TIDEMARK_DATABASE_URL=postgres://app@db/app tidemark up
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# libclang: the lint links PostgreSQL's own parser (pg_query), whose bindings bindgen generates.
+RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --locked -p tidemark-cli \
  && cp target/release/tidemark /usr/local/bin/tidemark

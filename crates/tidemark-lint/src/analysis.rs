@@ -1,5 +1,6 @@
 //! What rules look at: each script split with tidemark-core's splitter (so lines match what
-//! the engine runs) and each statement parsed with the dialect's `sqlparser` parser.
+//! the engine runs) and each statement parsed with the dialect's `sqlparser` parser; what that
+//! parser cannot read goes to the server's own grammar ([`crate::server`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tidemark_core::{Dialect, Migration, Result};
 
 use crate::ignore::Ignores;
 use crate::replay::ReplayEvidence;
+use crate::server::{self, Fact, ServerParse};
 use crate::source::{SourceFile, Span};
 
 /// What every rule may consult besides the migration itself.
@@ -59,6 +61,11 @@ impl<'a> Unit<'a> {
                 }
                 _ => {}
             }
+            for fact in s.server.iter().flat_map(|p| &p.facts) {
+                if let Fact::CreatesTable(t) = fact {
+                    created_tables.insert(t.clone());
+                }
+            }
         }
         Ok(Unit {
             migration,
@@ -72,6 +79,11 @@ impl<'a> Unit<'a> {
     /// True when the up script creates this table itself, so it holds no rows yet.
     pub fn creates_table(&self, name: &ObjectName) -> bool {
         self.created_tables.contains(&table_key(name))
+    }
+
+    /// [`Unit::creates_table`] for a name as [`table_key`] gives it.
+    pub fn creates_table_key(&self, key: &str) -> bool {
+        self.created_tables.contains(key)
     }
 
     /// True when the up script adds this column itself.
@@ -121,6 +133,9 @@ pub struct ParseFailure {
     pub message: String,
     /// Byte offset in the statement where the parser stopped, when it says.
     pub offset: Option<usize>,
+    /// PostgreSQL: the server's own grammar refuses the statement too, with this message (the
+    /// statement is not valid SQL for the server, not merely unknown to `sqlparser`).
+    pub server: Option<String>,
 }
 
 /// A word of a statement outside quotes and comments, upper-cased, with its byte offsets in
@@ -141,12 +156,33 @@ pub struct Stmt {
     pub start: usize,
     pub words: Vec<Word>,
     pub ast: std::result::Result<Statement, ParseFailure>,
+    /// When `sqlparser` cannot read the statement but the server's grammar can (PostgreSQL's
+    /// own parser; MySQL: recognised shapes), what it read: its class and the facts rules need.
+    pub server: Option<ServerParse>,
 }
 
 impl Stmt {
     pub fn new(index: usize, text: String, start: usize, dialect: Dialect) -> Stmt {
         let mut words = words(&text);
         let mut ast = parse(&text, dialect);
+        let mut server = None;
+        if let Err(failure) = &mut ast {
+            match dialect {
+                Dialect::Postgres => match server::postgres(&text) {
+                    Ok(p) => server = Some(p),
+                    Err(e) => failure.server = Some(e),
+                },
+                Dialect::MySql => {
+                    let blanked = server::mysql::without_binary_attribute(&text, &words);
+                    if let Some(Ok(a)) = blanked.map(|b| parse(&b, dialect)) {
+                        ast = Ok(a);
+                    } else {
+                        server = server::mysql::recognise(&words);
+                    }
+                }
+                Dialect::Sqlite => {}
+            }
+        }
         // Data loading (`INSERT … VALUES …`) can be nearly all of a large file, and no rule
         // reads the rows: neither their syntax tree nor their words are kept (a 50 MB file of
         // INSERTs held 6.8 GB of them). What rules and the classification look at stays: the
@@ -162,7 +198,13 @@ impl Stmt {
             start,
             words,
             ast,
+            server,
         }
+    }
+
+    /// True when a parser read the statement: `sqlparser`, or the server's grammar.
+    pub fn readable(&self) -> bool {
+        self.ast.is_ok() || self.server.is_some()
     }
 
     /// The whole statement, in script offsets.
@@ -221,6 +263,7 @@ fn parse(text: &str, dialect: Dialect) -> std::result::Result<Statement, ParseFa
         Ok(v) if v.is_empty() => Err(ParseFailure {
             message: "the parser sees no statement here (only a comment?)".into(),
             offset: None,
+            server: None,
         }),
         Ok(v) => Err(ParseFailure {
             message: format!(
@@ -228,6 +271,7 @@ fn parse(text: &str, dialect: Dialect) -> std::result::Result<Statement, ParseFa
                 v.len()
             ),
             offset: None,
+            server: None,
         }),
         Err(e) => {
             // sqlparser ends its messages with " at Line: L, Column: C".
@@ -244,7 +288,11 @@ fn parse(text: &str, dialect: Dialect) -> std::result::Result<Statement, ParseFa
                 }
                 None => (raw.to_string(), None),
             };
-            Err(ParseFailure { message, offset })
+            Err(ParseFailure {
+                message,
+                offset,
+                server: None,
+            })
         }
     }
 }

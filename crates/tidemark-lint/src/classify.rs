@@ -61,9 +61,21 @@ pub fn classify(migration: &Migration, dialect: Dialect) -> Classification {
 
 /// One statement's class and why (the reason is empty for expand-only).
 fn statement(unit: &Unit, stmt: &Stmt) -> (MigrationClass, &'static str) {
-    let ast = match &stmt.ast {
-        Ok(a) => a,
-        Err(_) => return unparsed(stmt),
+    let ast = match (&stmt.ast, &stmt.server) {
+        (Ok(a), _) => a,
+        (Err(_), Some(p)) => {
+            // Read by the server's grammar: a change to a table this migration creates is
+            // expand-only, as below.
+            if p.class != ExpandOnly
+                && p.table
+                    .as_deref()
+                    .is_some_and(|t| unit.creates_table_key(t))
+            {
+                return (ExpandOnly, "");
+            }
+            return (p.class, p.why);
+        }
+        (Err(_), None) => return unparsed(stmt),
     };
     match ast {
         Statement::CreateTable(_)
@@ -523,11 +535,80 @@ mod tests {
         (Dialect::Sqlite, "DELETE FROM users;", Destructive),
         // Unknown: nothing could judge it; never expand-only.
         (Dialect::Postgres, "DO $$ BEGIN PERFORM 1; END $$;", Unknown),
+        // Not SQL the server accepts (a missing semicolon): unknown, and reported.
+        (
+            Dialect::Postgres,
+            "ALTER TABLE t DROP CONSTRAINT t_pkey\nALTER TABLE t ADD c int;",
+            Unknown,
+        ),
+        (Dialect::Postgres, "FROB users;", Unknown),
+        // Read by PostgreSQL's own grammar where sqlparser cannot (shapes from real histories).
+        // CLUSTER rewrites the table under a lock (vacuum-full-or-cluster says so) but changes
+        // nothing the running release sees.
         (
             Dialect::Postgres,
             "CLUSTER users USING users_pkey;",
-            Unknown,
+            ExpandOnly,
         ),
+        (
+            Dialect::Postgres,
+            "DROP INDEX CONCURRENTLY IF EXISTS i;",
+            Contract,
+        ),
+        (
+            Dialect::Postgres,
+            "COMMENT ON FUNCTION f(int4) IS 'why';",
+            ExpandOnly,
+        ),
+        (
+            Dialect::Postgres,
+            "COMMENT ON CONSTRAINT c ON t IS 'why';",
+            ExpandOnly,
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER INDEX IF EXISTS i RENAME TO j;",
+            Contract,
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER SEQUENCE s RENAME TO s2;",
+            Contract,
+        ),
+        (Dialect::Postgres, "REINDEX TABLE users;", ExpandOnly),
+        (
+            Dialect::Postgres,
+            "CREATE STATISTICS st (dependencies) ON a, b FROM t;",
+            ExpandOnly,
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER TABLE users ADD CONSTRAINT n NOT NULL email;",
+            Contract,
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER TABLE users ALTER COLUMN a SET STATISTICS 500, DROP COLUMN b;",
+            Destructive,
+        ),
+        // The same shapes on a table the migration creates: no release uses it yet.
+        (
+            Dialect::Postgres,
+            "CREATE TABLE r (a int, CONSTRAINT r_nn NOT NULL a); ALTER TABLE r ADD CONSTRAINT r_n2 NOT NULL a;",
+            ExpandOnly,
+        ),
+        (
+            Dialect::Postgres,
+            "DROP TABLE IF EXISTS a, b CASCADE;",
+            Destructive,
+        ),
+        // MySQL shapes sqlparser refuses, recognised.
+        (
+            Dialect::MySql,
+            "ALTER TABLE users MODIFY COLUMN code VARCHAR(255) BINARY;",
+            Contract,
+        ),
+        (Dialect::MySql, "PREPARE stmt FROM @ddl;", Unknown),
     ];
 
     #[test]

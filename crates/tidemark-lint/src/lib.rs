@@ -3,8 +3,10 @@
 //! a migration reaches production.
 //!
 //! Each script is split with tidemark-core's splitter, so lines match what the engine runs,
-//! and each statement is parsed with the dialect's `sqlparser` parser. A statement the parser
-//! cannot read is itself a finding (`unparsable-statement`), never skipped in silence.
+//! and each statement is parsed with the dialect's `sqlparser` parser. A statement it cannot
+//! read goes to the server's own grammar (PostgreSQL: libpg_query, see [`server`]), which gives
+//! it a class and the facts the data-loss, rename and index rules need. A statement neither can
+//! read is itself a finding (`unparsable-statement`), never skipped in silence.
 //!
 //! This crate finds; it does not render. Findings carry byte spans, and line and column are
 //! computed from them when the CLI renders (text, JSON, GitHub annotations).
@@ -30,6 +32,7 @@ pub mod ignore;
 pub mod replay;
 pub mod rule;
 pub mod rules;
+pub mod server;
 pub mod source;
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     };
     let mut findings = Vec::new();
     let mut migrations = 0;
+    let mut statements = 0;
     let mut classes = Vec::new();
     let since = ctx.config.lint.as_ref().and_then(|l| l.since);
     let applied = if args.pending {
@@ -77,6 +78,8 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
             .collect();
         migrations += chosen.len();
         for m in &chosen {
+            statements += tidemark_lint::Unit::analyze(m, dialect)
+                .map_or(0, |u| u.scripts().map(|s| s.stmts.len()).sum());
             let c = tidemark_lint::classify(m, dialect);
             classes.push(crate::output::lint::ClassDoc {
                 version: m.version,
@@ -90,6 +93,7 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<i32> {
     let summary = Summary {
         dialect,
         migrations,
+        statements,
         errors: findings
             .iter()
             .filter(|f| f.severity == Severity::Error)

@@ -14,6 +14,8 @@ const CYAN: Style = AnsiColor::Cyan.on_default();
 pub struct Summary {
     pub dialect: Dialect,
     pub migrations: usize,
+    /// Statements of the linted up and down scripts.
+    pub statements: usize,
     pub errors: usize,
     pub warnings: usize,
     /// Each linted migration's class, with the statements that decided it.
@@ -37,6 +39,7 @@ pub struct LintDoc<'a> {
     pub errors: usize,
     pub warnings: usize,
     pub migrations: usize,
+    pub statements: usize,
     pub dialect: Dialect,
     pub classes: &'a [ClassDoc],
 }
@@ -75,6 +78,7 @@ pub fn render(out: &Out, findings: &[Violation], summary: &Summary) {
             errors: summary.errors,
             warnings: summary.warnings,
             migrations: summary.migrations,
+            statements: summary.statements,
             dialect: summary.dialect,
             classes: &summary.classes,
         }),

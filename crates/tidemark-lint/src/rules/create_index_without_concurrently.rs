@@ -78,6 +78,26 @@ impl Rule for CreateIndexWithoutConcurrently {
                 _ => {}
             }
         }
+        for (stmt, fact) in super::server_facts(unit) {
+            let crate::server::Fact::CreatesIndex {
+                table,
+                concurrently: false,
+                ..
+            } = fact
+            else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            sink.statement(
+                &unit.up,
+                stmt,
+                stmt.word_span("INDEX").unwrap_or(stmt.span()),
+                format!("creating an index without CONCURRENTLY blocks writes to `{table}` until the index is built"),
+                HELP,
+            );
+        }
     }
 }
 
@@ -86,6 +106,19 @@ mod tests {
     use crate::testing::{my, pg};
 
     const RULE: &str = "create-index-without-concurrently";
+
+    #[test]
+    fn sees_indexes_only_postgresql_s_grammar_reads() {
+        // `ON ONLY` (a partitioned table's own index): sqlparser refuses it.
+        assert_eq!(pg(RULE, "CREATE INDEX i ON ONLY events (at);"), vec!["1:8"]);
+        assert!(
+            pg(
+                RULE,
+                "CREATE TABLE events (at int);\nCREATE INDEX i ON ONLY events (at);"
+            )
+            .is_empty()
+        );
+    }
 
     #[test]
     fn flags_blocking_index_builds() {

@@ -1,9 +1,10 @@
 use sqlparser::ast::AlterTableOperation;
 use tidemark_core::Dialect;
 
-use super::alter_tables;
+use super::{alter_tables, name_span, server_facts};
 use crate::analysis::{Ctx, Unit};
 use crate::rule::{ALL_DIALECTS, Category, Level, Rule, Sink};
+use crate::server::Fact;
 
 /// `ALTER TABLE … DROP COLUMN` on an existing table.
 pub struct DropColumn;
@@ -50,12 +51,36 @@ impl Rule for DropColumn {
                 }
             }
         }
+        for (stmt, fact) in server_facts(unit) {
+            let Fact::DropsColumn { table, column } = fact else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            sink.statement(
+                &unit.up,
+                stmt,
+                name_span(stmt, column),
+                format!("dropping column `{table}.{column}` deletes its data, and the running release may still read or write it"),
+                "ship a release that no longer uses the column first, then drop it in a later migration",
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::testing::{lite, my, pg};
+
+    #[test]
+    fn sees_drops_only_postgresql_s_grammar_reads() {
+        // sqlparser does not know SET STATISTICS; PostgreSQL's parser does.
+        let up = "ALTER TABLE users ALTER COLUMN bio SET STATISTICS 500, DROP COLUMN legacy;";
+        assert_eq!(pg("drop-column", up), vec!["1:68"]);
+        let up = "CREATE TABLE t (a int, b int);\nALTER TABLE t ALTER COLUMN a SET STATISTICS 5, DROP COLUMN b;";
+        assert!(pg("drop-column", up).is_empty());
+    }
 
     #[test]
     fn flags_each_dropped_column() {

@@ -1,9 +1,10 @@
 use sqlparser::ast::{ObjectType, Spanned, Statement};
 use tidemark_core::Dialect;
 
-use super::parsed;
+use super::{parsed, server_facts};
 use crate::analysis::{Ctx, Unit};
 use crate::rule::{ALL_DIALECTS, Category, Level, Rule, Sink};
+use crate::server::Fact;
 
 /// `DROP TABLE` of a table the migration did not create: its rows are gone, and the release
 /// still running reads them.
@@ -47,6 +48,22 @@ impl Rule for DropTable {
                     "ship a release that no longer uses the table first, keep a backup, then drop it in a later migration",
                 );
             }
+        }
+        for (stmt, fact) in server_facts(unit) {
+            let Fact::DropsTable { table, at } = fact else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            let at = stmt.start + at;
+            sink.statement(
+                &unit.up,
+                stmt,
+                crate::source::Span::new(at, at + table.len()),
+                format!("dropping table `{table}` deletes its data, and the running release may still read it"),
+                "ship a release that no longer uses the table first, keep a backup, then drop it in a later migration",
+            );
         }
     }
 }

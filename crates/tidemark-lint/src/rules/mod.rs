@@ -5,6 +5,8 @@ use sqlparser::ast::{AlterTable, ObjectName, Statement, TableFactor, TableWithJo
 
 use crate::analysis::{Stmt, Unit};
 use crate::rule::Rule;
+use crate::server::Fact;
+use crate::source::Span;
 
 pub(crate) mod add_not_null_without_default;
 mod change_column_type;
@@ -77,6 +79,28 @@ pub(crate) fn parsed<'u>(unit: &'u Unit) -> impl Iterator<Item = (&'u Stmt, &'u 
         .stmts
         .iter()
         .filter_map(|s| s.ast.as_ref().ok().map(|ast| (s, ast)))
+}
+
+/// What the server's grammar read in the up script's statements `sqlparser` could not read
+/// (see [`crate::server`]): the facts the data-loss, rename and index rules need.
+pub(crate) fn server_facts<'u>(unit: &'u Unit) -> impl Iterator<Item = (&'u Stmt, &'u Fact)> {
+    unit.up
+        .stmts
+        .iter()
+        .filter(|s| s.ast.is_err())
+        .flat_map(|s| {
+            s.server
+                .iter()
+                .flat_map(move |p| p.facts.iter().map(move |f| (s, f)))
+        })
+}
+
+/// The span of the first whole-word `name` in a statement (the statement's start if absent).
+pub(crate) fn name_span(stmt: &Stmt, name: &str) -> Span {
+    match crate::server::word_offset(&stmt.text, name) {
+        Some(i) => Span::new(stmt.start + i, stmt.start + i + name.len()),
+        None => Span::at(stmt.start),
+    }
 }
 
 /// `ALTER TABLE` statements of the up script.

@@ -57,6 +57,21 @@ impl Rule for RenameColumn {
                 );
             }
         }
+        for (stmt, fact) in super::server_facts(unit) {
+            let crate::server::Fact::RenamesColumn { table, column, to } = fact else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            sink.statement(
+                &unit.up,
+                stmt,
+                super::name_span(stmt, column),
+                format!("renaming column `{table}.{column}` to `{to}` breaks the running release, which still uses the old name"),
+                HELP,
+            );
+        }
     }
 }
 

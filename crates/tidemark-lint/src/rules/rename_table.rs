@@ -61,6 +61,21 @@ impl Rule for RenameTable {
                 _ => {}
             }
         }
+        for (stmt, fact) in super::server_facts(unit) {
+            let crate::server::Fact::RenamesTable { table, to } = fact else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            sink.statement(
+                &unit.up,
+                stmt,
+                super::name_span(stmt, to),
+                format!("renaming table `{table}` to `{to}` breaks the running release, which still uses the old name"),
+                HELP,
+            );
+        }
     }
 }
 
