@@ -48,7 +48,7 @@ impl<'a> Unit<'a> {
         let mut created_tables = BTreeSet::new();
         let mut added_columns = BTreeSet::new();
         for s in &up.stmts {
-            match s.ast.as_ref() {
+            match s.ast.as_deref() {
                 Ok(Statement::CreateTable(t)) => {
                     created_tables.insert(table_key(&t.name));
                 }
@@ -112,11 +112,25 @@ impl Script {
             text: script.sql.clone(),
             first_line: script.first_line,
         });
+        // One tree per table and column list for the INSERTs (their rows are not kept): a
+        // syntax tree is 3.5 KB, and a data load is hundreds of thousands of INSERTs.
+        let mut inserts: std::collections::HashMap<String, Arc<Statement>> = Default::default();
         let stmts: Vec<Stmt> = script
             .statements(dialect)?
             .into_iter()
             .enumerate()
-            .map(|(i, s)| Stmt::new(i, s.text, s.start, dialect))
+            .map(|(i, s)| {
+                let mut stmt = Stmt::new(i, s.text, s.start, dialect);
+                if let Ok(ast) = &mut stmt.ast
+                    && matches!(**ast, Statement::Insert(_))
+                {
+                    let shared = inserts
+                        .entry(ast.to_string())
+                        .or_insert_with(|| ast.clone());
+                    *ast = shared.clone();
+                }
+                stmt
+            })
             .collect();
         let ignores = Ignores::parse(&source.text, &stmts);
         Ok(Script {
@@ -155,7 +169,9 @@ pub struct Stmt {
     /// Byte offset of `text` in the script.
     pub start: usize,
     pub words: Vec<Word>,
-    pub ast: std::result::Result<Statement, ParseFailure>,
+    /// Shared: the INSERTs of one table and column list have one tree between them
+    /// ([`Script::analyze`]).
+    pub ast: std::result::Result<Arc<Statement>, ParseFailure>,
     /// When `sqlparser` cannot read the statement but the server's grammar can (PostgreSQL's
     /// own parser; MySQL: recognised shapes), what it read: its class and the facts rules need.
     pub server: Option<ServerParse>,
@@ -189,9 +205,10 @@ impl Stmt {
         // statement, its table and columns, its first words.
         if let Ok(Statement::Insert(insert)) = &mut ast {
             insert.source = None;
-            words.truncate(16);
+            words.truncate(3);
             words.shrink_to_fit();
         }
+        let ast = ast.map(Arc::new);
         Stmt {
             index,
             text,
@@ -416,7 +433,7 @@ mod tests {
         assert_eq!(offset_of(text, 0, 0), None);
         assert_eq!(offset_of(text, 9, 1), None);
         let s = Stmt::new(0, text.into(), 100, Dialect::Postgres);
-        let Ok(Statement::AlterTable(a)) = &s.ast else {
+        let Ok(Statement::AlterTable(a)) = s.ast.as_deref() else {
             panic!("{:?}", s.ast.err())
         };
         let AlterTableOperation::DropColumn { column_names, .. } = &a.operations[1] else {
@@ -434,12 +451,28 @@ mod tests {
             0,
             Dialect::Postgres,
         );
-        let Ok(Statement::Insert(i)) = &s.ast else {
+        let Ok(Statement::Insert(i)) = s.ast.as_deref() else {
             panic!("not an insert: {:?}", s.ast.is_ok())
         };
         assert!(i.source.is_none());
         assert_eq!(i.table.to_string(), "big");
         assert!(s.starts_with_words(&["INSERT", "INTO", "BIG"]));
+    }
+
+    #[test]
+    fn inserts_into_one_table_share_one_tree() {
+        let script = tidemark_core::Script {
+            path: "1_load.up.sql".into(),
+            sql: "INSERT INTO big (id) VALUES (1);\nINSERT INTO big (id) VALUES (2);\n\
+                  INSERT INTO other (id) VALUES (3);\n"
+                .into(),
+            first_line: 1,
+        };
+        let s = Script::analyze(&script, Dialect::Postgres).unwrap();
+        let tree = |i: usize| s.stmts[i].ast.as_ref().ok().unwrap().clone();
+        assert!(Arc::ptr_eq(&tree(0), &tree(1)));
+        assert!(!Arc::ptr_eq(&tree(0), &tree(2)));
+        assert_eq!(tree(2).to_string().trim_end(), "INSERT INTO other (id)");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn classify(migration: &Migration, dialect: Dialect) -> Classification {
 
 /// One statement's class and why (the reason is empty for expand-only).
 fn statement(unit: &Unit, stmt: &Stmt) -> (MigrationClass, &'static str) {
-    let ast = match (&stmt.ast, &stmt.server) {
+    let ast = match (stmt.ast.as_deref(), &stmt.server) {
         (Ok(a), _) => a,
         (Err(_), Some(p)) => {
             // Read by the server's grammar: a change to a table this migration creates is

@@ -48,7 +48,7 @@ impl Undone {
         let mut u = Undone::default();
         for s in &down.stmts {
             // A statement the parser cannot read may undo anything: no static verdict.
-            let ast = s.ast.as_ref().ok()?;
+            let ast = s.ast.as_deref().ok()?;
             match ast {
                 Statement::Drop {
                     object_type, names, ..

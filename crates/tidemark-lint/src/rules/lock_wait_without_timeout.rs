@@ -135,7 +135,7 @@ fn strong_lock(dialect: Dialect, stmt: &Stmt) -> Option<&'static str> {
 
 /// An ALTER/index statement on a table the same up script creates.
 fn creates_its_table(unit: &Unit, stmt: &Stmt) -> bool {
-    match stmt.ast.as_ref() {
+    match stmt.ast.as_deref() {
         Ok(sqlparser::ast::Statement::AlterTable(a)) => unit.creates_table(&a.name),
         Ok(sqlparser::ast::Statement::CreateIndex(i)) => unit.creates_table(&i.table_name),
         _ => false,

@@ -78,7 +78,7 @@ pub(crate) fn parsed<'u>(unit: &'u Unit) -> impl Iterator<Item = (&'u Stmt, &'u 
     unit.up
         .stmts
         .iter()
-        .filter_map(|s| s.ast.as_ref().ok().map(|ast| (s, ast)))
+        .filter_map(|s| s.ast.as_deref().ok().map(|ast| (s, ast)))
 }
 
 /// What the server's grammar read in the up script's statements `sqlparser` could not read
