@@ -177,9 +177,7 @@ pub async fn wait_for_lock_held(db: &TestDb) {
 }
 
 /// A command line of the tidemark image (the repository's `Dockerfile`: its ENTRYPOINT and ENV
-/// before `args`) is accepted by the real `tidemark`: it runs here against a scratch SQLite
-/// file with the image's (absent) /migrations, so it stops at the missing directory without
-/// doing anything, and a usage error (an unknown flag, a flag given twice) shows as one.
+/// before `args`) is accepted by the real `tidemark`.
 pub fn image_command_line_parses(args: &[String], what: &str) {
     let dockerfile =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile"))
@@ -195,27 +193,54 @@ pub fn image_command_line_parses(args: &[String], what: &str) {
     };
     let entrypoint: Vec<String> = serde_json::from_str(&last("ENTRYPOINT ")).expect("ENTRYPOINT");
     assert_eq!(entrypoint[0], "tidemark");
+    let env: Vec<(String, String)> = last("ENV ")
+        .split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("ENV K=V");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let mut argv = entrypoint[1..].to_vec();
+    argv.extend_from_slice(args);
+    command_line_stops_at(&argv, &env, "/migrations", what);
+}
+
+/// `tidemark ARGS` (with `env`) is accepted: it runs here against a scratch SQLite file and
+/// stops at the migrations directory `dir`, which does not exist here, without doing anything;
+/// a usage error (an unknown flag, a flag given twice) shows as one. (`--help` would hide it.)
+pub fn command_line_stops_at(args: &[String], env: &[(String, String)], dir: &str, what: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = command(tmp.path());
-    for kv in last("ENV ").split_whitespace() {
-        let (k, v) = kv.split_once('=').expect("ENV K=V");
-        c.env(k, v);
-    }
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     c.env(
         "TIDEMARK_DATABASE_URL",
         format!("sqlite://{}/db.sqlite", tmp.path().display()),
     );
-    let r: Run = c.args(&entrypoint[1..]).args(args).output().unwrap().into();
+    let r: Run = c.args(args).output().unwrap().into();
+    let line = args.join(" ");
     assert!(
         !r.stderr.contains("Usage:") && !r.stderr.contains("unexpected argument"),
-        "{what}: `tidemark {}` is refused: {}",
-        args.join(" "),
+        "{what}: `tidemark {line}` is refused: {}",
         r.stderr
     );
     assert!(
-        r.stderr.contains("/migrations"),
-        "{what}: `tidemark {}` stopped elsewhere than at the missing /migrations: {}",
-        args.join(" "),
+        r.stderr.contains(dir),
+        "{what}: `tidemark {line}` stopped elsewhere than at the missing {dir}: {}",
         r.stderr
     );
+}
+
+/// A repair or import plan's steps (`--format json`) as (version, action).
+pub fn plan_steps(plan: &serde_json::Value) -> Vec<(i64, String)> {
+    plan["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps: {plan}"))
+        .iter()
+        .map(|s| {
+            (
+                s["version"].as_i64().unwrap(),
+                s["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

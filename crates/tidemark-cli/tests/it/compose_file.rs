@@ -6,8 +6,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::Run;
-
 fn compose_text() -> String {
     let p =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/compose/docker-compose.prod.yml");
@@ -54,33 +52,6 @@ fn compose_json() -> Option<serde_json::Value> {
     }
 }
 
-/// The healthcheck runs in the application's image (tidemark and the migrations copied in,
-/// `--dir` given): accepted by the real `tidemark`, which stops at the absent directory here.
-fn app_command_line_parses(args: &[String]) {
-    let tmp = tempfile::tempdir().unwrap();
-    let r: Run = crate::common::command(tmp.path())
-        .env(
-            "TIDEMARK_DATABASE_URL",
-            format!("sqlite://{}/db.sqlite", tmp.path().display()),
-        )
-        .args(args)
-        .output()
-        .unwrap()
-        .into();
-    assert!(
-        !r.stderr.contains("Usage:"),
-        "`tidemark {}` is refused: {}",
-        args.join(" "),
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("/app/migrations"),
-        "`tidemark {}`: {}",
-        args.join(" "),
-        r.stderr
-    );
-}
-
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not a list: {v}"))
@@ -123,7 +94,9 @@ fn the_application_starts_only_after_the_migration_succeeded() {
         "{test:?}"
     );
     assert!(test.iter().any(|a| a == "check"), "{test:?}");
-    app_command_line_parses(&test[2..]);
+    // It runs in the application's image (tidemark and the migrations copied in, `--dir`
+    // given).
+    crate::common::command_line_stops_at(&test[2..], &[], "/app/migrations", "the healthcheck");
 }
 
 #[test]

@@ -45,17 +45,7 @@ async fn import_and_verify(db: &TestDb, m: &Migrations, tool: &str, extra: &[&st
     let plan = tm(db, m, &args);
     plan.ok();
     let j = plan.json();
-    let steps: Vec<(i64, String)> = j["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["version"].as_i64().unwrap(),
-                s["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let steps: Vec<(i64, String)> = plan_steps(&j);
     assert_eq!(steps, vec![(V[2], "replay".to_string())], "{tool}: {j}");
     let mut yes = vec!["import", "--from", tool, "--yes"];
     yes.extend_from_slice(extra);

@@ -182,20 +182,6 @@ async fn hand_built(db: &TestDb, with_second_index: bool) {
     }
 }
 
-fn steps(j: &serde_json::Value) -> Vec<(i64, String)> {
-    j["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["version"].as_i64().unwrap(),
-                s["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 db_test!(
     /// S1: a hand-built database with an empty history.
     s1_hand_built_database,
@@ -212,7 +198,7 @@ db_test!(
         assert_eq!(p["matches_state_after"], V[5]);
         let mut expected: Vec<(i64, String)> = V[..6].iter().map(|v| (*v, "adopt".to_string())).collect();
         expected.push((V[6], "replay".into()));
-        assert_eq!(steps(&p), expected);
+        assert_eq!(plan_steps(&p), expected);
 
         tm(&db, &m, &["repair", "--yes"]).ok();
         tm(&db, &m, &["up"]).ok();
@@ -236,7 +222,7 @@ db_test!(
         let mut expected: Vec<(i64, String)> = V[..6].iter().map(|v| (*v, "adopt".to_string())).collect();
         expected[3].1 = "half_applied".into();
         expected.push((V[6], "replay".into()));
-        assert_eq!(steps(&p), expected);
+        assert_eq!(plan_steps(&p), expected);
         let four = &p["steps"][3];
         // MariaDB/MySQL keep a unique index as a unique key.
         let unique = if db.dialect() == Dialect::MySql { "constraint idx_users_email on users" } else { "index idx_users_email on users" };
@@ -283,7 +269,7 @@ db_test!(
         }
         let plan = tm(&db, &m, &["import", "--from", "seaorm", "--format", "json"]);
         plan.ok();
-        assert_eq!(steps(&plan.json()), vec![(V[6], "replay".to_string())], "SeaORM's claims hold: only 7 is pending");
+        assert_eq!(plan_steps(&plan.json()), vec![(V[6], "replay".to_string())], "SeaORM's claims hold: only 7 is pending");
         let r = tm(&db, &m, &["import", "--from", "seaorm", "--yes"]);
         r.ok();
         assert!(r.stdout.contains("seaql_migrations"), "{}", r.stdout);
@@ -421,7 +407,7 @@ db_test!(
         tm(&db, &m, &["up"]).ok();
         db.exec("DROP TABLE t3;").await;
         let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
-        assert_eq!(steps(&p), vec![(3, "forget".to_string())]);
+        assert_eq!(plan_steps(&p), vec![(3, "forget".to_string())]);
         tm(&db, &m, &["repair", "--yes"]).ok();
         assert_eq!(versions(&history(&db).await), vec![1, 2]);
         tm(&db, &m, &["up"]).ok();
@@ -437,7 +423,7 @@ db_test!(
         m.write("002_create_t2.up.sql", "-- reformatted\nCREATE TABLE t2 (\n  id INTEGER PRIMARY KEY,\n  name VARCHAR(50)\n);\n");
         tm(&db, &m, &["status", "--exit-code"]).code(20);
         let p = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
-        assert_eq!(steps(&p), vec![(2, "refresh_checksum".to_string())]);
+        assert_eq!(plan_steps(&p), vec![(2, "refresh_checksum".to_string())]);
         tm(&db, &m, &["repair", "--yes"]).ok();
         tm(&db, &m, &["status", "--exit-code"]).ok();
     }

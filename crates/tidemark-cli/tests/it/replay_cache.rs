@@ -30,21 +30,6 @@ fn replay(j: &serde_json::Value) -> (i64, i64) {
     )
 }
 
-/// The plan's steps as (version, action).
-fn steps(j: &serde_json::Value) -> Vec<(i64, String)> {
-    j["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["version"].as_i64().unwrap(),
-                s["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn repair_plan(db: &tidemark_test::TestDb, m: &Migrations) -> serde_json::Value {
     let r = tm(db, m, &["repair", "--dry-run", "--format", "json"]);
     r.ok();
@@ -124,7 +109,7 @@ db_test!(
         let warm = repair_plan(&db, &m);
         assert_eq!(replay(&warm), (4, 0), "{warm}");
         assert_eq!(warm["matches_state_after"], 3);
-        assert_eq!(steps(&warm), expected);
+        assert_eq!(plan_steps(&warm), expected);
         let cold = tm_cmd(&db, &m, &["repair", "--dry-run", "--format", "json"])
             .env("TIDEMARK_CACHE_DIR", "off")
             .output()
@@ -143,7 +128,7 @@ db_test!(
         assert_eq!(partial["matches_state_after"], 3);
         let mut with_5 = expected.clone();
         with_5.push((5, "replay".into()));
-        assert_eq!(steps(&partial), with_5);
+        assert_eq!(plan_steps(&partial), with_5);
 
         // Damaged entries are misses (and removed), never errors.
         for p in entries(&m, "state") {
@@ -151,7 +136,7 @@ db_test!(
         }
         let damaged = repair_plan(&db, &m);
         assert_eq!(replay(&damaged), (0, 5), "{damaged}");
-        assert_eq!(steps(&damaged), with_5);
+        assert_eq!(plan_steps(&damaged), with_5);
 
         // A cache that lies about a state's fingerprint is caught where the shadow is brought
         // to the cached state, and the replay starts again from nothing.
@@ -161,14 +146,14 @@ db_test!(
         assert_eq!(lied["matches_state_after"], 3, "{lied}");
         let mut with_6 = with_5.clone();
         with_6.push((6, "replay".into()));
-        assert_eq!(steps(&lied), with_6);
+        assert_eq!(plan_steps(&lied), with_6);
         let (cached, replayed) = replay(&lied);
         assert_eq!(cached, 0, "{lied}");
         assert_eq!(replayed, 5 + 6, "{lied}");
         // …and what it learnt replaced the lie.
         let again = repair_plan(&db, &m);
         assert_eq!(replay(&again), (6, 0), "{again}");
-        assert_eq!(steps(&again), with_6);
+        assert_eq!(plan_steps(&again), with_6);
     }
 );
 

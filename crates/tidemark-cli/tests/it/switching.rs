@@ -82,17 +82,7 @@ db_test!(
         assert_eq!(total(&db).await, "105000", "migration 4 ran twice");
 
         let plan = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
-        let actions: Vec<(i64, String)> = plan["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["version"].as_i64().unwrap(),
-                    s["action"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        let actions: Vec<(i64, String)> = plan_steps(&plan);
         assert_eq!(
             actions,
             [
@@ -203,17 +193,7 @@ db_test!(
         by_hand(&db, &m, 3).await;
         by_hand(&db, &m, 4).await;
         let plan = tm(&db, &m, &["repair", "--dry-run", "--format", "json"]).json();
-        let actions: Vec<(i64, String)> = plan["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["version"].as_i64().unwrap(),
-                    s["action"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        let actions: Vec<(i64, String)> = plan_steps(&plan);
         assert_eq!(
             actions,
             [
