@@ -2,7 +2,7 @@
 //! the engine runs) and each statement parsed with the dialect's `sqlparser` parser; what that
 //! parser cannot read goes to the server's own grammar ([`crate::server`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use sqlparser::ast::{AlterTableOperation, Ident, ObjectName, ObjectNamePart, Statement};
@@ -36,6 +36,8 @@ pub struct Unit<'a> {
     created_tables: BTreeSet<String>,
     /// `(table, column)` pairs the up script adds.
     added_columns: BTreeSet<(String, String)>,
+    /// Indexes the up script creates by name, with their table.
+    created_indexes: BTreeMap<String, String>,
 }
 
 impl<'a> Unit<'a> {
@@ -47,10 +49,16 @@ impl<'a> Unit<'a> {
         };
         let mut created_tables = BTreeSet::new();
         let mut added_columns = BTreeSet::new();
+        let mut created_indexes = BTreeMap::new();
         for s in &up.stmts {
             match s.ast.as_deref() {
                 Ok(Statement::CreateTable(t)) => {
                     created_tables.insert(table_key(&t.name));
+                }
+                Ok(Statement::CreateIndex(i)) => {
+                    if let Some(name) = &i.name {
+                        created_indexes.insert(table_key(name), table_key(&i.table_name));
+                    }
                 }
                 Ok(Statement::AlterTable(a)) => {
                     for op in &a.operations {
@@ -62,8 +70,21 @@ impl<'a> Unit<'a> {
                 _ => {}
             }
             for fact in s.server.iter().flat_map(|p| &p.facts) {
-                if let Fact::CreatesTable(t) = fact {
-                    created_tables.insert(t.clone());
+                match fact {
+                    Fact::CreatesTable(t) => {
+                        created_tables.insert(t.clone());
+                    }
+                    Fact::AddsColumn { table, column } => {
+                        added_columns.insert((table.clone(), column.clone()));
+                    }
+                    Fact::CreatesIndex {
+                        table,
+                        name: Some(name),
+                        ..
+                    } => {
+                        created_indexes.insert(name.clone(), table.clone());
+                    }
+                    _ => {}
                 }
             }
         }
@@ -73,6 +94,7 @@ impl<'a> Unit<'a> {
             down,
             created_tables,
             added_columns,
+            created_indexes,
         })
     }
 
@@ -84,6 +106,11 @@ impl<'a> Unit<'a> {
     /// [`Unit::creates_table`] for a name as [`table_key`] gives it.
     pub fn creates_table_key(&self, key: &str) -> bool {
         self.created_tables.contains(key)
+    }
+
+    /// The table of an index the up script creates (by its name as [`table_key`] gives it).
+    pub fn created_index_table(&self, index: &str) -> Option<&str> {
+        self.created_indexes.get(index).map(String::as_str)
     }
 
     /// True when the up script adds this column itself.

@@ -576,6 +576,23 @@ mod tests {
             Contract,
         ),
         (Dialect::Postgres, "REINDEX TABLE users;", ExpandOnly),
+        // A rebuilt index answers the same queries (drop-index-without-concurrently flags the
+        // lock of the form without CONCURRENTLY).
+        (
+            Dialect::Postgres,
+            "REINDEX (CONCURRENTLY) INDEX i;",
+            ExpandOnly,
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER TABLE users ALTER COLUMN a SET STATISTICS 500, ALTER COLUMN b SET NOT NULL;",
+            Contract,
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER TABLE users ALTER COLUMN a SET STORAGE PLAIN, ALTER COLUMN b TYPE bigint;",
+            Contract,
+        ),
         (
             Dialect::Postgres,
             "CREATE STATISTICS st (dependencies) ON a, b FROM t;",

@@ -142,6 +142,10 @@ pub const ALIASES: &[(&str, &str)] = &[
         "create-index-without-concurrently",
     ),
     (
+        "require-concurrent-index-deletion",
+        "drop-index-without-concurrently",
+    ),
+    (
         "constraint-missing-not-valid",
         "constraint-without-not-valid",
     ),

@@ -11,7 +11,8 @@
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
-    AlterTableCmd, AlterTableType as At, ConstrType, DropStmt, Node, ObjectType as Obj, RangeVar,
+    AlterTableCmd, AlterTableType as At, ConstrType, DropBehavior, DropStmt, Node,
+    ObjectType as Obj, RangeVar,
 };
 use tidemark_core::MigrationClass;
 
@@ -46,10 +47,46 @@ pub enum Fact {
     },
     CreatesIndex {
         table: String,
+        /// None for `CREATE INDEX ON t (…)`, which lets the server pick the name.
+        name: Option<String>,
+        /// The plain columns it is built on (expressions left out).
+        columns: Vec<String>,
         unique: bool,
         concurrently: bool,
         at: usize,
     },
+    /// `DROP INDEX [CONCURRENTLY]`, one fact per index named.
+    DropsIndex {
+        name: String,
+        concurrently: bool,
+        /// `CASCADE`, which `DROP INDEX CONCURRENTLY` refuses.
+        cascade: bool,
+        at: usize,
+    },
+    /// `REINDEX INDEX|TABLE|SCHEMA|DATABASE|SYSTEM name`.
+    Reindexes {
+        kind: ReindexKind,
+        /// The index, table, schema or database named (empty when the statement names none,
+        /// e.g. `REINDEX DATABASE` of the current one).
+        name: String,
+        concurrently: bool,
+    },
+    AddsColumn {
+        table: String,
+        column: String,
+    },
+    SetsNotNull {
+        table: String,
+        column: String,
+    },
+    /// A change that makes PostgreSQL rewrite the whole table (see the `table-rewrite` rule).
+    RewritesTable {
+        table: String,
+        rewrite: Rewrite,
+    },
+    /// `CREATE [MATERIALIZED] VIEW`.
+    CreatesView(String),
+    DropsView(String),
     RenamesTable {
         table: String,
         to: String,
@@ -60,6 +97,52 @@ pub enum Fact {
         to: String,
     },
 }
+
+/// Why a table change rewrites the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// `ALTER COLUMN … TYPE`, with the type as written (None if the grammar gave no name).
+    ColumnType { column: String, to: Option<String> },
+    /// `ADD COLUMN` with a value per row; `why` says which ("with the volatile default
+    /// random()", "as bigserial …").
+    AddedColumn { column: String, why: String },
+    /// `SET LOGGED` / `SET UNLOGGED`.
+    Logging,
+}
+
+/// What a `REINDEX` rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReindexKind {
+    Index,
+    Table,
+    Schema,
+    Database,
+    System,
+}
+
+impl ReindexKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ReindexKind::Index => "INDEX",
+            ReindexKind::Table => "TABLE",
+            ReindexKind::Schema => "SCHEMA",
+            ReindexKind::Database => "DATABASE",
+            ReindexKind::System => "SYSTEM",
+        }
+    }
+}
+
+/// Functions whose value differs per row, so PostgreSQL must write it into every row of a
+/// table a column with such a default is added to.
+pub(crate) const VOLATILE_FUNCTIONS: &[&str] = &[
+    "random",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v4",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+];
 
 /// Parse one PostgreSQL statement with PostgreSQL's own grammar: what it holds, or the
 /// server's error message.
@@ -117,7 +200,6 @@ fn statement(node: &NodeEnum, text: &str) -> ServerParse {
         NodeEnum::DeallocateStmt(_)
         | NodeEnum::CommentStmt(_)
         | NodeEnum::CreateStatsStmt(_)
-        | NodeEnum::ReindexStmt(_)
         | NodeEnum::ClusterStmt(_)
         | NodeEnum::VacuumStmt(_)
         | NodeEnum::VariableSetStmt(_)
@@ -134,7 +216,6 @@ fn statement(node: &NodeEnum, text: &str) -> ServerParse {
         | NodeEnum::CreateExtensionStmt(_)
         | NodeEnum::CreateSchemaStmt(_)
         | NodeEnum::CreateTrigStmt(_)
-        | NodeEnum::CreateTableAsStmt(_)
         | NodeEnum::RefreshMatViewStmt(_)
         | NodeEnum::InsertStmt(_)
         | NodeEnum::SelectStmt(_) => P::new(ExpandOnly, ""),
@@ -144,6 +225,16 @@ fn statement(node: &NodeEnum, text: &str) -> ServerParse {
             match table {
                 Some(t) => p.with(Fact::CreatesTable(t)),
                 None => p,
+            }
+        }
+        NodeEnum::ReindexStmt(r) => reindex(r),
+        NodeEnum::CreateTableAsStmt(c) => {
+            let name = relation(c.into.as_ref().and_then(|i| i.rel.as_ref()));
+            let p = P::new(ExpandOnly, "");
+            match (Obj::try_from(c.objtype), name) {
+                (Ok(Obj::ObjectMatview), Some(v)) => p.with(Fact::CreatesView(v)),
+                (_, Some(t)) => p.with(Fact::CreatesTable(t)),
+                (_, None) => p,
             }
         }
         NodeEnum::IndexStmt(i) => {
@@ -159,6 +250,15 @@ fn statement(node: &NodeEnum, text: &str) -> ServerParse {
             };
             p.on(Some(table.clone())).with(Fact::CreatesIndex {
                 table,
+                name: Some(i.idxname.clone()).filter(|n| !n.is_empty()),
+                columns: i
+                    .index_params
+                    .iter()
+                    .filter_map(|p| match p.node.as_ref() {
+                        Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+                        _ => None,
+                    })
+                    .collect(),
                 unique: i.unique,
                 concurrently: i.concurrent,
                 at,
@@ -166,10 +266,17 @@ fn statement(node: &NodeEnum, text: &str) -> ServerParse {
         }
         NodeEnum::CreateFunctionStmt(f) if f.replace => P::new(Contract, REPLACES_FUNCTION),
         NodeEnum::CreateFunctionStmt(_) => P::new(ExpandOnly, ""),
-        NodeEnum::ViewStmt(v) if v.replace => {
-            P::new(Contract, "replaces a view the running release may read")
+        NodeEnum::ViewStmt(v) => {
+            let p = if v.replace {
+                P::new(Contract, "replaces a view the running release may read")
+            } else {
+                P::new(ExpandOnly, "")
+            };
+            match relation(v.view.as_ref()) {
+                Some(name) => p.with(Fact::CreatesView(name)),
+                None => p,
+            }
         }
-        NodeEnum::ViewStmt(_) => P::new(ExpandOnly, ""),
         NodeEnum::AlterEnumStmt(e) if !e.old_val.is_empty() => {
             P::new(Contract, "renames a type's value the running release uses")
         }
@@ -230,19 +337,168 @@ fn statement(node: &NodeEnum, text: &str) -> ServerParse {
                     p.class = class;
                     p.why = why;
                 }
-                if At::try_from(cmd.subtype) == Ok(At::AtDropColumn)
-                    && let Some(t) = &table
-                {
-                    p.facts.push(Fact::DropsColumn {
-                        table: t.clone(),
-                        column: cmd.name.clone(),
-                    });
+                if let Some(t) = &table {
+                    p.facts.extend(alter_table_facts(t, cmd));
                 }
             }
             p
         }
         _ => P::new(Unknown, "no rule knows this kind of statement"),
     }
+}
+
+/// What one `ALTER TABLE` subcommand does that a rule needs to know.
+fn alter_table_facts(table: &str, cmd: &AlterTableCmd) -> Vec<Fact> {
+    let t = || table.to_string();
+    let column = || cmd.name.clone();
+    let mut facts = Vec::new();
+    match At::try_from(cmd.subtype) {
+        Ok(At::AtDropColumn) => facts.push(Fact::DropsColumn {
+            table: t(),
+            column: column(),
+        }),
+        Ok(At::AtSetNotNull) => facts.push(Fact::SetsNotNull {
+            table: t(),
+            column: column(),
+        }),
+        Ok(At::AtAlterColumnType) => {
+            let ty = match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+                Some(NodeEnum::ColumnDef(c)) => type_name(c.type_name.as_ref()),
+                _ => None,
+            };
+            facts.push(Fact::RewritesTable {
+                table: t(),
+                rewrite: Rewrite::ColumnType {
+                    column: column(),
+                    to: ty,
+                },
+            });
+        }
+        Ok(At::AtAddColumn) => {
+            if let Some(NodeEnum::ColumnDef(col)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+                facts.push(Fact::AddsColumn {
+                    table: t(),
+                    column: col.colname.clone(),
+                });
+                if let Some(why) = added_column_rewrites(col) {
+                    facts.push(Fact::RewritesTable {
+                        table: t(),
+                        rewrite: Rewrite::AddedColumn {
+                            column: col.colname.clone(),
+                            why,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(At::AtSetLogged | At::AtSetUnLogged) => facts.push(Fact::RewritesTable {
+            table: t(),
+            rewrite: Rewrite::Logging,
+        }),
+        _ => {}
+    }
+    facts
+}
+
+/// Why adding this column rewrites the table, if it does: a serial type, an identity or
+/// stored generated column, or a volatile default (a value per row).
+fn added_column_rewrites(col: &pg_query::protobuf::ColumnDef) -> Option<String> {
+    if let Some(ty) = type_name(col.type_name.as_ref())
+        && ty.ends_with("serial")
+    {
+        return Some(format!("as {ty} (a nextval() default per row)"));
+    }
+    let constraints = col
+        .constraints
+        .iter()
+        .filter_map(|c| match c.node.as_ref() {
+            Some(NodeEnum::Constraint(c)) => Some(c),
+            _ => None,
+        });
+    let mut defaults: Vec<&Node> = col.raw_default.iter().map(|d| &**d).collect();
+    for c in constraints {
+        match ConstrType::try_from(c.contype) {
+            Ok(ConstrType::ConstrIdentity) => {
+                return Some("as an identity column".into());
+            }
+            // PostgreSQL 18's virtual generated columns are computed on read: no rewrite.
+            Ok(ConstrType::ConstrGenerated) if c.generated_kind != "v" => {
+                return Some("as a stored generated column".into());
+            }
+            Ok(ConstrType::ConstrDefault) => defaults.extend(c.raw_expr.as_deref()),
+            _ => {}
+        }
+    }
+    defaults
+        .into_iter()
+        .find_map(volatile_call)
+        .map(|f| format!("with the volatile default {f}()"))
+}
+
+/// The first volatile function ([`VOLATILE_FUNCTIONS`]) an expression calls.
+fn volatile_call(expr: &Node) -> Option<&'static str> {
+    let all = |nodes: &[Node]| nodes.iter().find_map(volatile_call);
+    let boxed = |n: &Option<Box<Node>>| n.as_deref().and_then(volatile_call);
+    match expr.node.as_ref()? {
+        NodeEnum::FuncCall(f) => {
+            let name = f.funcname.last().and_then(|n| match n.node.as_ref() {
+                Some(NodeEnum::String(s)) => Some(s.sval.to_ascii_lowercase()),
+                _ => None,
+            });
+            VOLATILE_FUNCTIONS
+                .iter()
+                .copied()
+                .find(|v| name.as_deref() == Some(*v))
+                .or_else(|| all(&f.args))
+        }
+        NodeEnum::TypeCast(c) => boxed(&c.arg),
+        NodeEnum::AExpr(e) => boxed(&e.lexpr).or_else(|| boxed(&e.rexpr)),
+        NodeEnum::CoalesceExpr(c) => all(&c.args),
+        NodeEnum::BoolExpr(b) => all(&b.args),
+        NodeEnum::List(l) => all(&l.items),
+        _ => None,
+    }
+}
+
+/// A type as written (`bigint`, `varchar`), schema left out (`pg_catalog.int8` → `int8`).
+fn type_name(t: Option<&pg_query::protobuf::TypeName>) -> Option<String> {
+    match t?.names.last()?.node.as_ref()? {
+        NodeEnum::String(s) => Some(s.sval.clone()),
+        _ => None,
+    }
+}
+
+fn reindex(r: &pg_query::protobuf::ReindexStmt) -> ServerParse {
+    use pg_query::protobuf::ReindexObjectType as R;
+    let kind = match R::try_from(r.kind) {
+        Ok(R::ReindexObjectIndex) => ReindexKind::Index,
+        Ok(R::ReindexObjectTable) => ReindexKind::Table,
+        Ok(R::ReindexObjectSchema) => ReindexKind::Schema,
+        Ok(R::ReindexObjectDatabase) => ReindexKind::Database,
+        Ok(R::ReindexObjectSystem) => ReindexKind::System,
+        _ => return ServerParse::new(ExpandOnly, ""),
+    };
+    let name = relation(r.relation.as_ref()).unwrap_or_else(|| r.name.clone());
+    // `REINDEX (CONCURRENTLY) …` and `REINDEX … CONCURRENTLY` both arrive as an option;
+    // `(CONCURRENTLY false)` turns it off.
+    let concurrently = r.params.iter().any(|p| match p.node.as_ref() {
+        Some(NodeEnum::DefElem(d)) if d.defname == "concurrently" => {
+            match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
+                Some(NodeEnum::Boolean(b)) => b.boolval,
+                Some(NodeEnum::String(s)) => !matches!(s.sval.as_str(), "false" | "off"),
+                Some(NodeEnum::Integer(i)) => i.ival != 0,
+                _ => true,
+            }
+        }
+        _ => false,
+    });
+    ServerParse::new(ExpandOnly, "")
+        .on((kind == ReindexKind::Table).then(|| name.clone()))
+        .with(Fact::Reindexes {
+            kind,
+            name,
+            concurrently,
+        })
 }
 
 fn drop(d: &DropStmt, text: &str) -> ServerParse {
@@ -261,10 +517,19 @@ fn drop(d: &DropStmt, text: &str) -> ServerParse {
         Obj::ObjectStatisticExt => ServerParse::new(ExpandOnly, ""),
         _ => ServerParse::new(Contract, DROPS_OBJECT),
     };
-    if kind == Obj::ObjectTable {
-        for name in d.objects.iter().filter_map(last_name) {
-            let at = word_offset(text, &name).unwrap_or(0);
-            p.facts.push(Fact::DropsTable { table: name, at });
+    let cascade = DropBehavior::try_from(d.behavior) == Ok(DropBehavior::DropCascade);
+    for name in d.objects.iter().filter_map(last_name) {
+        let at = word_offset(text, &name).unwrap_or(0);
+        match kind {
+            Obj::ObjectTable => p.facts.push(Fact::DropsTable { table: name, at }),
+            Obj::ObjectIndex => p.facts.push(Fact::DropsIndex {
+                name,
+                concurrently: d.concurrent,
+                cascade,
+                at,
+            }),
+            Obj::ObjectView | Obj::ObjectMatview => p.facts.push(Fact::DropsView(name)),
+            _ => {}
         }
     }
     p
@@ -549,6 +814,8 @@ mod tests {
             pg(sql).facts,
             vec![Fact::CreatesIndex {
                 table: "users".into(),
+                name: Some("i".into()),
+                columns: vec![],
                 unique: true,
                 concurrently: true,
                 at: sql.find("app.users").unwrap(),
@@ -566,6 +833,114 @@ mod tests {
                     at: 28
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn index_drops_and_rebuilds_are_facts() {
+        let sql = "DROP INDEX CONCURRENTLY IF EXISTS app.idx_a";
+        assert_eq!(
+            pg(sql).facts,
+            vec![Fact::DropsIndex {
+                name: "idx_a".into(),
+                concurrently: true,
+                cascade: false,
+                at: sql.find("idx_a").unwrap(),
+            }]
+        );
+        let facts = pg("DROP INDEX a, b CASCADE").facts;
+        assert!(
+            matches!(&facts[..], [Fact::DropsIndex { name: a, concurrently: false, cascade: true, .. }, Fact::DropsIndex { name: b, .. }] if a == "a" && b == "b"),
+            "{facts:?}"
+        );
+        let reindex = |sql: &str| match &pg(sql).facts[..] {
+            [
+                Fact::Reindexes {
+                    kind,
+                    name,
+                    concurrently,
+                },
+            ] => (*kind, name.clone(), *concurrently),
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(
+            reindex("REINDEX TABLE app.events"),
+            (ReindexKind::Table, "events".into(), false)
+        );
+        assert_eq!(
+            reindex("REINDEX INDEX CONCURRENTLY idx_a"),
+            (ReindexKind::Index, "idx_a".into(), true)
+        );
+        assert_eq!(
+            reindex("REINDEX (VERBOSE, CONCURRENTLY) SCHEMA app"),
+            (ReindexKind::Schema, "app".into(), true)
+        );
+        assert_eq!(
+            reindex("REINDEX (CONCURRENTLY false) DATABASE app"),
+            (ReindexKind::Database, "app".into(), false)
+        );
+    }
+
+    #[test]
+    fn table_changes_are_facts() {
+        let facts = pg("ALTER TABLE IF EXISTS ONLY t ALTER COLUMN c SET NOT NULL, ALTER COLUMN d TYPE bigint, ADD COLUMN e uuid DEFAULT gen_random_uuid(), ADD COLUMN f int DEFAULT 0, ADD COLUMN g bigserial, SET UNLOGGED").facts;
+        let rewrite = |rewrite: Rewrite| Fact::RewritesTable {
+            table: "t".into(),
+            rewrite,
+        };
+        let added = |column: &str, why: &str| {
+            rewrite(Rewrite::AddedColumn {
+                column: column.into(),
+                why: why.into(),
+            })
+        };
+        let adds = |column: &str| Fact::AddsColumn {
+            table: "t".into(),
+            column: column.into(),
+        };
+        assert_eq!(
+            facts,
+            vec![
+                Fact::SetsNotNull {
+                    table: "t".into(),
+                    column: "c".into()
+                },
+                rewrite(Rewrite::ColumnType {
+                    column: "d".into(),
+                    to: Some("int8".into())
+                }),
+                adds("e"),
+                added("e", "with the volatile default gen_random_uuid()"),
+                adds("f"),
+                adds("g"),
+                added("g", "as bigserial (a nextval() default per row)"),
+                rewrite(Rewrite::Logging),
+            ]
+        );
+        // A virtual generated column (PostgreSQL 18) is computed on read; a stored one is
+        // written into every row.
+        let facts = pg("ALTER TABLE t ADD COLUMN v int GENERATED ALWAYS AS (a + 1) VIRTUAL, ADD COLUMN s int GENERATED ALWAYS AS (a + 1) STORED, ADD COLUMN n timestamptz DEFAULT (clock_timestamp()::date)").facts;
+        assert_eq!(
+            facts,
+            vec![
+                adds("v"),
+                adds("s"),
+                added("s", "as a stored generated column"),
+                adds("n"),
+                added("n", "with the volatile default clock_timestamp()"),
+            ]
+        );
+        assert_eq!(
+            pg("CREATE MATERIALIZED VIEW m AS SELECT 1").facts,
+            vec![Fact::CreatesView("m".into())]
+        );
+        assert_eq!(
+            pg("CREATE TABLE c AS SELECT 1").facts,
+            vec![Fact::CreatesTable("c".into())]
+        );
+        assert_eq!(
+            pg("DROP MATERIALIZED VIEW IF EXISTS app.m").facts,
+            vec![Fact::DropsView("m".into())]
         );
     }
 

@@ -8,12 +8,12 @@ use std::collections::BTreeSet;
 use sqlparser::ast::{
     AlterTableOperation, Expr, ObjectName, ObjectType, RenameTableNameKind, Statement,
 };
-use tidemark_core::Dialect;
+use tidemark_core::{Dialect, MigrationClass};
 
-use super::parsed;
 use crate::analysis::{Ctx, Script, Unit, ident_key, table_key};
 use crate::replay::RoundTrip;
 use crate::rule::{ALL_DIALECTS, Category, Level, Rule, Sink};
+use crate::server::{Fact, ServerParse};
 use crate::source::Span;
 
 pub struct DownDoesNotRevert;
@@ -47,8 +47,15 @@ impl Undone {
     fn read(down: &Script) -> Option<Undone> {
         let mut u = Undone::default();
         for s in &down.stmts {
-            // A statement the parser cannot read may undo anything: no static verdict.
-            let ast = s.ast.as_deref().ok()?;
+            let ast = match (s.ast.as_deref(), &s.server) {
+                (Ok(ast), _) => ast,
+                (Err(_), Some(p)) => {
+                    u.read_server(p)?;
+                    continue;
+                }
+                // A statement no parser can read may undo anything: no static verdict.
+                (Err(_), None) => return None,
+            };
             match ast {
                 Statement::Drop {
                     object_type, names, ..
@@ -100,6 +107,39 @@ impl Undone {
             }
         }
         Some(u)
+    }
+
+    /// What a statement only the server's grammar read undoes, from its facts; None when
+    /// what it does is opaque (a `DO` block, `PREPARE`), which may undo anything.
+    fn read_server(&mut self, p: &ServerParse) -> Option<()> {
+        if p.class == MigrationClass::Unknown {
+            return None;
+        }
+        for fact in &p.facts {
+            match fact {
+                Fact::DropsTable { table, .. } => {
+                    self.tables.insert(table.clone());
+                }
+                Fact::DropsColumn { table, column } => {
+                    self.columns.insert((table.clone(), column.clone()));
+                }
+                Fact::DropsIndex { name, .. } => {
+                    self.indexes.insert(name.clone());
+                }
+                Fact::DropsView(v) => {
+                    self.views.insert(v.clone());
+                }
+                Fact::RenamesTable { table, to } => {
+                    self.table_renames.insert((table.clone(), to.clone()));
+                }
+                Fact::RenamesColumn { table, column, to } => {
+                    self.column_renames
+                        .insert((table.clone(), column.clone(), to.clone()));
+                }
+                _ => {}
+            }
+        }
+        Some(())
     }
 
     fn undoes(&self, o: &Object) -> bool {
@@ -206,6 +246,40 @@ fn created(ast: &Statement) -> Vec<(Object, Option<IndexOn>)> {
     }
 }
 
+/// The objects a statement only the server's grammar read creates or renames, from its facts.
+fn created_by_server(p: &ServerParse) -> Vec<(Object, Option<IndexOn>)> {
+    p.facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::CreatesTable(t) => Some((Object::Table(t.clone()), None)),
+            Fact::CreatesIndex {
+                table,
+                name: Some(name),
+                columns,
+                ..
+            } => Some((
+                Object::Index(name.clone()),
+                Some(IndexOn {
+                    table: table.clone(),
+                    columns: columns.clone(),
+                }),
+            )),
+            Fact::AddsColumn { table, column } => {
+                Some((Object::Column(table.clone(), column.clone()), None))
+            }
+            Fact::CreatesView(v) => Some((Object::View(v.clone()), None)),
+            Fact::RenamesTable { table, to } => {
+                Some((Object::TableRename(table.clone(), to.clone()), None))
+            }
+            Fact::RenamesColumn { table, column, to } => Some((
+                Object::ColumnRename(table.clone(), column.clone(), to.clone()),
+                None,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Rule for DownDoesNotRevert {
     fn id(&self) -> &'static str {
         "down-does-not-revert"
@@ -258,8 +332,13 @@ impl Rule for DownDoesNotRevert {
             return;
         };
         let dropped_tables = &undone.tables;
-        for (stmt, ast) in parsed(unit) {
-            for (object, index_on) in created(ast) {
+        for stmt in &unit.up.stmts {
+            let objects = match (stmt.ast.as_deref(), &stmt.server) {
+                (Ok(ast), _) => created(ast),
+                (Err(_), Some(p)) => created_by_server(p),
+                (Err(_), None) => continue,
+            };
+            for (object, index_on) in objects {
                 // An index goes away with its table, or with any column it is built on.
                 let goes_with = index_on.is_some_and(|on| {
                     dropped_tables.contains(&on.table)
@@ -337,6 +416,52 @@ mod tests {
         assert!(check(up, "ALTER TABLE b DROP COLUMN c;", None).is_empty());
         let up = "ALTER TABLE b ADD COLUMN c int;\nCREATE INDEX i ON b (lower(d));";
         assert_eq!(check(up, "ALTER TABLE b DROP COLUMN c;", None), vec!["2:1"]);
+    }
+
+    #[test]
+    fn reads_what_only_postgresql_s_grammar_reads() {
+        use crate::testing::assert_falls_back;
+        // The usual pair: an index built and dropped CONCURRENTLY, which sqlparser cannot read
+        // in the down script. Before, no verdict at all; now the drop is seen.
+        let up = "-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY i ON users (email);";
+        let down = "-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS i;";
+        assert_falls_back("DROP INDEX CONCURRENTLY IF EXISTS i;");
+        assert!(check(up, down, None).is_empty());
+        assert_eq!(
+            check(
+                up,
+                "-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS j;",
+                None
+            ),
+            vec!["2:1"]
+        );
+        // Up statements only the server's grammar reads: an index ON ONLY a partitioned
+        // table, a column added beside SET STATISTICS.
+        let up = "CREATE INDEX i ON ONLY events (at);\nALTER TABLE users ALTER COLUMN bio SET STATISTICS 100, ADD COLUMN nick text;";
+        assert_falls_back("CREATE INDEX i ON ONLY events (at)");
+        assert_falls_back(
+            "ALTER TABLE users ALTER COLUMN bio SET STATISTICS 100, ADD COLUMN nick text",
+        );
+        assert_eq!(check(up, "SELECT 1;", None), vec!["1:1", "2:1"]);
+        assert!(
+            check(
+                up,
+                "ALTER TABLE users DROP COLUMN nick;\nALTER TABLE events DROP COLUMN at;",
+                None
+            )
+            .is_empty(),
+            "dropping the column an index is built on drops the index"
+        );
+        // A down script the server's grammar reads but whose effect is opaque (a DO block):
+        // still no static verdict.
+        assert!(
+            check(
+                up,
+                "DO $$ BEGIN EXECUTE 'ALTER TABLE users DROP COLUMN nick'; END $$;",
+                None
+            )
+            .is_empty()
+        );
     }
 
     #[test]

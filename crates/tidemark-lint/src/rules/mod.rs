@@ -18,6 +18,7 @@ mod data_migration_without_verify;
 mod delete_without_where;
 mod down_does_not_revert;
 mod drop_column;
+mod drop_index_without_concurrently;
 mod drop_table;
 mod drop_without_if_exists;
 mod empty_migration;
@@ -51,6 +52,7 @@ pub static RULES: &[&dyn Rule] = &[
     &add_not_null_without_default::AddNotNullWithoutDefault,
     // Long locks (PostgreSQL).
     &create_index_without_concurrently::CreateIndexWithoutConcurrently,
+    &drop_index_without_concurrently::DropIndexWithoutConcurrently,
     &constraint_without_not_valid::ConstraintWithoutNotValid,
     &set_not_null::SetNotNull,
     &table_rewrite::TableRewrite,

@@ -1,9 +1,10 @@
 use sqlparser::ast::{AlterColumnOperation, AlterTableOperation};
 use tidemark_core::Dialect;
 
-use super::alter_tables;
+use super::{alter_tables, name_span, server_facts};
 use crate::analysis::{Ctx, Unit};
 use crate::rule::{Category, Level, POSTGRES, Rule, Sink};
+use crate::server::Fact;
 
 /// PostgreSQL `ALTER COLUMN … SET NOT NULL` on an existing table scans it under an ACCESS
 /// EXCLUSIVE lock (unless a validated `CHECK (col IS NOT NULL)` already proves it, PG 12+).
@@ -54,12 +55,39 @@ impl Rule for SetNotNull {
                 }
             }
         }
+        for (stmt, fact) in server_facts(unit) {
+            let Fact::SetsNotNull { table, column } = fact else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            sink.statement(
+                &unit.up,
+                stmt,
+                name_span(stmt, column),
+                format!(
+                    "SET NOT NULL on `{table}.{column}` scans the whole table while reads and writes wait"
+                ),
+                HELP,
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::testing::pg;
+
+    #[test]
+    fn sees_set_not_null_only_postgresql_s_grammar_reads() {
+        // sqlparser does not know SET STATISTICS; PostgreSQL's parser does.
+        let up = "ALTER TABLE users ALTER COLUMN bio SET STATISTICS 500, ALTER COLUMN email SET NOT NULL;";
+        crate::testing::assert_falls_back(up);
+        assert_eq!(pg("set-not-null", up), vec!["1:69"]);
+        let up = "CREATE TABLE users (bio text, email text);\nALTER TABLE users ALTER COLUMN bio SET STATISTICS 5, ALTER COLUMN email SET NOT NULL;";
+        assert!(pg("set-not-null", up).is_empty());
+    }
 
     #[test]
     fn flags_set_not_null() {

@@ -1,25 +1,35 @@
 use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, ColumnOption};
 use tidemark_core::Dialect;
 
-use super::alter_tables;
+use super::{alter_tables, name_span, server_facts};
 use crate::analysis::{Ctx, Unit};
 use crate::rule::{Category, Level, POSTGRES, Rule, Sink};
+use crate::server::{Fact, Rewrite, VOLATILE_FUNCTIONS};
 
 /// PostgreSQL statements that rewrite a whole existing table (and rebuild its indexes) under
 /// an ACCESS EXCLUSIVE lock: a column type change, a column added with a volatile default, a
 /// serial, identity or stored generated column, `SET LOGGED`/`UNLOGGED`.
 pub struct TableRewrite;
 
-/// Functions whose value differs per row, so PostgreSQL must write it into every row.
-const VOLATILE: &[&str] = &[
-    "random(",
-    "gen_random_uuid(",
-    "uuid_generate_v1(",
-    "uuid_generate_v4(",
-    "clock_timestamp(",
-    "timeofday(",
-    "nextval(",
-];
+const TYPE_HELP: &str = "add a column of the new type, backfill it in batches, switch the application, then drop the old column";
+const ADD_HELP: &str =
+    "add the column without a default (or with a constant one), then fill it in batches";
+const LOGGING_HELP: &str =
+    "do it in a maintenance window, or create a new table and copy the data in batches";
+
+fn type_message(table: &str, column: &str, to: &str) -> String {
+    format!(
+        "changing `{table}.{column}` to {to} rewrites the table and its indexes while reads and writes wait (unless the change is binary-coercible, e.g. varchar(n) to text)"
+    )
+}
+
+fn add_message(table: &str, column: &str, why: &str) -> String {
+    format!("adding `{table}.{column}` {why} rewrites the table while reads and writes wait")
+}
+
+fn logging_message(table: &str) -> String {
+    format!("SET LOGGED/UNLOGGED rewrites `{table}` while reads and writes wait")
+}
 
 impl Rule for TableRewrite {
     fn id(&self) -> &'static str {
@@ -53,10 +63,12 @@ impl Rule for TableRewrite {
                         op: AlterColumnOperation::SetDataType { data_type, .. },
                     } => (
                         stmt.span_of(column_name.span),
-                        format!(
-                            "changing `{table}.{column_name}` to {data_type} rewrites the table and its indexes while reads and writes wait (unless the change is binary-coercible, e.g. varchar(n) to text)"
+                        type_message(
+                            &table.to_string(),
+                            &column_name.to_string(),
+                            &data_type.to_string(),
                         ),
-                        "add a column of the new type, backfill it in batches, switch the application, then drop the old column",
+                        TYPE_HELP,
                     ),
                     AlterTableOperation::AddColumn { column_def, .. } => {
                         let Some(why) = rewrite_reason(column_def) else {
@@ -64,24 +76,45 @@ impl Rule for TableRewrite {
                         };
                         (
                             stmt.span_of(column_def.name.span),
-                            format!(
-                                "adding `{table}.{}` {why} rewrites the table while reads and writes wait",
-                                column_def.name
-                            ),
-                            "add the column without a default (or with a constant one), then fill it in batches",
+                            add_message(&table.to_string(), &column_def.name.to_string(), &why),
+                            ADD_HELP,
                         )
                     }
                     AlterTableOperation::SetLogged | AlterTableOperation::SetUnlogged => (
                         stmt.word_span("SET").unwrap_or(stmt.span()),
-                        format!(
-                            "SET LOGGED/UNLOGGED rewrites `{table}` while reads and writes wait"
-                        ),
-                        "do it in a maintenance window, or create a new table and copy the data in batches",
+                        logging_message(&table.to_string()),
+                        LOGGING_HELP,
                     ),
                     _ => continue,
                 };
                 sink.statement(&unit.up, stmt, span, message, help);
             }
+        }
+        for (stmt, fact) in server_facts(unit) {
+            let Fact::RewritesTable { table, rewrite } = fact else {
+                continue;
+            };
+            if unit.creates_table_key(table) {
+                continue;
+            }
+            let (span, message, help) = match rewrite {
+                Rewrite::ColumnType { column, to } => (
+                    name_span(stmt, column),
+                    type_message(table, column, to.as_deref().unwrap_or("another type")),
+                    TYPE_HELP,
+                ),
+                Rewrite::AddedColumn { column, why } => (
+                    name_span(stmt, column),
+                    add_message(table, column, why),
+                    ADD_HELP,
+                ),
+                Rewrite::Logging => (
+                    stmt.word_span("SET").unwrap_or(stmt.span()),
+                    logging_message(table),
+                    LOGGING_HELP,
+                ),
+            };
+            sink.statement(&unit.up, stmt, span, message, help);
         }
     }
 }
@@ -95,11 +128,11 @@ fn rewrite_reason(col: &sqlparser::ast::ColumnDef) -> Option<String> {
         match &o.option {
             ColumnOption::Default(e) => {
                 let text = e.to_string().to_ascii_lowercase();
-                if let Some(f) = VOLATILE.iter().find(|f| text.contains(*f)) {
-                    return Some(format!(
-                        "with the volatile default {}()",
-                        f.trim_end_matches('(')
-                    ));
+                if let Some(f) = VOLATILE_FUNCTIONS
+                    .iter()
+                    .find(|f| text.contains(&format!("{f}(")))
+                {
+                    return Some(format!("with the volatile default {f}()"));
                 }
             }
             ColumnOption::Generated { .. } => {
@@ -114,6 +147,19 @@ fn rewrite_reason(col: &sqlparser::ast::ColumnDef) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use crate::testing::{my, pg};
+
+    #[test]
+    fn sees_rewrites_only_postgresql_s_grammar_reads() {
+        // sqlparser does not know SET STORAGE / SET STATISTICS; PostgreSQL's parser does.
+        let up = "ALTER TABLE events ALTER COLUMN payload SET STORAGE EXTERNAL, ALTER COLUMN id TYPE bigint;";
+        crate::testing::assert_falls_back(up);
+        assert_eq!(pg("table-rewrite", up), vec!["1:76"]);
+        let up = "ALTER TABLE t ALTER COLUMN a SET STATISTICS 100, ADD COLUMN token uuid DEFAULT gen_random_uuid(), ADD COLUMN n int DEFAULT 0;";
+        crate::testing::assert_falls_back(up);
+        assert_eq!(pg("table-rewrite", up), vec!["1:61"]);
+        let up = "CREATE TABLE events (id int, payload text);\nALTER TABLE events ALTER COLUMN payload SET STORAGE EXTERNAL, ALTER COLUMN id TYPE bigint;";
+        assert!(pg("table-rewrite", up).is_empty());
+    }
 
     #[test]
     fn flags_rewrites() {
