@@ -3,8 +3,9 @@
 //! PostgreSQL: libpg_query (the `pg_query` crate), which is the parser of PostgreSQL itself, so
 //! a statement it accepts is one the server accepts, and one it rejects is one the server
 //! rejects. What it reads is summarised as a [`ServerParse`]: the statement's class, and the
-//! facts the data-loss, rename and index rules need (tables and columns dropped or renamed,
-//! indexes built), so those rules see the statement too.
+//! facts the rules need (tables, columns, indexes and views created, dropped or renamed,
+//! indexes rebuilt, columns set NOT NULL, changes that rewrite a table), so those rules see
+//! the statement too.
 //!
 //! MySQL and SQLite have no such parser to link: a few shapes that real projects use and that
 //! `sqlparser` refuses are recognised instead (see [`mysql`]).
@@ -30,6 +31,9 @@ pub struct ServerParse {
     /// compares names (unquoted names arrive folded to lower case).
     pub table: Option<String>,
     pub facts: Vec<Fact>,
+    /// `DROP SCHEMA … CASCADE`: everything in the schema goes too, which the facts (names
+    /// without their schema) cannot list.
+    pub drops_schema_cascade: bool,
 }
 
 /// What a rule may need to know about a statement only the server's grammar could read.
@@ -169,6 +173,7 @@ impl ServerParse {
             why,
             table: None,
             facts: Vec::new(),
+            drops_schema_cascade: false,
         }
     }
 
@@ -518,6 +523,7 @@ fn drop(d: &DropStmt, text: &str) -> ServerParse {
         _ => ServerParse::new(Contract, DROPS_OBJECT),
     };
     let cascade = DropBehavior::try_from(d.behavior) == Ok(DropBehavior::DropCascade);
+    p.drops_schema_cascade = cascade && kind == Obj::ObjectSchema;
     for name in d.objects.iter().filter_map(last_name) {
         let at = word_offset(text, &name).unwrap_or(0);
         match kind {

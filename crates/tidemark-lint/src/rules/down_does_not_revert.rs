@@ -57,6 +57,12 @@ impl Undone {
                 (Err(_), None) => return None,
             };
             match ast {
+                // Everything in the schema goes with it, and names here leave schemas out.
+                Statement::Drop {
+                    object_type: ObjectType::Schema,
+                    cascade: true,
+                    ..
+                } => return None,
                 Statement::Drop {
                     object_type, names, ..
                 } => {
@@ -112,7 +118,7 @@ impl Undone {
     /// What a statement only the server's grammar read undoes, from its facts; None when
     /// what it does is opaque (a `DO` block, `PREPARE`), which may undo anything.
     fn read_server(&mut self, p: &ServerParse) -> Option<()> {
-        if p.class == MigrationClass::Unknown {
+        if p.class == MigrationClass::Unknown || p.drops_schema_cascade {
             return None;
         }
         for fact in &p.facts {
@@ -339,9 +345,11 @@ impl Rule for DownDoesNotRevert {
                 (Err(_), None) => continue,
             };
             for (object, index_on) in objects {
-                // An index goes away with its table, or with any column it is built on.
+                // An index goes away with its table (or materialized view), or with any
+                // column it is built on.
                 let goes_with = index_on.is_some_and(|on| {
                     dropped_tables.contains(&on.table)
+                        || undone.views.contains(&on.table)
                         || on
                             .columns
                             .iter()
@@ -451,6 +459,21 @@ mod tests {
             )
             .is_empty(),
             "dropping the column an index is built on drops the index"
+        );
+        // An index on a materialized view goes with the view; a schema dropped with CASCADE
+        // takes everything in it (names here leave schemas out: no static verdict).
+        let up =
+            "CREATE MATERIALIZED VIEW m AS SELECT 1 AS id;\nCREATE UNIQUE INDEX m_id ON m (id);";
+        assert!(check(up, "DROP MATERIALIZED VIEW m;", None).is_empty());
+        let up = "CREATE SCHEMA utils;\nCREATE TABLE utils.saved (id int);";
+        assert!(check(up, "DROP SCHEMA utils CASCADE;", None).is_empty());
+        assert!(
+            check(
+                up,
+                "DROP SCHEMA IF EXISTS utils CASCADE;\nREINDEX TABLE x;",
+                None
+            )
+            .is_empty()
         );
         // A down script the server's grammar reads but whose effect is opaque (a DO block):
         // still no static verdict.

@@ -84,7 +84,7 @@ pub(crate) fn parsed<'u>(unit: &'u Unit) -> impl Iterator<Item = (&'u Stmt, &'u 
 }
 
 /// What the server's grammar read in the up script's statements `sqlparser` could not read
-/// (see [`crate::server`]): the facts the data-loss, rename and index rules need.
+/// (see [`crate::server`]): the facts the data-loss, rename, index, lock and rewrite rules need.
 pub(crate) fn server_facts<'u>(unit: &'u Unit) -> impl Iterator<Item = (&'u Stmt, &'u Fact)> {
     unit.up
         .stmts
